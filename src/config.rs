@@ -1,0 +1,308 @@
+//! One typed configuration: defaults < config file < environment < command-line flags.
+//! `validate()` runs before anything binds or connects and names the offending setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Every setting Warden reads. Field paths are the `WARDEN_` environment names
+/// (`database.url` = `WARDEN_DATABASE__URL`, alias `WARDEN_DATABASE_URL`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub default_tenant: String,
+    #[serde(deserialize_with = "list_or_csv")]
+    pub bootstrap_admins: Vec<String>,
+    pub log_format: LogFormat,
+    pub limits: LimitsConfig,
+    #[serde(with = "humantime_serde")]
+    pub approval_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Longest a `Check` with `at_least_revision` waits for this replica to catch up.
+    #[serde(with = "humantime_serde")]
+    pub consistency_wait: Duration,
+    /// How often the change log is polled even when notifications flow.
+    #[serde(with = "humantime_serde")]
+    pub catch_up_interval: Duration,
+    /// Set by `serve --dev`, never from files or the environment.
+    #[serde(skip)]
+    pub dev: bool,
+    /// Set by `serve --no-migrate`.
+    #[serde(skip)]
+    pub skip_migrations: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    #[serde(serialize_with = "redacted")]
+    pub url: SecretString,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    #[serde(serialize_with = "redacted_opt")]
+    pub hs256_secret: Option<SecretString>,
+    #[serde(deserialize_with = "paths_or_csv")]
+    pub public_key_files: Vec<PathBuf>,
+    /// A JWKS file path.
+    pub jwks: Option<PathBuf>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub tenant_claim: String,
+    pub leeway_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_request_bytes: usize,
+    pub max_concurrent_rpcs: usize,
+    #[serde(with = "humantime_serde")]
+    pub rpc_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            default_tenant: "default".into(),
+            bootstrap_admins: Vec::new(),
+            log_format: LogFormat::Text,
+            limits: LimitsConfig::default(),
+            approval_ttl: Duration::from_secs(7 * 24 * 3600),
+            shutdown_grace: Duration::from_secs(20),
+            consistency_wait: Duration::from_secs(2),
+            catch_up_interval: Duration::from_secs(1),
+            dev: false,
+            skip_migrations: false,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: SecretString::from("sqlite://warden.db?mode=rwc"), max_connections: 10, connect_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl DatabaseConfig {
+    /// Defaults, at `url` (tests).
+    pub fn at(url: &str) -> Self {
+        Self { url: SecretString::from(url.to_owned()), ..Self::default() }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            hs256_secret: None,
+            public_key_files: Vec::new(),
+            jwks: None,
+            issuer: None,
+            audience: None,
+            tenant_claim: "tenant".into(),
+            leeway_seconds: 5,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_request_bytes: 4 * 1024 * 1024, max_concurrent_rpcs: 1024, rpc_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// The short environment names OPERATIONS.md documents, and the setting each one sets.
+const ENV_ALIASES: [(&str, &str); 10] = [
+    ("database_url", "database.url"),
+    ("database_max_connections", "database.max_connections"),
+    ("auth_hs256_secret", "auth.hs256_secret"),
+    ("auth_public_key_files", "auth.public_key_files"),
+    ("auth_jwks", "auth.jwks"),
+    ("auth_issuer", "auth.issuer"),
+    ("auth_audience", "auth.audience"),
+    ("auth_tenant_claim", "auth.tenant_claim"),
+    ("auth_leeway_seconds", "auth.leeway_seconds"),
+    ("log_format", "log_format"),
+];
+
+/// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
+/// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
+/// Service named `warden`.
+const ENV_ROOTS: [&str; 12] = [
+    "listen_addr", "metrics_addr", "database", "auth", "default_tenant", "bootstrap_admins", "log_format",
+    "limits", "approval_ttl", "shutdown_grace", "consistency_wait", "catch_up_interval",
+];
+
+/// Values given on the command line; each overrides every other source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "database.url")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then `WARDEN_*`, then `overrides`.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("WARDEN_")
+            .map(|key| {
+                let lower = key.as_str().to_ascii_lowercase();
+                ENV_ALIASES
+                    .iter()
+                    .find(|(alias, _)| *alias == lower)
+                    .map_or_else(|| lower.replace("__", "."), |(_, path)| (*path).to_owned())
+                    .into()
+            })
+            .filter(|key| ENV_ROOTS.iter().any(|root| key.as_str() == *root || key.as_str().starts_with(&format!("{root}."))));
+
+        figment = figment.merge(env);
+        if let Some(addr) = &overrides.listen_addr {
+            figment = figment.merge(("listen_addr", addr));
+        }
+        if let Some(url) = &overrides.database_url {
+            figment = figment.merge(("database.url", url));
+        }
+        let config: Config = figment.extract().map_err(|e| describe_figment_error(&e))?;
+        Ok(config)
+    }
+
+    /// Refuses settings that cannot work, naming the setting; secrets are never echoed.
+    pub fn validate(&self) -> Result<(), String> {
+        use secrecy::ExposeSecret as _;
+        let url = self.database.url.expose_secret();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("database.url (WARDEN_DATABASE_URL): must start with sqlite:, postgres:// or postgresql://".into());
+        }
+        if self.database.max_connections == 0 {
+            return Err("database.max_connections (WARDEN_DATABASE_MAX_CONNECTIONS): must be at least 1".into());
+        }
+        crate::domain::TenantId::parse(&self.default_tenant)
+            .map_err(|_| "default_tenant (WARDEN_DEFAULT_TENANT): must be 1-64 letters, digits, '.', '_' or '-'".to_owned())?;
+        if self.auth.tenant_claim.is_empty() {
+            return Err("auth.tenant_claim (WARDEN_AUTH_TENANT_CLAIM): must not be empty".into());
+        }
+        if let Some(secret) = &self.auth.hs256_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err("auth.hs256_secret (WARDEN_AUTH_HS256_SECRET): must be at least 32 bytes".into());
+        }
+        let has_keys = self.auth.hs256_secret.is_some() || !self.auth.public_key_files.is_empty() || self.auth.jwks.is_some();
+        if !self.dev {
+            if !has_keys {
+                return Err("auth: no key configured; set WARDEN_AUTH_HS256_SECRET, WARDEN_AUTH_PUBLIC_KEY_FILES or WARDEN_AUTH_JWKS (or run `warden serve --dev` on a laptop)".into());
+            }
+            if self.auth.issuer.as_deref().is_none_or(str::is_empty) {
+                return Err("auth.issuer (WARDEN_AUTH_ISSUER): required outside --dev".into());
+            }
+            if self.auth.audience.as_deref().is_none_or(str::is_empty) {
+                return Err("auth.audience (WARDEN_AUTH_AUDIENCE): required outside --dev".into());
+            }
+        }
+        let tenant = crate::domain::TenantId::parse(&self.default_tenant).map_err(|e| e.to_string())?;
+        for admin in &self.bootstrap_admins {
+            crate::service::BootstrapAdmin::parse(admin, &tenant)
+                .map_err(|_| format!("bootstrap_admins (WARDEN_BOOTSTRAP_ADMINS): {admin:?} is not `subject` or `tenant/subject`"))?;
+        }
+        if self.limits.max_request_bytes < 1024 {
+            return Err("limits.max_request_bytes (WARDEN_LIMITS__MAX_REQUEST_BYTES): must be at least 1024".into());
+        }
+        if self.limits.max_concurrent_rpcs == 0 {
+            return Err("limits.max_concurrent_rpcs (WARDEN_LIMITS__MAX_CONCURRENT_RPCS): must be at least 1".into());
+        }
+        if self.limits.rpc_timeout.is_zero() {
+            return Err("limits.rpc_timeout (WARDEN_LIMITS__RPC_TIMEOUT): must be positive".into());
+        }
+        if self.approval_ttl.is_zero() {
+            return Err("approval_ttl (WARDEN_APPROVAL_TTL): must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+fn describe_figment_error(err: &figment::Error) -> String {
+    let path = err.path.join(".");
+    let env = if path.is_empty() { String::new() } else { format!(" (WARDEN_{})", path.to_ascii_uppercase().replace('.', "__")) };
+    let setting = if path.is_empty() { "configuration".to_owned() } else { path };
+    // figment's message may quote the value; for secrets only the kind of problem is shown.
+    let detail = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("unknown setting `{field}`"),
+        figment::error::Kind::InvalidType(actual, expected) => format!("expected {expected}, found {actual}"),
+        figment::error::Kind::Message(msg) if setting.contains("secret") || setting.contains("url") => {
+            let _ = msg;
+            "invalid value".to_owned()
+        }
+        other => other.to_string(),
+    };
+    format!("{setting}{env}: {detail}")
+}
+
+fn redacted<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("[redacted]")
+}
+
+fn redacted_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("[redacted]"),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ListOrCsv {
+    List(Vec<String>),
+    Csv(String),
+}
+
+impl ListOrCsv {
+    fn items(self) -> Vec<String> {
+        match self {
+            ListOrCsv::List(v) => v,
+            ListOrCsv::Csv(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// Lists come from TOML arrays or from comma-separated environment values.
+fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(ListOrCsv::deserialize(d)?.items())
+}
+
+fn paths_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    Ok(ListOrCsv::deserialize(d)?.items().into_iter().map(PathBuf::from).collect())
+}

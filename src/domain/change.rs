@@ -1,0 +1,57 @@
+//! What a committed write changed: the index deltas other replicas replay, and the audit records.
+//!
+//! Deltas are serialised into the change log (`changes` table), so their serde form is a stored
+//! format: add variants and optional fields, never rename.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::{AssignmentId, ChangeRequestId, GroupId, IdentityId, PermissionId, Revision, RoleId, TenantId};
+use super::model::IdentityKind;
+
+/// One change to the authorization index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Delta {
+    PermissionPut { id: PermissionId, name: String },
+    PermissionRemoved { id: PermissionId },
+    /// The role's complete, current permission set.
+    RolePut { id: RoleId, name: String, permissions: Vec<PermissionId> },
+    RoleRemoved { id: RoleId },
+    AssignmentPut {
+        id: AssignmentId,
+        role: RoleId,
+        identity: IdentityId,
+        kind: IdentityKind,
+        expire_time: Option<DateTime<Utc>>,
+    },
+    AssignmentRemoved { id: AssignmentId },
+    GroupMembersAdded { group: GroupId, members: Vec<IdentityId> },
+    GroupMembersRemoved { group: GroupId, members: Vec<IdentityId> },
+    GroupRemoved { group: GroupId },
+    /// A pending change request that would grant `role` to `identity` (explain on deny).
+    PendingGrantPut { id: ChangeRequestId, role: RoleId, identity: IdentityId },
+    PendingGrantRemoved { id: ChangeRequestId },
+}
+
+/// One committed transaction as the change log stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub revision: Revision,
+    pub tenant: TenantId,
+    pub time: DateTime<Utc>,
+    /// e.g. `role.created`, `assignment.revoked`.
+    pub kind: String,
+    pub target: String,
+    pub deltas: Vec<Delta>,
+}
+
+/// One audit event a mutation writes, before the store stamps revision, actor and time on it.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub target_kind: &'static str,
+    pub target_id: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub reason: String,
+}

@@ -1,0 +1,180 @@
+//! The one error type every layer returns. No transport or storage types here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One problem with one request field, reported as a `BadRequest` field violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self { field: field.into(), description: description.into() }
+    }
+}
+
+/// Machine-readable reasons carried in `ErrorInfo.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    Conflict,
+    EtagMismatch,
+    PermissionNotInRole,
+    SystemRoleImmutable,
+    SystemPermissionImmutable,
+    ReservedName,
+    PermissionInUse,
+    RoleInUse,
+    GroupInUse,
+    AssignmentImmutable,
+    IdempotencyKeyReused,
+    ChangeRequestNotPending,
+    SelfApproval,
+    Unavailable,
+    RevisionOutOfRange,
+    Internal,
+}
+
+impl Reason {
+    /// The SCREAMING_SNAKE code clients match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidArgument => "INVALID_ARGUMENT",
+            Reason::NotFound => "NOT_FOUND",
+            Reason::AlreadyExists => "ALREADY_EXISTS",
+            Reason::PermissionDenied => "PERMISSION_DENIED",
+            Reason::Conflict => "CONFLICT",
+            Reason::EtagMismatch => "ETAG_MISMATCH",
+            Reason::PermissionNotInRole => "PERMISSION_NOT_IN_ROLE",
+            Reason::SystemRoleImmutable => "SYSTEM_ROLE_IMMUTABLE",
+            Reason::SystemPermissionImmutable => "SYSTEM_PERMISSION_IMMUTABLE",
+            Reason::ReservedName => "RESERVED_NAME",
+            Reason::PermissionInUse => "PERMISSION_IN_USE",
+            Reason::RoleInUse => "ROLE_IN_USE",
+            Reason::GroupInUse => "GROUP_IN_USE",
+            Reason::AssignmentImmutable => "ASSIGNMENT_IMMUTABLE",
+            Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Reason::ChangeRequestNotPending => "CHANGE_REQUEST_NOT_PENDING",
+            Reason::SelfApproval => "SELF_APPROVAL",
+            Reason::Unavailable => "UNAVAILABLE",
+            Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",
+            Reason::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("request is invalid: {}", describe(.0))]
+    Invalid(Vec<FieldProblem>),
+    /// One or more referenced records do not exist; `keys` lists every missing one.
+    #[error("{kind} not found: {}", .keys.join(", "))]
+    NotFound { kind: &'static str, keys: Vec<String> },
+    #[error("{kind} '{key}' already exists")]
+    AlreadyExists { kind: &'static str, key: String, existing_id: Option<String> },
+    #[error("{message}")]
+    Precondition { reason: Reason, message: String, metadata: BTreeMap<String, String> },
+    #[error("caller lacks: {}", .missing.join(", "))]
+    Denied { missing: Vec<String> },
+    /// Optimistic concurrency failed (etag) or a concurrent change won.
+    #[error("{message}")]
+    Aborted { reason: Reason, message: String },
+    #[error("{message}")]
+    Unavailable { message: String },
+    #[error("{message}")]
+    OutOfRange { message: String },
+    #[error("{message}")]
+    DeadlineExceeded { message: String, metadata: BTreeMap<String, String> },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn describe(problems: &[FieldProblem]) -> String {
+    problems.iter().map(|p| format!("{}: {}", p.field, p.description)).collect::<Vec<_>>().join("; ")
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldProblem::new(field, description)])
+    }
+
+    pub fn not_found(kind: &'static str, key: impl Into<String>) -> Self {
+        Error::NotFound { kind, keys: vec![key.into()] }
+    }
+
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
+        Error::Precondition { reason, message: message.into(), metadata: BTreeMap::new() }
+    }
+
+    /// Adds one `ErrorInfo.metadata` entry to a precondition failure.
+    pub fn with_meta(mut self, key: &str, value: impl Into<String>) -> Self {
+        if let Error::Precondition { metadata, .. } | Error::DeadlineExceeded { metadata, .. } =
+            &mut self
+        {
+            metadata.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+
+    pub fn conflict() -> Self {
+        Error::Aborted { reason: Reason::Conflict, message: "a concurrent change won; retry".into() }
+    }
+
+    /// The `ErrorInfo.reason` for this error.
+    pub fn reason(&self) -> Reason {
+        match self {
+            Error::Invalid(_) => Reason::InvalidArgument,
+            Error::NotFound { .. } => Reason::NotFound,
+            Error::AlreadyExists { .. } => Reason::AlreadyExists,
+            Error::Precondition { reason, .. } | Error::Aborted { reason, .. } => *reason,
+            Error::Denied { .. } => Reason::PermissionDenied,
+            Error::Unavailable { .. } | Error::DeadlineExceeded { .. } => Reason::Unavailable,
+            Error::OutOfRange { .. } => Reason::RevisionOutOfRange,
+            Error::Internal(_) => Reason::Internal,
+        }
+    }
+
+    /// The `ErrorInfo.metadata` for this error: what collided, what is missing.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        let mut meta = BTreeMap::new();
+        match self {
+            Error::NotFound { kind, keys } => {
+                meta.insert("kind".into(), (*kind).into());
+                meta.insert("missing".into(), keys.join(","));
+            }
+            Error::AlreadyExists { kind, key, existing_id } => {
+                meta.insert("kind".into(), (*kind).into());
+                meta.insert("key".into(), key.clone());
+                if let Some(id) = existing_id {
+                    meta.insert("existing_id".into(), id.clone());
+                }
+            }
+            Error::Precondition { metadata, .. } | Error::DeadlineExceeded { metadata, .. } => {
+                meta.clone_from(metadata);
+            }
+            Error::Denied { missing } => {
+                meta.insert("missing_permissions".into(), missing.join(","));
+            }
+            Error::Invalid(_)
+            | Error::Aborted { .. }
+            | Error::Unavailable { .. }
+            | Error::OutOfRange { .. }
+            | Error::Internal(_) => {}
+        }
+        meta
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,286 @@
+//! Bearer-JWT authentication as a tower layer: every RPC but health and reflection carries a
+//! valid token, and its `sub` and tenant claim become the `Caller` in the request extensions.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret as _;
+use serde_json::{Map, Value};
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::config::AuthConfig;
+use crate::domain::{Caller, IdentityId, TenantId};
+
+/// Reachable without a token: probes and grpcurl discovery, nothing else.
+const OPEN_PREFIXES: [&str; 3] = [
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+struct Key {
+    algorithm: Algorithm,
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
+/// Checks tokens against the configured keys, issuer, audience and clock leeway.
+pub struct Verifier {
+    keys: Vec<Key>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    tenant_claim: String,
+    default_tenant: TenantId,
+    leeway: u64,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier").field("keys", &self.keys.len()).field("issuer", &self.issuer).field("audience", &self.audience).finish()
+    }
+}
+
+impl Verifier {
+    /// Loads every configured key; an unreadable or unusable key names its setting.
+    pub fn from_config(auth: &AuthConfig, default_tenant: TenantId) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        if let Some(secret) = &auth.hs256_secret {
+            keys.push(Key { algorithm: Algorithm::HS256, kid: None, key: DecodingKey::from_secret(secret.expose_secret().as_bytes()) });
+        }
+        for path in &auth.public_key_files {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("auth.public_key_files (WARDEN_AUTH_PUBLIC_KEY_FILES): cannot read {}: {e}", path.display()))?;
+            keys.push(public_key(&pem).ok_or_else(|| {
+                format!("auth.public_key_files (WARDEN_AUTH_PUBLIC_KEY_FILES): {} is not an RSA, EC P-256 or Ed25519 public key PEM", path.display())
+            })?);
+        }
+        if let Some(path) = &auth.jwks {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): cannot read {}: {e}", path.display()))?;
+            let set: JwkSet = serde_json::from_str(&text).map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): not a JWKS document: {e}"))?;
+            for jwk in &set.keys {
+                let algorithm = jwk
+                    .common
+                    .key_algorithm
+                    .and_then(|a| a.to_string().parse::<Algorithm>().ok())
+                    .ok_or_else(|| "auth.jwks (WARDEN_AUTH_JWKS): every key needs an `alg`".to_owned())?;
+                if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                    return Err("auth.jwks (WARDEN_AUTH_JWKS): symmetric keys are not accepted from a JWKS".into());
+                }
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): unusable key: {e}"))?;
+                keys.push(Key { algorithm, kid: jwk.common.key_id.clone(), key });
+            }
+        }
+        Ok(Self {
+            keys,
+            issuer: auth.issuer.clone().filter(|s| !s.is_empty()),
+            audience: auth.audience.clone().filter(|s| !s.is_empty()),
+            tenant_claim: auth.tenant_claim.clone(),
+            default_tenant,
+            leeway: auth.leeway_seconds,
+        })
+    }
+
+    /// The caller a token proves, or UNAUTHENTICATED saying what is wrong (never echoing keys).
+    pub fn verify(&self, token: &str) -> Result<(IdentityId, TenantId), Status> {
+        // decode_header refuses `alg: none` and unknown algorithms outright.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Status::unauthenticated("malformed bearer token"))?;
+        // Only keys made for the header's algorithm are tried, so an RSA public key can never
+        // be used as an HMAC secret (algorithm confusion).
+        let candidates = self.keys.iter().filter(|k| {
+            k.algorithm == header.alg && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+        });
+        let mut last = Status::unauthenticated("token is signed with an algorithm or key Warden does not accept");
+        for key in candidates {
+            let mut validation = Validation::new(key.algorithm);
+            validation.leeway = self.leeway;
+            validation.validate_nbf = true;
+            validation.validate_exp = true;
+            let mut required = vec!["exp", "sub"];
+            match &self.issuer {
+                Some(iss) => {
+                    validation.set_issuer(&[iss]);
+                    required.push("iss");
+                }
+                None => validation.iss = None,
+            }
+            match &self.audience {
+                Some(aud) => {
+                    validation.set_audience(&[aud]);
+                    required.push("aud");
+                }
+                None => validation.validate_aud = false,
+            }
+            validation.set_required_spec_claims(&required);
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+                Ok(data) => return self.caller_of(&data.claims),
+                Err(e) => last = Status::unauthenticated(describe(&e)),
+            }
+        }
+        Err(last)
+    }
+
+    fn caller_of(&self, claims: &Map<String, Value>) -> Result<(IdentityId, TenantId), Status> {
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .and_then(|s| IdentityId::parse("sub", s).ok())
+            .ok_or_else(|| Status::unauthenticated("token `sub` must be 1-256 printable characters"))?;
+        // A present but malformed tenant claim is refused: falling back to the default tenant
+        // would hand a token meant for another tenant the default tenant's data.
+        let tenant = match claims.get(&self.tenant_claim) {
+            None => self.default_tenant.clone(),
+            Some(Value::String(t)) => TenantId::parse(t)
+                .map_err(|_| Status::unauthenticated(format!("token claim `{}` is not a valid tenant id", self.tenant_claim)))?,
+            Some(_) => return Err(Status::unauthenticated(format!("token claim `{}` must be a string", self.tenant_claim))),
+        };
+        Ok((subject, tenant))
+    }
+}
+
+fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::ExpiredSignature => "token has expired",
+        ErrorKind::ImmatureSignature => "token is not valid yet (nbf)",
+        ErrorKind::InvalidIssuer => "token issuer is not accepted",
+        ErrorKind::InvalidAudience => "token audience is not accepted",
+        ErrorKind::InvalidSignature => "token signature does not verify",
+        ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (exp, sub, iss, aud)",
+        _ => "token is invalid",
+    }
+}
+
+fn public_key(pem: &[u8]) -> Option<Key> {
+    // Each constructor checks the PEM's key type, so at most one of them accepts it.
+    let (algorithm, key) = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+        (Algorithm::RS256, key)
+    } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+        (Algorithm::ES256, key)
+    } else {
+        (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem).ok()?)
+    };
+    Some(Key { algorithm, kid: None, key })
+}
+
+/// Mints an HS256 token (`warden token`, `serve --dev`, tests).
+pub fn mint_hs256(secret: &str, subject: &str, tenant: Option<&str>, tenant_claim: &str, issuer: Option<&str>, audience: Option<&str>, ttl: std::time::Duration) -> Result<String, String> {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = Map::new();
+    claims.insert("sub".into(), subject.into());
+    claims.insert("iat".into(), now.into());
+    claims.insert("nbf".into(), now.into());
+    claims.insert("exp".into(), (now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)).into());
+    if let Some(t) = tenant {
+        claims.insert(tenant_claim.into(), t.into());
+    }
+    if let Some(iss) = issuer {
+        claims.insert("iss".into(), iss.into());
+    }
+    if let Some(aud) = audience {
+        claims.insert("aud".into(), aud.into());
+    }
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).map_err(|e| e.to_string())
+}
+
+/// The layer that puts a `Caller` on every authenticated request.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    verifier: Arc<Verifier>,
+}
+
+impl AuthLayer {
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner, verifier: Arc::clone(&self.verifier) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // Use the instance poll_ready prepared; leave a fresh clone for the next call.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let path = req.uri().path().to_owned();
+        if !OPEN_PREFIXES.iter().any(|open| path.starts_with(open)) {
+            match self.authenticate(&req, &path) {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                }
+                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+            }
+        }
+        Box::pin(inner.call(req))
+    }
+}
+
+impl<S> AuthService<S> {
+    fn authenticate<B>(&self, req: &http::Request<B>, path: &str) -> Result<Caller, Status> {
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Status::unauthenticated("authorization metadata must be `Bearer <token>`"))?;
+        let (subject, tenant) = self.verifier.verify(token)?;
+        Ok(Caller { subject, tenant, request_id: request_id(req), rpc: path.to_owned(), trace_id: trace_id(req) })
+    }
+}
+
+/// The client's `x-request-id` when it is sane, else a fresh one.
+fn request_id<B>(req: &http::Request<B>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+/// The trace id of a W3C `traceparent` header, if one was sent.
+fn trace_id<B>(req: &http::Request<B>) -> String {
+    req.headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_default()
+        .to_owned()
+}

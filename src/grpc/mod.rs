@@ -1,0 +1,76 @@
+//! The gRPC edge: the only module that sees proto types, `tonic::Status` and metadata.
+
+mod auth;
+mod convert;
+mod pending;
+mod permissions;
+mod roles;
+mod status;
+
+use std::sync::Arc;
+
+use tonic::transport::Server;
+use tonic::transport::server::Router;
+use tonic::{Request, Status};
+
+use crate::config::LimitsConfig;
+use crate::domain::Caller;
+use crate::proto::{FILE_DESCRIPTOR_SET, pb};
+use crate::service::Service;
+
+pub use auth::{AuthLayer, Verifier, mint_hs256};
+
+/// Every `warden.v1` service name, for health reporting.
+pub const SERVICE_NAMES: [&str; 7] = [
+    "warden.v1.PermissionService",
+    "warden.v1.RoleService",
+    "warden.v1.AssignmentService",
+    "warden.v1.ChangeRequestService",
+    "warden.v1.GroupService",
+    "warden.v1.AuthorizationService",
+    "warden.v1.AuditService",
+];
+
+/// The caller the auth layer established. Missing only if a route skipped the layer.
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+}
+
+/// Builds the server: layers, the warden services, health and reflection v1 + v1alpha.
+pub fn router(
+    service: Service,
+    verifier: Arc<Verifier>,
+    health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    limits: &LimitsConfig,
+) -> Result<Router<tower::layer::util::Stack<AuthLayer, tower::layer::util::Identity>>, anyhow::Error> {
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // grpcurl 1.8 speaks only v1alpha.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let max = limits.max_request_bytes;
+    let pending = pending::NotYetImplemented;
+    let router = Server::builder()
+        .timeout(limits.rpc_timeout)
+        .concurrency_limit_per_connection(limits.max_concurrent_rpcs)
+        // Auth runs innermost, after transport limits, and lets health and reflection through.
+        .layer(AuthLayer::new(verifier))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(
+            pb::permission_service_server::PermissionServiceServer::new(permissions::PermissionApi { service: service.clone() })
+                .max_decoding_message_size(max),
+        )
+        .add_service(pb::role_service_server::RoleServiceServer::new(roles::RoleApi { service }).max_decoding_message_size(max))
+        .add_service(pb::assignment_service_server::AssignmentServiceServer::new(pending).max_decoding_message_size(max))
+        .add_service(pb::change_request_service_server::ChangeRequestServiceServer::new(pending).max_decoding_message_size(max))
+        .add_service(pb::group_service_server::GroupServiceServer::new(pending).max_decoding_message_size(max))
+        .add_service(pb::authorization_service_server::AuthorizationServiceServer::new(pending).max_decoding_message_size(max))
+        .add_service(pb::audit_service_server::AuditServiceServer::new(pending).max_decoding_message_size(max));
+    Ok(router)
+}

@@ -1,0 +1,141 @@
+//! CLI dispatch only: parse, then serve, migrate or mint a token.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use warden::cli::{Cli, Command};
+use warden::config::{Config, Overrides};
+use warden::{App, telemetry};
+
+const DEV_DATABASE: &str = "sqlite://warden-dev.db?mode=rwc";
+const DEV_ADMIN: &str = "dev-admin";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { dev, no_migrate, listen_addr, database_url } => {
+            let overrides = Overrides { listen_addr, database_url };
+            let mut config = Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
+            config.skip_migrations = no_migrate;
+            telemetry::init(config.log_format);
+            if dev {
+                prepare_dev(&mut config);
+            }
+            let app = App::build(config.clone()).await?;
+            if dev {
+                print_dev_banner(&config, app.local_addr())?;
+            }
+            app.run_until(shutdown_signal()).await
+        }
+        Command::Migrate { database_url } => {
+            let overrides = Overrides { listen_addr: None, database_url };
+            let config = Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
+            telemetry::init(config.log_format);
+            let store = warden::app::connect(&config).await?;
+            store.migrate().await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            store.close().await;
+            eprintln!("migrations applied");
+            Ok(())
+        }
+        Command::Token { sub, tenant, ttl } => {
+            let config = Config::load(cli.config.as_deref(), &Overrides::default()).map_err(anyhow::Error::msg)?;
+            let secret = config
+                .auth
+                .hs256_secret
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("auth.hs256_secret (WARDEN_AUTH_HS256_SECRET) is not set; `warden token` signs with it"))?;
+            let token = warden::grpc::mint_hs256(
+                secret.expose_secret(),
+                &sub,
+                tenant.as_deref(),
+                &config.auth.tenant_claim,
+                config.auth.issuer.as_deref(),
+                config.auth.audience.as_deref(),
+                ttl,
+            )
+            .map_err(anyhow::Error::msg)?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// Dev mode: the dev database unless one is configured, a random secret unless one is
+/// configured, and `dev-admin` bootstrapped.
+fn prepare_dev(config: &mut Config) {
+    config.dev = true;
+    if config.database.url.expose_secret() == Config::default().database.url.expose_secret() {
+        config.database.url = SecretString::from(DEV_DATABASE);
+    }
+    if config.auth.hs256_secret.is_none() {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        config.auth.hs256_secret = Some(SecretString::from(secret));
+    }
+    if !config.bootstrap_admins.iter().any(|a| a == DEV_ADMIN) {
+        config.bootstrap_admins.push(DEV_ADMIN.to_owned());
+    }
+}
+
+fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let secret = config.auth.hs256_secret.as_ref().map(|s| s.expose_secret().to_owned()).unwrap_or_default();
+    let token = warden::grpc::mint_hs256(
+        &secret,
+        DEV_ADMIN,
+        None,
+        &config.auth.tenant_claim,
+        config.auth.issuer.as_deref(),
+        config.auth.audience.as_deref(),
+        std::time::Duration::from_secs(24 * 3600),
+    )
+    .map_err(anyhow::Error::msg)?;
+    println!("Warden dev server on {addr} (database: {}).", if config.database.url.expose_secret() == DEV_DATABASE { "./warden-dev.db" } else { "configured" });
+    println!("Admin token for `{DEV_ADMIN}` (valid 24h):\n\n{token}\n");
+    println!("Try it:\n");
+    println!(
+        "grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{\"name\": \"docs:read\", \"description\": \"Read documents\"}}' {addr} warden.v1.PermissionService/CreatePermission\n"
+    );
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

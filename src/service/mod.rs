@@ -1,0 +1,109 @@
+//! Use-cases: the API's own authorization, the no-escalation rule, transactions and keeping the
+//! index current. Knows the store and the engine, never tonic.
+
+mod bootstrap;
+mod catalogue;
+mod paging;
+mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::builtin::perm;
+use crate::domain::{Caller, Change, Clock, Error, Impact, Revision};
+use crate::engine::Engine;
+use crate::store::{Store, WriteTx};
+
+pub use bootstrap::BootstrapAdmin;
+pub use catalogue::{RoleChange, RoleUpdate};
+pub use paging::PageRequest;
+pub use sync::Sync;
+
+/// Options every mutating request carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteOptions {
+    /// Validate and compute the impact, change nothing.
+    pub dry_run: bool,
+    pub wait_for_propagation: bool,
+}
+
+/// The result of a mutation that may take access away or grant it.
+#[derive(Debug, Clone)]
+pub struct Outcome<T> {
+    pub value: T,
+    pub revision: Revision,
+    /// Set on dry runs.
+    pub impact: Option<Impact>,
+}
+
+/// Every use-case, shared by all handlers.
+#[derive(Debug, Clone)]
+pub struct Service {
+    store: Store,
+    engine: Arc<Engine>,
+    sync: Arc<Sync>,
+    clock: Arc<dyn Clock>,
+    /// How long `at_least_revision` may wait for this replica to catch up.
+    consistency_wait: Duration,
+}
+
+impl Service {
+    pub fn new(store: Store, engine: Arc<Engine>, sync: Arc<Sync>, clock: Arc<dyn Clock>, consistency_wait: Duration) -> Self {
+        Self { store, engine, sync, clock, consistency_wait }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// PERMISSION_DENIED unless the caller holds `permission` in its own tenant right now.
+    fn authorize(&self, caller: &Caller, permission: &'static str) -> Result<(), Error> {
+        let missing = self.engine.missing(&caller.tenant, caller.subject.as_str(), &[permission], self.now());
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Denied { missing: vec![permission.to_owned()] })
+        }
+    }
+
+    /// No escalation (as in Kubernetes RBAC): granting a permission through a role needs the
+    /// caller to hold it, unless it holds `warden:roles:escalate`.
+    fn ensure_may_grant(&self, caller: &Caller, permissions: &[&str]) -> Result<(), Error> {
+        let now = self.now();
+        let who = caller.subject.as_str();
+        if self.engine.missing(&caller.tenant, who, &[perm::ROLES_ESCALATE], now).is_empty() {
+            return Ok(());
+        }
+        let mut missing: Vec<String> =
+            self.engine.missing(&caller.tenant, who, permissions, now).into_iter().map(str::to_owned).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort();
+        missing.dedup();
+        Err(Error::Denied { missing })
+    }
+
+    async fn begin(&self, caller: &Caller) -> Result<WriteTx, Error> {
+        self.store.begin_write(caller, self.now()).await
+    }
+
+    /// Commits `tx` and makes the change visible to this replica's index before returning;
+    /// on a dry run, rolls back and reports the impact instead.
+    async fn finish<T>(&self, tx: WriteTx, opts: WriteOptions, kind: &str, target: &str, value: T) -> Result<Outcome<T>, Error> {
+        if opts.dry_run {
+            let impact = self.engine.impact(tx.tenant(), tx.deltas(), tx.now);
+            drop(tx);
+            return Ok(Outcome { value, revision: self.engine.applied_revision(), impact: Some(impact) });
+        }
+        let change: Change = tx.commit(kind, target).await?;
+        self.sync.apply_own(&change).await?;
+        Ok(Outcome { value, revision: change.revision, impact: None })
+    }
+}

@@ -1,0 +1,103 @@
+//! Assignments: who holds which role.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use super::entity::{assignment, role};
+use super::{WriteTx, db_error, from_micros, is_unique_violation, micros, rev_from, rev_i64, stored_id};
+use crate::domain::{Assignment, AssignmentId, Error, Identity, IdentityId, IdentityKind, RoleId, TenantId};
+
+pub(super) const ACTIVE: &str = "ACTIVE";
+
+pub(super) fn to_assignment(m: assignment::Model, role_name: String) -> Result<Assignment, Error> {
+    Ok(Assignment {
+        id: stored_id(AssignmentId::parse, &m.id)?,
+        tenant: TenantId::parse(&m.tenant_id)?,
+        role_id: stored_id(RoleId::parse, &m.role_id)?,
+        role_name,
+        identity: Identity {
+            id: IdentityId::parse("identity", &m.identity_id)?,
+            kind: IdentityKind::parse(&m.identity_kind)
+                .ok_or_else(|| Error::Internal(anyhow::anyhow!("corrupt identity kind {:?}", m.identity_kind)))?,
+        },
+        is_immutable: m.is_immutable,
+        expire_time: m.expire_time.map(from_micros),
+        reason: m.reason,
+        create_time: from_micros(m.create_time),
+        update_time: from_micros(m.update_time),
+        revision: rev_from(m.revision),
+    })
+}
+
+async fn role_name(conn: &impl ConnectionTrait, role_id: &str) -> Result<String, Error> {
+    Ok(role::Entity::find_by_id(role_id.to_owned()).one(conn).await.map_err(db_error)?.map(|r| r.name).unwrap_or_default())
+}
+
+impl WriteTx {
+    /// Inserts an assignment; ALREADY_EXISTS (with the existing id) when the identity already
+    /// holds the role.
+    pub async fn insert_assignment(&self, a: &Assignment) -> Result<(), Error> {
+        let result = assignment::ActiveModel {
+            id: Set(a.id.to_string()),
+            tenant_id: Set(a.tenant.to_string()),
+            role_id: Set(a.role_id.to_string()),
+            identity_id: Set(a.identity.id.to_string()),
+            identity_kind: Set(a.identity.kind.as_str().to_owned()),
+            is_immutable: Set(a.is_immutable),
+            expire_time: Set(a.expire_time.map(micros)),
+            reason: Set(a.reason.clone()),
+            status: Set(ACTIVE.to_owned()),
+            create_time: Set(micros(a.create_time)),
+            update_time: Set(micros(a.update_time)),
+            revision: Set(rev_i64(a.revision)),
+        }
+        .insert(&self.txn)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => {
+                let existing = self.find_assignment_of(a.role_id, &a.identity.id).await?;
+                Err(Error::AlreadyExists {
+                    kind: "assignment",
+                    key: format!("{} -> {}", a.role_name, a.identity.id),
+                    existing_id: existing.map(|e| e.id.to_string()),
+                })
+            }
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    /// The assignment of `role` to `identity`, if any.
+    pub async fn find_assignment_of(&self, role: RoleId, identity: &IdentityId) -> Result<Option<Assignment>, Error> {
+        let row = assignment::Entity::find()
+            .filter(assignment::Column::TenantId.eq(self.tenant().as_str()))
+            .filter(assignment::Column::RoleId.eq(role.to_string()))
+            .filter(assignment::Column::IdentityId.eq(identity.as_str()))
+            .one(&self.txn)
+            .await
+            .map_err(db_error)?;
+        match row {
+            Some(m) => {
+                let name = role_name(&self.txn, &m.role_id).await?;
+                to_assignment(m, name).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Every assignment of `role`, oldest first.
+    pub async fn assignments_of_role(&self, role: RoleId) -> Result<Vec<Assignment>, Error> {
+        let name = role_name(&self.txn, &role.to_string()).await?;
+        let rows = assignment::Entity::find()
+            .filter(assignment::Column::RoleId.eq(role.to_string()))
+            .order_by_asc(assignment::Column::Id)
+            .all(&self.txn)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter().map(|m| to_assignment(m, name.clone())).collect()
+    }
+
+    pub async fn delete_assignment(&self, id: AssignmentId) -> Result<(), Error> {
+        assignment::Entity::delete_by_id(id.to_string()).exec(&self.txn).await.map_err(db_error)?;
+        Ok(())
+    }
+}

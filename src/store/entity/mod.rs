@@ -1,0 +1,13 @@
+//! One SeaORM entity per table, written by hand to match the migrations.
+
+pub mod assignment;
+pub mod audit_event;
+pub mod change;
+pub mod change_request;
+pub mod group;
+pub mod group_member;
+pub mod idempotency_key;
+pub mod permission;
+pub mod replica;
+pub mod role;
+pub mod role_permission;

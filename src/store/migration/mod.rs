@@ -1,0 +1,15 @@
+//! Schema migrations, in order. A merged migration is never edited; add a new one.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_schema;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_schema::Migration)]
+    }
+}

@@ -1,0 +1,260 @@
+//! Storage: the only module that imports `sea_orm`. Returns domain types and domain `Error`s;
+//! owns transactions, the revision counter, the change log and the audit trail.
+
+pub mod entity;
+pub mod migration;
+
+mod assignments;
+mod catalogue;
+mod changes;
+mod snapshot;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{
+    AccessMode, ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, Set, SqlErr, Statement, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
+
+pub use catalogue::{PermissionRef, Ref, RoleRef};
+pub use changes::NOTIFY_CHANNEL;
+
+/// The database, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// Connection settings, taken from `Config` by `app`.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Store {
+    /// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout so that concurrent
+    /// writers queue instead of failing.
+    pub async fn connect(options: &StoreOptions) -> Result<Self, Error> {
+        let mut opts = ConnectOptions::new(options.url.expose_secret().to_owned());
+        opts.max_connections(options.max_connections)
+            .min_connections(1)
+            .connect_timeout(options.connect_timeout)
+            .acquire_timeout(options.connect_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sqlx_sqlite_journal_wal())
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+                    .synchronous(sqlx_sqlite_sync_normal())
+            });
+        let db = Database::connect(opts)
+            .await
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("cannot connect to the database")))?;
+        Ok(Self { db })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        migration::Migrator::up(&self.db, None)
+            .await
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("migrations failed")))
+    }
+
+    /// True when the schema has migrations that are not applied yet.
+    pub async fn has_pending_migrations(&self) -> Result<bool, Error> {
+        let pending = migration::Migrator::get_pending_migrations(&self.db).await.map_err(db_error)?;
+        Ok(!pending.is_empty())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+    }
+
+    /// A cheap round trip, for health.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.db.ping().await.map_err(db_error)
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+
+    /// Starts a write: opens a transaction and takes the next revision. The counter row stays
+    /// locked until commit, so revisions commit in order and the change log has no gaps.
+    pub async fn begin_write(&self, caller: &Caller, now: DateTime<Utc>) -> Result<WriteTx, Error> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                txn.get_database_backend(),
+                "UPDATE revision_counter SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+            ))
+            .await
+            .map_err(db_error)?
+            .context("revision counter row is missing")?;
+        let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
+        Ok(WriteTx {
+            txn,
+            revision: Revision(u64::try_from(revision).context("negative revision")?),
+            now,
+            caller: caller.clone(),
+            deltas: Vec::new(),
+            audits: Vec::new(),
+        })
+    }
+
+    /// A read-only snapshot transaction (REPEATABLE READ on PostgreSQL).
+    async fn begin_snapshot(&self) -> Result<DatabaseTransaction, Error> {
+        self.db
+            .begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly))
+            .await
+            .map_err(db_error)
+    }
+
+    fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
+    sea_orm::sqlx::sqlite::SqliteJournalMode::Wal
+}
+
+fn sqlx_sqlite_sync_normal() -> sea_orm::sqlx::sqlite::SqliteSynchronous {
+    // WAL + NORMAL is durable across application crashes; only an OS crash may lose the last
+    // transactions, which is SQLite's documented trade-off for the embedded default.
+    sea_orm::sqlx::sqlite::SqliteSynchronous::Normal
+}
+
+/// One open write. Dropping it without `commit` rolls everything back (dry runs do exactly that).
+#[derive(Debug)]
+pub struct WriteTx {
+    txn: DatabaseTransaction,
+    /// The revision this write will commit as.
+    pub revision: Revision,
+    /// The instant every record of this write is stamped with.
+    pub now: DateTime<Utc>,
+    caller: Caller,
+    deltas: Vec<Delta>,
+    audits: Vec<AuditRecord>,
+}
+
+impl WriteTx {
+    pub fn tenant(&self) -> &TenantId {
+        &self.caller.tenant
+    }
+
+    /// Notes an index change this write makes.
+    pub fn record(&mut self, delta: Delta) {
+        self.deltas.push(delta);
+    }
+
+    /// Notes one audit event this write makes.
+    pub fn audit(&mut self, record: AuditRecord) {
+        self.audits.push(record);
+    }
+
+    pub fn deltas(&self) -> &[Delta] {
+        &self.deltas
+    }
+
+    /// Writes the change-log row and the audit events, wakes the other replicas (PostgreSQL
+    /// NOTIFY is delivered at commit) and commits. Returns the committed change.
+    pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
+        let WriteTx { txn, revision, now, caller, deltas, audits } = self;
+        let change = Change { revision, tenant: caller.tenant.clone(), time: now, kind: kind.to_owned(), target: target.to_owned(), deltas };
+        changes::insert_change(&txn, &change).await?;
+        for record in audits {
+            entity::audit_event::ActiveModel {
+                id: Set(AuditEventId::new().to_string()),
+                tenant_id: Set(caller.tenant.to_string()),
+                revision: Set(rev_i64(revision)),
+                time: Set(micros(now)),
+                actor: Set(caller.subject.to_string()),
+                rpc: Set(caller.rpc.clone()),
+                target_kind: Set(record.target_kind.to_owned()),
+                target_id: Set(record.target_id),
+                before: Set(record.before.map(|v| v.to_string())),
+                after: Set(record.after.map(|v| v.to_string())),
+                request_id: Set(caller.request_id.clone()),
+                trace_id: Set(caller.trace_id.clone()),
+                reason: Set(record.reason),
+            }
+            .insert(&txn)
+            .await
+            .map_err(db_error)?;
+        }
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [NOTIFY_CHANNEL.into(), revision.0.to_string().into()],
+            ))
+            .await
+            .map_err(db_error)?;
+        }
+        txn.commit().await.map_err(db_error)?;
+        Ok(change)
+    }
+}
+
+/// Driver messages stop here; clients see a domain error or "internal error".
+pub(crate) fn db_error(err: DbErr) -> Error {
+    if is_retryable(&err) {
+        return Error::conflict();
+    }
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_) | SqlErr::ForeignKeyConstraintViolation(_)) => Error::conflict(),
+        _ => Error::Internal(anyhow::Error::new(err).context("database call failed")),
+    }
+}
+
+/// Serialization failures, deadlocks (PostgreSQL 40001/40P01) and SQLite lock contention.
+fn is_retryable(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("40001")
+        || text.contains("40P01")
+        || text.contains("could not serialize")
+        || text.contains("deadlock detected")
+        || text.contains("database is locked")
+}
+
+/// True when `err` is a unique-constraint violation, so the caller can name what collided.
+pub(crate) fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+pub(crate) fn rev_i64(r: Revision) -> i64 {
+    i64::try_from(r.0).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn rev_from(r: i64) -> Revision {
+    Revision(u64::try_from(r).unwrap_or_default())
+}
+
+/// Parses an id the store wrote itself; a bad one means a corrupt row, not bad input.
+pub(crate) fn stored_id<T>(parse: fn(&str, &str) -> Result<T, Error>, raw: &str) -> Result<T, Error> {
+    parse("stored id", raw).map_err(|_| Error::Internal(anyhow::anyhow!("corrupt id in database: {raw:?}")))
+}
+
+/// Keyset pagination: the last key of the previous page, and how many to return.
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    pub after: Option<String>,
+    pub limit: u64,
+}
