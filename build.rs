@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("warden_descriptor.bin"))
-        .compile_protos(&files, &[PathBuf::from("proto"), protoc_bin_vendored::include_path()?])?;
+        .compile_protos(
+            &files,
+            &[PathBuf::from("proto"), protoc_bin_vendored::include_path()?],
+        )?;
     Ok(())
 }

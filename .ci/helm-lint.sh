@@ -26,11 +26,11 @@ esac
 LIB="$ENGINE_DIR/helm_sdkpy/_lib/$PLATFORM/libhelm_sdkpy.so"
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
 
+tmp=""
+trap '[ -z "$tmp" ] || rm -rf "$tmp"' EXIT
 install_engine() {
   mkdir -p "$TOOLS"
-  local tmp
   tmp="$(mktemp -d "$TOOLS/.helm-sdkpy.XXXXXX")"
-  trap 'rm -rf "$tmp"' RETURN
   echo "helm-lint: downloading helm-sdkpy $HELM_SDKPY_VERSION into $ENGINE_DIR"
   printf 'helm-sdkpy==%s --hash=sha256:%s\n' "$HELM_SDKPY_VERSION" "$HELM_SDKPY_SHA256" >"$tmp/requirements.txt"
   # The wheel is pure-Python-tagged (py3-none-any) and declares Python >= 3.12; only its
@@ -71,6 +71,7 @@ if ! "$PYTHON" -c 'import yaml' 2>/dev/null; then
 fi
 
 export HELM_SDKPY_LIB="$LIB"
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the work tree
 cd "$ROOT"
 status=0
 "$PYTHON" .ci/helm_lint.py || status=1

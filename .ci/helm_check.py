@@ -14,11 +14,13 @@ Run through .ci/helm-lint.sh, which installs the engine and sets HELM_SDKPY_LIB.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import helm_lint as hl  # noqa: E402
 
@@ -28,19 +30,31 @@ DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class Checker:
+    """Counts assertions; prints failures always, passes with HELM_CHECK_VERBOSE=1."""
+
     def __init__(self) -> None:
         self.passed = 0
         self.failed: list[str] = []
         self.section = ""
+        self.section_ok = 0
+        self.verbose = os.environ.get("HELM_CHECK_VERBOSE", "") not in ("", "0")
 
     def start(self, section: str) -> None:
+        self.end()
         self.section = section
+        self.section_ok = 0
         print(f"==> {section}")
+
+    def end(self) -> None:
+        if self.section:
+            print(f"    {self.section_ok} assertion(s) hold")
 
     def check(self, cond: bool, what: str, detail: str = "") -> bool:
         if cond:
             self.passed += 1
-            print(f"    ok   {what}")
+            self.section_ok += 1
+            if self.verbose:
+                print(f"    ok   {what}")
         else:
             msg = f"{what}" + (f": {detail}" if detail else "")
             self.failed.append(f"[{self.section}] {msg}")
@@ -339,7 +353,7 @@ def main() -> int:
     print(f"Helm engine: {helm.version}")
     c = Checker()
     good = {"database": {"url": "postgres://warden:pw@postgres:5432/warden"},
-            "auth": {"issuer": "https://issuer.example", "audience": "warden", "hs256Secret": "s3cret"}}
+            "auth": {"issuer": "https://issuer.example", "audience": "warden", "hs256Secret": "0123456789abcdef0123456789abcdef"}}
     cases = [
         ("default values", None, None, False),
         ("-f ci-values.yaml", hl.CI_VALUES, None, True),
@@ -362,6 +376,8 @@ def main() -> int:
         ("log format `xml`", {"logging": {"format": "xml"}}),
         ("negative preStopSleepSeconds", {"preStopSleepSeconds": -1}),
         ("unknown database scheme", {"database": {"url": "mysql://x"}}),
+        ("HS256 secret shorter than 32 bytes", {"auth": {"hs256Secret": "short"}}),
+        ("malformed bootstrap admin", {"bootstrapAdmins": ["a,b"]}),
     ]
     for label, overrides in bad_values:
         with tempfile.TemporaryDirectory(prefix="warden-bad-") as tmp:
@@ -372,12 +388,14 @@ def main() -> int:
         ("both pdb.minAvailable and pdb.maxUnavailable", {**good, "pdb": {"maxUnavailable": 1}}, "set only one"),
         ("public keys Secret without files", {**good, "auth": {**good["auth"], "publicKeys": {"existingSecret": "k"}}}, "publicKeys.files"),
         ("no database URL and no existingSecret", {"auth": good["auth"]}, "database.url is required"),
+        ("no token key at all", {"database": good["database"], "auth": {"issuer": "i", "audience": "a"}}, "no token key configured"),
         ("no issuer", {"database": good["database"], "auth": {"audience": "a"}}, "auth.issuer is required"),
     ]
     for label, overrides, needle in bad_combos:
         rendered = hl.render(helm, hl.CHART, None, overrides)
         c.check(any(needle in m for m in rendered["messages"]), f"install would stop on {label}", "; ".join(rendered["messages"]) or "no message")
 
+    c.end()
     print()
     if c.failed:
         print(f"helm check FAILED: {len(c.failed)} of {c.passed + len(c.failed)} assertions failed:")

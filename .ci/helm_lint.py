@@ -37,6 +37,7 @@ helm/warden/ci-values.yaml. Exits 1 on any lint error or warning (like `helm lin
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import ctypes
 import json
@@ -72,6 +73,7 @@ class Helm:
         # Keep Helm's cache/config/data out of $HOME and make the run independent of any cluster
         # configuration on the machine. Set before the Go runtime starts (it copies environ).
         self._home = tempfile.mkdtemp(prefix="warden-helm-home-")
+        atexit.register(shutil.rmtree, self._home, True)
         for var, sub in (("HELM_CACHE_HOME", "cache"), ("HELM_CONFIG_HOME", "config"), ("HELM_DATA_HOME", "data")):
             os.environ[var] = os.path.join(self._home, sub)
         os.environ["KUBECONFIG"] = os.path.join(self._home, "no-kubeconfig")
@@ -209,8 +211,9 @@ def schema_problems(schema: dict, value, path: str = "") -> list[str]:
             out.append(f"{where}: must not be empty")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             out.append(f"{where}: longer than {schema['maxLength']}")
-    if "oneOf" in schema and not any(not schema_problems(s, value, path) for s in schema["oneOf"]):
-        out.append(f"{where}: {value!r} matches none of the allowed forms")
+    for key in ("oneOf", "anyOf"):
+        if key in schema and not any(not schema_problems(s, value, path) for s in schema[key]):
+            out.append(f"{where}: {value!r} matches none of the allowed forms" + (f" ({schema['description']})" if "description" in schema else ""))
     if isinstance(value, dict):
         props = schema.get("properties", {})
         for key in schema.get("required", []):
@@ -337,10 +340,13 @@ def lint_one(helm: Helm, chart: Path, values_file: Path | None) -> list[str]:
             result, log = helm.lint_capturing_stderr(chart_with_values(chart, values_file, Path(tmp)))
         label += f" -f {values_file.relative_to(ROOT) if values_file.is_relative_to(ROOT) else values_file}"
     print_lint(label, result)
-    # Helm's lint mode turns `required`/`fail` into log lines: show them (an install would stop there).
-    for line in log.splitlines():
-        if line.strip():
-            print(f"    engine log: {line.strip()}")
+    # Helm's lint mode turns `required`/`fail` into log lines instead of errors: show them, since
+    # `helm install` with these values would stop there (expected for the bare defaults).
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    if lines:
+        print("    engine log (lint mode logs `required`/`fail` instead of failing; an install would stop on them):")
+    for line in lines:
+        print(f"      {line}")
     problems = lint_problems(result)
     if any(m.get("Path") == "values.yaml" and m.get("Severity", 0) >= 2 for m in result.get("Messages") or []):
         # The values (or values.schema.json) are rejected; explain why, since the text is lost.

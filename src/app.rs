@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::domain::{Clock, SystemClock, TenantId};
 use crate::engine::Engine;
 use crate::grpc::{self, SERVICE_NAMES, Verifier};
-use crate::service::{BootstrapAdmin, Service, Sync};
+use crate::service::{BootstrapAdmin, Service, Settings, Sync};
 use crate::store::{Store, StoreOptions};
 
 /// A built server: migrated, index loaded, listener bound, not yet serving.
@@ -35,7 +35,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<Store> {
         max_connections: config.database.max_connections,
         connect_timeout: config.database.connect_timeout,
     };
-    Store::connect(&options).await.map_err(|e| anyhow::anyhow!("{e:#}")).context("database.url (WARDEN_DATABASE_URL)")
+    Store::connect(&options)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .context("database.url (WARDEN_DATABASE_URL)")
 }
 
 impl App {
@@ -48,8 +51,12 @@ impl App {
     /// admins and binds the listener.
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let default_tenant = TenantId::parse(&config.default_tenant).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let verifier = Arc::new(Verifier::from_config(&config.auth, default_tenant.clone()).map_err(anyhow::Error::msg)?);
+        let default_tenant =
+            TenantId::parse(&config.default_tenant).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let verifier = Arc::new(
+            Verifier::from_config(&config.auth, default_tenant.clone())
+                .map_err(anyhow::Error::msg)?,
+        );
         let admins = config
             .bootstrap_admins
             .iter()
@@ -59,27 +66,60 @@ impl App {
 
         let store = connect(&config).await?;
         if config.skip_migrations {
-            if store.has_pending_migrations().await.map_err(|e| anyhow::anyhow!("{e:#}"))? {
-                anyhow::bail!("the database schema is behind this version; run `warden migrate` first");
+            if store
+                .has_pending_migrations()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?
+            {
+                anyhow::bail!(
+                    "the database schema is behind this version; run `warden migrate` first"
+                );
             }
         } else {
-            store.migrate().await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         }
-        let (revision, tenants) = store.load_snapshot().await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let (revision, tenants) = store
+            .load_snapshot()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let engine = Arc::new(Engine::from_snapshot(revision, tenants));
         let sync = Arc::new(Sync::new(store.clone(), Arc::clone(&engine)));
-        let service = Service::new(store.clone(), engine, Arc::clone(&sync), clock, config.consistency_wait);
-        service.bootstrap(&admins).await.map_err(|e| anyhow::anyhow!("bootstrap failed: {e:#}"))?;
+        let settings = Settings {
+            consistency_wait: config.consistency_wait,
+            approval_ttl: config.approval_ttl,
+        };
+        let service = Service::new(store.clone(), engine, Arc::clone(&sync), clock, settings);
+        service
+            .bootstrap(&admins)
+            .await
+            .map_err(|e| anyhow::anyhow!("bootstrap failed: {e:#}"))?;
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
-            .with_context(|| format!("listen_addr (WARDEN_LISTEN_ADDR): cannot bind {}", config.listen_addr))?;
-        Ok(Self { config, listener, store, service, sync, verifier })
+            .with_context(|| {
+                format!(
+                    "listen_addr (WARDEN_LISTEN_ADDR): cannot bind {}",
+                    config.listen_addr
+                )
+            })?;
+        Ok(Self {
+            config,
+            listener,
+            store,
+            service,
+            sync,
+            verifier,
+        })
     }
 
     /// The bound gRPC address (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The use-case layer, for tests that need to reach behind the API.
@@ -89,13 +129,22 @@ impl App {
 
     /// Serves until `shutdown` resolves, then drains: health flips to NOT_SERVING, new RPCs are
     /// refused, in-flight ones get up to `shutdown_grace` to finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (reporter, health) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::Serving).await;
-        let router = grpc::router(self.service.clone(), Arc::clone(&self.verifier), health, &self.config.limits)?;
+        let router = grpc::router(
+            self.service.clone(),
+            Arc::clone(&self.verifier),
+            health,
+            &self.config.limits,
+        )?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sync_task = tokio::spawn(Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx));
+        let sync_task =
+            tokio::spawn(Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx));
 
         let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
         let grace = self.config.shutdown_grace;

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about = "Roles, permissions and authorization checks over gRPC")]
+#[command(
+    name = "warden",
+    version,
+    about = "Roles, permissions and authorization checks over gRPC"
+)]
 pub struct Cli {
     /// TOML configuration file (flags > environment > file > defaults).
     #[arg(long, global = true, value_name = "FILE")]

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Every setting Warden reads. Field paths are the `WARDEN_` environment names
 /// (`database.url` = `WARDEN_DATABASE__URL`, alias `WARDEN_DATABASE_URL`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen_addr: SocketAddr,
@@ -42,20 +42,18 @@ pub struct Config {
     pub skip_migrations: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    #[serde(serialize_with = "redacted")]
     pub url: SecretString,
     pub max_connections: u32,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    #[serde(serialize_with = "redacted_opt")]
     pub hs256_secret: Option<SecretString>,
     #[serde(deserialize_with = "paths_or_csv")]
     pub public_key_files: Vec<PathBuf>,
@@ -67,7 +65,7 @@ pub struct AuthConfig {
     pub leeway_seconds: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub max_request_bytes: usize,
@@ -76,7 +74,7 @@ pub struct LimitsConfig {
     pub rpc_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -107,14 +105,21 @@ impl Default for Config {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: SecretString::from("sqlite://warden.db?mode=rwc"), max_connections: 10, connect_timeout: Duration::from_secs(5) }
+        Self {
+            url: SecretString::from("sqlite://warden.db?mode=rwc"),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 }
 
 impl DatabaseConfig {
     /// Defaults, at `url` (tests).
     pub fn at(url: &str) -> Self {
-        Self { url: SecretString::from(url.to_owned()), ..Self::default() }
+        Self {
+            url: SecretString::from(url.to_owned()),
+            ..Self::default()
+        }
     }
 }
 
@@ -134,7 +139,11 @@ impl Default for AuthConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_request_bytes: 4 * 1024 * 1024, max_concurrent_rpcs: 1024, rpc_timeout: Duration::from_secs(10) }
+        Self {
+            max_request_bytes: 4 * 1024 * 1024,
+            max_concurrent_rpcs: 1024,
+            rpc_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -156,8 +165,18 @@ const ENV_ALIASES: [(&str, &str); 10] = [
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
 const ENV_ROOTS: [&str; 12] = [
-    "listen_addr", "metrics_addr", "database", "auth", "default_tenant", "bootstrap_admins", "log_format",
-    "limits", "approval_ttl", "shutdown_grace", "consistency_wait", "catch_up_interval",
+    "listen_addr",
+    "metrics_addr",
+    "database",
+    "auth",
+    "default_tenant",
+    "bootstrap_admins",
+    "log_format",
+    "limits",
+    "approval_ttl",
+    "shutdown_grace",
+    "consistency_wait",
+    "catch_up_interval",
 ];
 
 /// Values given on the command line; each overrides every other source.
@@ -172,7 +191,8 @@ pub struct Overrides {
 impl Config {
     /// Loads defaults, then `file`, then `WARDEN_*`, then `overrides`.
     pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, String> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // Missing settings take `Default` through `#[serde(default)]`.
+        let mut figment = Figment::new();
         if let Some(path) = file {
             if !path.exists() {
                 return Err(format!("config file {} does not exist", path.display()));
@@ -188,7 +208,11 @@ impl Config {
                     .map_or_else(|| lower.replace("__", "."), |(_, path)| (*path).to_owned())
                     .into()
             })
-            .filter(|key| ENV_ROOTS.iter().any(|root| key.as_str() == *root || key.as_str().starts_with(&format!("{root}."))));
+            .filter(|key| {
+                ENV_ROOTS.iter().any(|root| {
+                    key.as_str() == *root || key.as_str().starts_with(&format!("{root}."))
+                })
+            });
 
         figment = figment.merge(env);
         if let Some(addr) = &overrides.listen_addr {
@@ -205,11 +229,17 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         use secrecy::ExposeSecret as _;
         let url = self.database.url.expose_secret();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err("database.url (WARDEN_DATABASE_URL): must start with sqlite:, postgres:// or postgresql://".into());
         }
         if self.database.max_connections == 0 {
-            return Err("database.max_connections (WARDEN_DATABASE_MAX_CONNECTIONS): must be at least 1".into());
+            return Err(
+                "database.max_connections (WARDEN_DATABASE_MAX_CONNECTIONS): must be at least 1"
+                    .into(),
+            );
         }
         crate::domain::TenantId::parse(&self.default_tenant)
             .map_err(|_| "default_tenant (WARDEN_DEFAULT_TENANT): must be 1-64 letters, digits, '.', '_' or '-'".to_owned())?;
@@ -219,9 +249,13 @@ impl Config {
         if let Some(secret) = &self.auth.hs256_secret
             && secret.expose_secret().len() < 32
         {
-            return Err("auth.hs256_secret (WARDEN_AUTH_HS256_SECRET): must be at least 32 bytes".into());
+            return Err(
+                "auth.hs256_secret (WARDEN_AUTH_HS256_SECRET): must be at least 32 bytes".into(),
+            );
         }
-        let has_keys = self.auth.hs256_secret.is_some() || !self.auth.public_key_files.is_empty() || self.auth.jwks.is_some();
+        let has_keys = self.auth.hs256_secret.is_some()
+            || !self.auth.public_key_files.is_empty()
+            || self.auth.jwks.is_some();
         if !self.dev {
             if !has_keys {
                 return Err("auth: no key configured; set WARDEN_AUTH_HS256_SECRET, WARDEN_AUTH_PUBLIC_KEY_FILES or WARDEN_AUTH_JWKS (or run `warden serve --dev` on a laptop)".into());
@@ -233,7 +267,8 @@ impl Config {
                 return Err("auth.audience (WARDEN_AUTH_AUDIENCE): required outside --dev".into());
             }
         }
-        let tenant = crate::domain::TenantId::parse(&self.default_tenant).map_err(|e| e.to_string())?;
+        let tenant =
+            crate::domain::TenantId::parse(&self.default_tenant).map_err(|e| e.to_string())?;
         for admin in &self.bootstrap_admins {
             crate::service::BootstrapAdmin::parse(admin, &tenant)
                 .map_err(|_| format!("bootstrap_admins (WARDEN_BOOTSTRAP_ADMINS): {admin:?} is not `subject` or `tenant/subject`"))?;
@@ -256,30 +291,31 @@ impl Config {
 
 fn describe_figment_error(err: &figment::Error) -> String {
     let path = err.path.join(".");
-    let env = if path.is_empty() { String::new() } else { format!(" (WARDEN_{})", path.to_ascii_uppercase().replace('.', "__")) };
-    let setting = if path.is_empty() { "configuration".to_owned() } else { path };
+    let env = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" (WARDEN_{})", path.to_ascii_uppercase().replace('.', "__"))
+    };
+    let setting = if path.is_empty() {
+        "configuration".to_owned()
+    } else {
+        path
+    };
     // figment's message may quote the value; for secrets only the kind of problem is shown.
     let detail = match &err.kind {
         figment::error::Kind::UnknownField(field, _) => format!("unknown setting `{field}`"),
-        figment::error::Kind::InvalidType(actual, expected) => format!("expected {expected}, found {actual}"),
-        figment::error::Kind::Message(msg) if setting.contains("secret") || setting.contains("url") => {
+        figment::error::Kind::InvalidType(actual, expected) => {
+            format!("expected {expected}, found {actual}")
+        }
+        figment::error::Kind::Message(msg)
+            if setting.contains("secret") || setting.contains("url") =>
+        {
             let _ = msg;
             "invalid value".to_owned()
         }
         other => other.to_string(),
     };
     format!("{setting}{env}: {detail}")
-}
-
-fn redacted<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str("[redacted]")
-}
-
-fn redacted_opt<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(_) => s.serialize_str("[redacted]"),
-        None => s.serialize_none(),
-    }
 }
 
 #[derive(Deserialize)]
@@ -293,7 +329,12 @@ impl ListOrCsv {
     fn items(self) -> Vec<String> {
         match self {
             ListOrCsv::List(v) => v,
-            ListOrCsv::Csv(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+            ListOrCsv::Csv(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -304,5 +345,9 @@ fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
 }
 
 fn paths_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
-    Ok(ListOrCsv::deserialize(d)?.items().into_iter().map(PathBuf::from).collect())
+    Ok(ListOrCsv::deserialize(d)?
+        .items()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect())
 }

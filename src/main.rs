@@ -14,7 +14,10 @@ const DEV_ADMIN: &str = "dev-admin";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -32,9 +35,18 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { dev, no_migrate, listen_addr, database_url } => {
-            let overrides = Overrides { listen_addr, database_url };
-            let mut config = Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
+        Command::Serve {
+            dev,
+            no_migrate,
+            listen_addr,
+            database_url,
+        } => {
+            let overrides = Overrides {
+                listen_addr,
+                database_url,
+            };
+            let mut config =
+                Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
             config.skip_migrations = no_migrate;
             telemetry::init(config.log_format);
             if dev {
@@ -47,17 +59,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until(shutdown_signal()).await
         }
         Command::Migrate { database_url } => {
-            let overrides = Overrides { listen_addr: None, database_url };
-            let config = Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
+            let overrides = Overrides {
+                listen_addr: None,
+                database_url,
+            };
+            let config =
+                Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
             telemetry::init(config.log_format);
             let store = warden::app::connect(&config).await?;
-            store.migrate().await.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
             store.close().await;
             eprintln!("migrations applied");
             Ok(())
         }
         Command::Token { sub, tenant, ttl } => {
-            let config = Config::load(cli.config.as_deref(), &Overrides::default()).map_err(anyhow::Error::msg)?;
+            let config = Config::load(cli.config.as_deref(), &Overrides::default())
+                .map_err(anyhow::Error::msg)?;
             let secret = config
                 .auth
                 .hs256_secret
@@ -98,7 +118,12 @@ fn prepare_dev(config: &mut Config) {
 }
 
 fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let secret = config.auth.hs256_secret.as_ref().map(|s| s.expose_secret().to_owned()).unwrap_or_default();
+    let secret = config
+        .auth
+        .hs256_secret
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned())
+        .unwrap_or_default();
     let token = warden::grpc::mint_hs256(
         &secret,
         DEV_ADMIN,
@@ -109,7 +134,14 @@ fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Resu
         std::time::Duration::from_secs(24 * 3600),
     )
     .map_err(anyhow::Error::msg)?;
-    println!("Warden dev server on {addr} (database: {}).", if config.database.url.expose_secret() == DEV_DATABASE { "./warden-dev.db" } else { "configured" });
+    println!(
+        "Warden dev server on {addr} (database: {}).",
+        if config.database.url.expose_secret() == DEV_DATABASE {
+            "./warden-dev.db"
+        } else {
+            "configured"
+        }
+    );
     println!("Admin token for `{DEV_ADMIN}` (valid 24h):\n\n{token}\n");
     println!("Try it:\n");
     println!(

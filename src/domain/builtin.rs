@@ -20,18 +20,36 @@ pub mod perm {
 /// Every built-in permission with its description.
 pub const PERMISSIONS: [(&str, &str); 13] = [
     (perm::PERMISSIONS_READ, "Read the permission catalogue"),
-    (perm::PERMISSIONS_WRITE, "Create, update and delete permissions"),
+    (
+        perm::PERMISSIONS_WRITE,
+        "Create, update and delete permissions",
+    ),
     (perm::ROLES_READ, "Read roles"),
     (perm::ROLES_WRITE, "Create, update and delete roles"),
-    (perm::ASSIGNMENTS_READ, "Read assignments and change requests"),
+    (
+        perm::ASSIGNMENTS_READ,
+        "Read assignments and change requests",
+    ),
     (perm::ASSIGNMENTS_WRITE, "Assign and revoke roles"),
     (perm::GROUPS_READ, "Read groups and their members"),
-    (perm::GROUPS_WRITE, "Create and delete groups, change members"),
+    (
+        perm::GROUPS_WRITE,
+        "Create and delete groups, change members",
+    ),
     (perm::CHECKS_RUN, "Check other identities' permissions"),
     (perm::AUDIT_READ, "Read the audit trail and watch changes"),
-    (perm::CHANGE_REQUESTS_APPROVE, "Approve or reject change requests"),
-    (perm::APPROVALS_BYPASS, "Assign or revoke approval-gated roles without approval (force)"),
-    (perm::ROLES_ESCALATE, "Grant permissions the caller does not hold itself"),
+    (
+        perm::CHANGE_REQUESTS_APPROVE,
+        "Approve or reject change requests",
+    ),
+    (
+        perm::APPROVALS_BYPASS,
+        "Assign or revoke approval-gated roles without approval (force)",
+    ),
+    (
+        perm::ROLES_ESCALATE,
+        "Grant permissions the caller does not hold itself",
+    ),
 ];
 
 pub const ADMIN_ROLE: &str = "warden:admin";
@@ -86,7 +104,11 @@ pub const ROLES: [SystemRole; 4] = [
     SystemRole {
         name: APPROVER_ROLE,
         description: "Approve or reject change requests",
-        permissions: &[perm::CHANGE_REQUESTS_APPROVE, perm::ASSIGNMENTS_READ, perm::ROLES_READ],
+        permissions: &[
+            perm::CHANGE_REQUESTS_APPROVE,
+            perm::ASSIGNMENTS_READ,
+            perm::ROLES_READ,
+        ],
     },
 ];
 
@@ -102,7 +124,11 @@ mod tests {
         }
         for role in ROLES {
             for p in role.permissions {
-                assert!(PERMISSIONS.iter().any(|(n, _)| n == p), "{} grants unknown {p}", role.name);
+                assert!(
+                    PERMISSIONS.iter().any(|(n, _)| n == p),
+                    "{} grants unknown {p}",
+                    role.name
+                );
             }
         }
     }

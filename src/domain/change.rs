@@ -6,18 +6,31 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{AssignmentId, ChangeRequestId, GroupId, IdentityId, PermissionId, Revision, RoleId, TenantId};
+use super::ids::{
+    AssignmentId, ChangeRequestId, GroupId, IdentityId, PermissionId, Revision, RoleId, TenantId,
+};
 use super::model::IdentityKind;
 
 /// One change to the authorization index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Delta {
-    PermissionPut { id: PermissionId, name: String },
-    PermissionRemoved { id: PermissionId },
+    PermissionPut {
+        id: PermissionId,
+        name: String,
+    },
+    PermissionRemoved {
+        id: PermissionId,
+    },
     /// The role's complete, current permission set.
-    RolePut { id: RoleId, name: String, permissions: Vec<PermissionId> },
-    RoleRemoved { id: RoleId },
+    RolePut {
+        id: RoleId,
+        name: String,
+        permissions: Vec<PermissionId>,
+    },
+    RoleRemoved {
+        id: RoleId,
+    },
     AssignmentPut {
         id: AssignmentId,
         role: RoleId,
@@ -25,13 +38,29 @@ pub enum Delta {
         kind: IdentityKind,
         expire_time: Option<DateTime<Utc>>,
     },
-    AssignmentRemoved { id: AssignmentId },
-    GroupMembersAdded { group: GroupId, members: Vec<IdentityId> },
-    GroupMembersRemoved { group: GroupId, members: Vec<IdentityId> },
-    GroupRemoved { group: GroupId },
+    AssignmentRemoved {
+        id: AssignmentId,
+    },
+    GroupMembersAdded {
+        group: GroupId,
+        members: Vec<IdentityId>,
+    },
+    GroupMembersRemoved {
+        group: GroupId,
+        members: Vec<IdentityId>,
+    },
+    GroupRemoved {
+        group: GroupId,
+    },
     /// A pending change request that would grant `role` to `identity` (explain on deny).
-    PendingGrantPut { id: ChangeRequestId, role: RoleId, identity: IdentityId },
-    PendingGrantRemoved { id: ChangeRequestId },
+    PendingGrantPut {
+        id: ChangeRequestId,
+        role: RoleId,
+        identity: IdentityId,
+    },
+    PendingGrantRemoved {
+        id: ChangeRequestId,
+    },
 }
 
 /// One committed transaction as the change log stores it.

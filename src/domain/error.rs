@@ -12,7 +12,10 @@ pub struct FieldProblem {
 
 impl FieldProblem {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -35,6 +38,8 @@ pub enum Reason {
     AssignmentImmutable,
     IdempotencyKeyReused,
     ChangeRequestNotPending,
+    ChangeRequestExpired,
+    NotRequester,
     SelfApproval,
     Unavailable,
     RevisionOutOfRange,
@@ -61,6 +66,8 @@ impl Reason {
             Reason::AssignmentImmutable => "ASSIGNMENT_IMMUTABLE",
             Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Reason::ChangeRequestNotPending => "CHANGE_REQUEST_NOT_PENDING",
+            Reason::ChangeRequestExpired => "CHANGE_REQUEST_EXPIRED",
+            Reason::NotRequester => "NOT_REQUESTER",
             Reason::SelfApproval => "SELF_APPROVAL",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",
@@ -81,13 +88,27 @@ pub enum Error {
     Invalid(Vec<FieldProblem>),
     /// One or more referenced records do not exist; `keys` lists every missing one.
     #[error("{kind} not found: {}", .keys.join(", "))]
-    NotFound { kind: &'static str, keys: Vec<String> },
+    NotFound {
+        kind: &'static str,
+        keys: Vec<String>,
+    },
     #[error("{kind} '{key}' already exists")]
-    AlreadyExists { kind: &'static str, key: String, existing_id: Option<String> },
+    AlreadyExists {
+        kind: &'static str,
+        key: String,
+        existing_id: Option<String>,
+    },
     #[error("{message}")]
-    Precondition { reason: Reason, message: String, metadata: BTreeMap<String, String> },
+    Precondition {
+        reason: Reason,
+        message: String,
+        metadata: BTreeMap<String, String>,
+    },
     #[error("caller lacks: {}", .missing.join(", "))]
     Denied { missing: Vec<String> },
+    /// PERMISSION_DENIED for a rule rather than a missing permission (self-approval, say).
+    #[error("{message}")]
+    Forbidden { reason: Reason, message: String },
     /// Optimistic concurrency failed (etag) or a concurrent change won.
     #[error("{message}")]
     Aborted { reason: Reason, message: String },
@@ -96,13 +117,20 @@ pub enum Error {
     #[error("{message}")]
     OutOfRange { message: String },
     #[error("{message}")]
-    DeadlineExceeded { message: String, metadata: BTreeMap<String, String> },
+    DeadlineExceeded {
+        message: String,
+        metadata: BTreeMap<String, String>,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 fn describe(problems: &[FieldProblem]) -> String {
-    problems.iter().map(|p| format!("{}: {}", p.field, p.description)).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(|p| format!("{}: {}", p.field, p.description))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -111,11 +139,18 @@ impl Error {
     }
 
     pub fn not_found(kind: &'static str, key: impl Into<String>) -> Self {
-        Error::NotFound { kind, keys: vec![key.into()] }
+        Error::NotFound {
+            kind,
+            keys: vec![key.into()],
+        }
     }
 
     pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
-        Error::Precondition { reason, message: message.into(), metadata: BTreeMap::new() }
+        Error::Precondition {
+            reason,
+            message: message.into(),
+            metadata: BTreeMap::new(),
+        }
     }
 
     /// Adds one `ErrorInfo.metadata` entry to a precondition failure.
@@ -129,7 +164,10 @@ impl Error {
     }
 
     pub fn conflict() -> Self {
-        Error::Aborted { reason: Reason::Conflict, message: "a concurrent change won; retry".into() }
+        Error::Aborted {
+            reason: Reason::Conflict,
+            message: "a concurrent change won; retry".into(),
+        }
     }
 
     /// The `ErrorInfo.reason` for this error.
@@ -138,7 +176,9 @@ impl Error {
             Error::Invalid(_) => Reason::InvalidArgument,
             Error::NotFound { .. } => Reason::NotFound,
             Error::AlreadyExists { .. } => Reason::AlreadyExists,
-            Error::Precondition { reason, .. } | Error::Aborted { reason, .. } => *reason,
+            Error::Precondition { reason, .. }
+            | Error::Aborted { reason, .. }
+            | Error::Forbidden { reason, .. } => *reason,
             Error::Denied { .. } => Reason::PermissionDenied,
             Error::Unavailable { .. } | Error::DeadlineExceeded { .. } => Reason::Unavailable,
             Error::OutOfRange { .. } => Reason::RevisionOutOfRange,
@@ -154,7 +194,11 @@ impl Error {
                 meta.insert("kind".into(), (*kind).into());
                 meta.insert("missing".into(), keys.join(","));
             }
-            Error::AlreadyExists { kind, key, existing_id } => {
+            Error::AlreadyExists {
+                kind,
+                key,
+                existing_id,
+            } => {
                 meta.insert("kind".into(), (*kind).into());
                 meta.insert("key".into(), key.clone());
                 if let Some(id) = existing_id {
@@ -168,6 +212,7 @@ impl Error {
                 meta.insert("missing_permissions".into(), missing.join(","));
             }
             Error::Invalid(_)
+            | Error::Forbidden { .. }
             | Error::Aborted { .. }
             | Error::Unavailable { .. }
             | Error::OutOfRange { .. }

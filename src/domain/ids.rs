@@ -72,11 +72,16 @@ impl TenantId {
         let ok = !raw.is_empty()
             && raw.len() <= 64
             && raw.as_bytes()[0].is_ascii_alphanumeric()
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if ok {
             Ok(Self(raw.into()))
         } else {
-            Err(Error::invalid("tenant", "must be 1-64 characters of letters, digits, '.', '_' or '-'"))
+            Err(Error::invalid(
+                "tenant",
+                "must be 1-64 characters of letters, digits, '.', '_' or '-'",
+            ))
         }
     }
 
@@ -103,7 +108,10 @@ impl IdentityId {
         if ok {
             Ok(Self(raw.into()))
         } else {
-            Err(Error::invalid(field, "must be 1-256 printable ASCII characters without spaces"))
+            Err(Error::invalid(
+                field,
+                "must be 1-256 printable ASCII characters without spaces",
+            ))
         }
     }
 
@@ -119,7 +127,9 @@ impl fmt::Display for IdentityId {
 }
 
 /// A monotonically increasing number; every committed change gets a larger one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Revision(pub u64);
 
@@ -138,8 +148,17 @@ mod tests {
         let id = RoleId::new().to_string();
         assert!(RoleId::parse("role", &id).is_ok());
         assert!(RoleId::parse("role", &id.to_uppercase()).is_ok());
-        for bad in ["", "nope", &id.replace('-', ""), &format!("{{{id}}}"), &format!("urn:uuid:{id}")] {
-            assert!(RoleId::parse("role", bad).is_err(), "{bad:?} must be refused");
+        for bad in [
+            "",
+            "nope",
+            &id.replace('-', ""),
+            &format!("{{{id}}}"),
+            &format!("urn:uuid:{id}"),
+        ] {
+            assert!(
+                RoleId::parse("role", bad).is_err(),
+                "{bad:?} must be refused"
+            );
         }
     }
 

@@ -167,3 +167,30 @@ pub struct IdentityImpact {
     pub gained: Vec<String>,
     pub lost: Vec<String>,
 }
+
+/// One stored audit event.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub id: String,
+    pub revision: super::ids::Revision,
+    pub time: Timestamp,
+    pub actor: String,
+    pub tenant: TenantId,
+    pub rpc: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: String,
+    pub trace_id: String,
+    pub reason: String,
+}
+
+/// ListAuditEvents' filters.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub target_id: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}

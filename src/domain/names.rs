@@ -17,7 +17,9 @@ impl PermissionName {
         let ok = !raw.is_empty()
             && raw.len() <= 128
             && bytes[0].is_ascii_alphanumeric()
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'));
+            && bytes.iter().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-')
+            });
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
@@ -98,7 +100,9 @@ fn parse_label(field: &str, raw: &str) -> Result<String, Error> {
         && raw.chars().count() <= 64
         && !raw.starts_with(' ')
         && !raw.ends_with(' ')
-        && raw.chars().all(|c| c.is_alphanumeric() || matches!(c, ' ' | '_' | '.' | ':' | '-'));
+        && raw
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '_' | '.' | ':' | '-'));
     if ok {
         Ok(raw.to_owned())
     } else {
@@ -111,8 +115,15 @@ fn parse_label(field: &str, raw: &str) -> Result<String, Error> {
 
 /// Descriptions are free text, bounded so that one request cannot bloat every list response.
 pub fn parse_description(field: &str, raw: &str) -> Result<String, Error> {
-    if raw.chars().count() > 1024 || raw.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(Error::invalid(field, "must be at most 1024 characters without control characters"));
+    if raw.chars().count() > 1024
+        || raw
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::invalid(
+            field,
+            "must be at most 1024 characters without control characters",
+        ));
     }
     Ok(raw.to_owned())
 }
@@ -123,11 +134,23 @@ mod tests {
 
     #[test]
     fn permission_names_follow_the_contract() {
-        for good in ["employees:read", "Permissions:Assign", "a", "docs/v1.read-all_x", &"p".repeat(128)] {
-            assert!(PermissionName::parse("name", good).is_ok(), "{good:?} must parse");
+        for good in [
+            "employees:read",
+            "Permissions:Assign",
+            "a",
+            "docs/v1.read-all_x",
+            &"p".repeat(128),
+        ] {
+            assert!(
+                PermissionName::parse("name", good).is_ok(),
+                "{good:?} must parse"
+            );
         }
         for bad in ["", ":read", "-x", "has space", "é", &"p".repeat(129)] {
-            assert!(PermissionName::parse("name", bad).is_err(), "{bad:?} must be refused");
+            assert!(
+                PermissionName::parse("name", bad).is_err(),
+                "{bad:?} must be refused"
+            );
         }
     }
 
@@ -137,7 +160,10 @@ mod tests {
             assert!(RoleName::parse("name", good).is_ok(), "{good:?} must parse");
         }
         for bad in ["", " lead", "lead ", "a/b", "a\tb", &"r".repeat(65)] {
-            assert!(RoleName::parse("name", bad).is_err(), "{bad:?} must be refused");
+            assert!(
+                RoleName::parse("name", bad).is_err(),
+                "{bad:?} must be refused"
+            );
         }
     }
 }

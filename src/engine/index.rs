@@ -88,26 +88,50 @@ impl TenantIndex {
         match delta {
             Delta::PermissionPut { id, name } => self.put_permission(*id, name),
             Delta::PermissionRemoved { id } => self.remove_permission(*id),
-            Delta::RolePut { id, name, permissions } => {
-                let mut slots: Vec<Slot> =
-                    permissions.iter().filter_map(|p| self.slot_by_id.get(p).copied()).collect();
+            Delta::RolePut {
+                id,
+                name,
+                permissions,
+            } => {
+                let mut slots: Vec<Slot> = permissions
+                    .iter()
+                    .filter_map(|p| self.slot_by_id.get(p).copied())
+                    .collect();
                 slots.sort_unstable();
                 slots.dedup();
                 self.roles.insert(
                     *id,
-                    RoleEntry { name: name.as_str().into(), slots, permission_ids: permissions.clone() },
+                    RoleEntry {
+                        name: name.as_str().into(),
+                        slots,
+                        permission_ids: permissions.clone(),
+                    },
                 );
             }
             Delta::RoleRemoved { id } => {
                 self.roles.remove(id);
             }
-            Delta::AssignmentPut { id, role, identity, kind, expire_time } => {
+            Delta::AssignmentPut {
+                id,
+                role,
+                identity,
+                kind,
+                expire_time,
+            } => {
                 self.remove_assignment(*id);
                 self.assignments.insert(
                     *id,
-                    AssignmentEntry { role: *role, identity: identity.clone(), kind: *kind, expire_time: *expire_time },
+                    AssignmentEntry {
+                        role: *role,
+                        identity: identity.clone(),
+                        kind: *kind,
+                        expire_time: *expire_time,
+                    },
                 );
-                self.by_identity.entry(identity.clone()).or_default().push(*id);
+                self.by_identity
+                    .entry(identity.clone())
+                    .or_default()
+                    .push(*id);
             }
             Delta::AssignmentRemoved { id } => self.remove_assignment(*id),
             Delta::GroupMembersAdded { group, members } => {
@@ -115,7 +139,10 @@ impl TenantIndex {
                 let set = self.members.entry(group.clone()).or_default();
                 for member in members {
                     if set.insert(member.clone()) {
-                        self.groups_of.entry(member.clone()).or_default().push(group.clone());
+                        self.groups_of
+                            .entry(member.clone())
+                            .or_default()
+                            .push(group.clone());
                     }
                 }
             }
@@ -125,8 +152,11 @@ impl TenantIndex {
             }
             Delta::GroupRemoved { group } => {
                 let group = IdentityId::from(*group);
-                let members: Vec<IdentityId> =
-                    self.members.get(&group).map(|m| m.iter().cloned().collect()).unwrap_or_default();
+                let members: Vec<IdentityId> = self
+                    .members
+                    .get(&group)
+                    .map(|m| m.iter().cloned().collect())
+                    .unwrap_or_default();
                 self.remove_members(&group, &members);
                 self.members.remove(&group);
             }
@@ -155,7 +185,8 @@ impl TenantIndex {
             }
             None => {
                 self.names.push(Some(name.into()));
-                Slot::try_from(self.names.len() - 1).expect("fewer than 2^32 permissions per tenant")
+                Slot::try_from(self.names.len() - 1)
+                    .expect("fewer than 2^32 permissions per tenant")
             }
         };
         self.slot_by_id.insert(id, slot);
@@ -170,7 +201,9 @@ impl TenantIndex {
     }
 
     fn remove_permission(&mut self, id: PermissionId) {
-        let Some(slot) = self.slot_by_id.remove(&id) else { return };
+        let Some(slot) = self.slot_by_id.remove(&id) else {
+            return;
+        };
         if let Some(name) = self.names[slot as usize].take() {
             self.slot_by_name.remove(&name);
         }
@@ -211,33 +244,74 @@ impl TenantIndex {
     fn reaching<'a>(
         &'a self,
         identity: &'a str,
-    ) -> impl Iterator<Item = (&'a AssignmentId, &'a AssignmentEntry, Option<&'a IdentityId>)> + 'a {
-        let direct = self.by_identity.get(identity).into_iter().flatten().map(move |a| (a, None));
-        let via_groups = self.groups_of.get(identity).into_iter().flatten().flat_map(move |group| {
-            self.by_identity.get(group).into_iter().flatten().map(move |a| (a, Some(group)))
-        });
+    ) -> impl Iterator<
+        Item = (
+            &'a AssignmentId,
+            &'a AssignmentEntry,
+            Option<&'a IdentityId>,
+        ),
+    > + 'a {
+        let direct = self
+            .by_identity
+            .get(identity)
+            .into_iter()
+            .flatten()
+            .map(move |a| (a, None));
+        let via_groups =
+            self.groups_of
+                .get(identity)
+                .into_iter()
+                .flatten()
+                .flat_map(move |group| {
+                    self.by_identity
+                        .get(group)
+                        .into_iter()
+                        .flatten()
+                        .map(move |a| (a, Some(group)))
+                });
         direct
             .chain(via_groups)
             .filter_map(move |(id, group)| self.assignments.get(id).map(|entry| (id, entry, group)))
     }
 
-    fn path(&self, id: &AssignmentId, entry: &AssignmentEntry, group: Option<&IdentityId>) -> GrantPath {
+    fn path(
+        &self,
+        id: &AssignmentId,
+        entry: &AssignmentEntry,
+        group: Option<&IdentityId>,
+    ) -> GrantPath {
         GrantPath {
             assignment: *id,
             role: entry.role,
-            role_name: self.roles.get(&entry.role).map(|r| r.name.to_string()).unwrap_or_default(),
+            role_name: self
+                .roles
+                .get(&entry.role)
+                .map(|r| r.name.to_string())
+                .unwrap_or_default(),
             group: group.cloned(),
         }
     }
 
     /// Is `permission` held by `identity` at `now`? The hot path: no allocation unless `explain`.
-    pub fn check(&self, identity: &str, permission: &str, now: DateTime<Utc>, explain: bool) -> Decision {
+    pub fn check(
+        &self,
+        identity: &str,
+        permission: &str,
+        now: DateTime<Utc>,
+        explain: bool,
+    ) -> Decision {
         let Some(&slot) = self.slot_by_name.get(permission) else {
-            return Decision { unknown_permission: true, ..Decision::default() };
+            return Decision {
+                unknown_permission: true,
+                ..Decision::default()
+            };
         };
         let mut decision = Decision::default();
         for (id, entry, group) in self.reaching(identity) {
-            let grants = self.roles.get(&entry.role).is_some_and(|r| r.slots.binary_search(&slot).is_ok());
+            let grants = self
+                .roles
+                .get(&entry.role)
+                .is_some_and(|r| r.slots.binary_search(&slot).is_ok());
             if !grants {
                 continue;
             }
@@ -261,7 +335,10 @@ impl TenantIndex {
             roles.sort_by(|a, b| a.1.cmp(&b.1));
             let reaches = |who: &IdentityId| {
                 who.as_str() == identity
-                    || self.groups_of.get(identity).is_some_and(|groups| groups.contains(who))
+                    || self
+                        .groups_of
+                        .get(identity)
+                        .is_some_and(|groups| groups.contains(who))
             };
             let mut pending: Vec<ChangeRequestId> = self
                 .pending
@@ -277,11 +354,20 @@ impl TenantIndex {
     }
 
     /// Which of `permissions` does `identity` lack at `now`?
-    pub fn missing<'p>(&self, identity: &str, permissions: &[&'p str], now: DateTime<Utc>) -> Vec<&'p str> {
+    pub fn missing<'p>(
+        &self,
+        identity: &str,
+        permissions: &[&'p str],
+        now: DateTime<Utc>,
+    ) -> Vec<&'p str> {
         let held = self.effective_slots(identity, now);
         permissions
             .iter()
-            .filter(|p| self.slot_by_name.get(**p).is_none_or(|slot| !held.contains(slot)))
+            .filter(|p| {
+                self.slot_by_name
+                    .get(**p)
+                    .is_none_or(|slot| !held.contains(slot))
+            })
             .copied()
             .collect()
     }
@@ -299,13 +385,19 @@ impl TenantIndex {
     }
 
     /// Permission name -> the roles through which `identity` holds it, at `now`.
-    pub fn effective_permissions(&self, identity: &str, now: DateTime<Utc>) -> BTreeMap<String, Vec<(RoleId, String)>> {
+    pub fn effective_permissions(
+        &self,
+        identity: &str,
+        now: DateTime<Utc>,
+    ) -> BTreeMap<String, Vec<(RoleId, String)>> {
         let mut out: BTreeMap<String, Vec<(RoleId, String)>> = BTreeMap::new();
         for (_, entry, _) in self.reaching(identity) {
             if !entry.live_at(now) {
                 continue;
             }
-            let Some(role) = self.roles.get(&entry.role) else { continue };
+            let Some(role) = self.roles.get(&entry.role) else {
+                continue;
+            };
             for slot in &role.slots {
                 if let Some(Some(name)) = self.names.get(*slot as usize) {
                     let via = out.entry(name.to_string()).or_default();
@@ -330,7 +422,9 @@ impl TenantIndex {
             if !entry.live_at(now) {
                 continue;
             }
-            let Some(role) = self.roles.get(&entry.role) else { continue };
+            let Some(role) = self.roles.get(&entry.role) else {
+                continue;
+            };
             if role.slots.binary_search(&slot).is_err() {
                 continue;
             }
@@ -343,13 +437,19 @@ impl TenantIndex {
             };
             if entry.kind == IdentityKind::Group {
                 for member in self.members.get(&entry.identity).into_iter().flatten() {
-                    out.push(holder(member.clone(), IdentityKind::User, Some(entry.identity.clone())));
+                    out.push(holder(
+                        member.clone(),
+                        IdentityKind::User,
+                        Some(entry.identity.clone()),
+                    ));
                 }
             } else {
                 out.push(holder(entry.identity.clone(), entry.kind, None));
             }
         }
-        out.sort_by(|a, b| (&a.identity, &a.role_name, &a.group).cmp(&(&b.identity, &b.role_name, &b.group)));
+        out.sort_by(|a, b| {
+            (&a.identity, &a.role_name, &a.group).cmp(&(&b.identity, &b.role_name, &b.group))
+        });
         Some(out)
     }
 
@@ -372,7 +472,11 @@ impl TenantIndex {
                 Delta::PermissionRemoved { id } => {
                     if let Some(slot) = self.slot_by_id.get(id) {
                         for entry in self.assignments.values() {
-                            if self.roles.get(&entry.role).is_some_and(|r| r.slots.contains(slot)) {
+                            if self
+                                .roles
+                                .get(&entry.role)
+                                .is_some_and(|r| r.slots.contains(slot))
+                            {
                                 add_assignees(&entry.identity, &mut out);
                             }
                         }
@@ -384,13 +488,16 @@ impl TenantIndex {
                         add_assignees(&entry.identity, &mut out);
                     }
                 }
-                Delta::GroupMembersAdded { members, .. } | Delta::GroupMembersRemoved { members, .. } => {
+                Delta::GroupMembersAdded { members, .. }
+                | Delta::GroupMembersRemoved { members, .. } => {
                     out.extend(members.iter().cloned());
                 }
                 Delta::GroupRemoved { group } => {
                     add_assignees(&IdentityId::from(*group), &mut out);
                 }
-                Delta::PermissionPut { .. } | Delta::PendingGrantPut { .. } | Delta::PendingGrantRemoved { .. } => {}
+                Delta::PermissionPut { .. }
+                | Delta::PendingGrantPut { .. }
+                | Delta::PendingGrantRemoved { .. } => {}
             }
         }
         out

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use tokio::sync::watch;
 
-use crate::domain::{Change, Delta, IdentityId, Impact, IdentityImpact, Revision, RoleId, TenantId};
+use crate::domain::{
+    Change, Delta, IdentityId, IdentityImpact, Impact, Revision, RoleId, TenantId,
+};
 
 pub use index::{Decision, GrantPath, Holder, TenantIndex};
 
@@ -33,7 +35,10 @@ impl Engine {
             }
             map.insert(tenant, Arc::new(RwLock::new(index)));
         }
-        Self { tenants: RwLock::new(map), applied: watch::Sender::new(revision) }
+        Self {
+            tenants: RwLock::new(map),
+            applied: watch::Sender::new(revision),
+        }
     }
 
     /// The revision every answer currently includes.
@@ -62,7 +67,9 @@ impl Engine {
     /// Waits until `revision` is applied; false when `timeout` passes first.
     pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> bool {
         let mut rx = self.applied.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= revision)).await.is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     fn tenant(&self, tenant: &TenantId) -> Option<Arc<RwLock<TenantIndex>>> {
@@ -73,39 +80,76 @@ impl Engine {
         if let Some(index) = self.tenant(tenant) {
             return index;
         }
-        self.tenants.write().entry(tenant.clone()).or_default().clone()
+        self.tenants
+            .write()
+            .entry(tenant.clone())
+            .or_default()
+            .clone()
     }
 
     /// Decides one permission for one identity; the `Check` hot path.
-    pub fn check(&self, tenant: &TenantId, identity: &str, permission: &str, now: DateTime<Utc>, explain: bool) -> Decision {
+    pub fn check(
+        &self,
+        tenant: &TenantId,
+        identity: &str,
+        permission: &str,
+        now: DateTime<Utc>,
+        explain: bool,
+    ) -> Decision {
         match self.tenant(tenant) {
             Some(index) => index.read().check(identity, permission, now, explain),
-            None => Decision { unknown_permission: true, ..Decision::default() },
+            None => Decision {
+                unknown_permission: true,
+                ..Decision::default()
+            },
         }
     }
 
     /// The subset of `permissions` that `identity` does not hold.
-    pub fn missing<'p>(&self, tenant: &TenantId, identity: &str, permissions: &[&'p str], now: DateTime<Utc>) -> Vec<&'p str> {
+    pub fn missing<'p>(
+        &self,
+        tenant: &TenantId,
+        identity: &str,
+        permissions: &[&'p str],
+        now: DateTime<Utc>,
+    ) -> Vec<&'p str> {
         match self.tenant(tenant) {
             Some(index) => index.read().missing(identity, permissions, now),
             None => permissions.to_vec(),
         }
     }
 
-    pub fn effective_permissions(&self, tenant: &TenantId, identity: &str, now: DateTime<Utc>) -> BTreeMap<String, Vec<(RoleId, String)>> {
-        self.tenant(tenant).map(|i| i.read().effective_permissions(identity, now)).unwrap_or_default()
+    pub fn effective_permissions(
+        &self,
+        tenant: &TenantId,
+        identity: &str,
+        now: DateTime<Utc>,
+    ) -> BTreeMap<String, Vec<(RoleId, String)>> {
+        self.tenant(tenant)
+            .map(|i| i.read().effective_permissions(identity, now))
+            .unwrap_or_default()
     }
 
-    pub fn holders(&self, tenant: &TenantId, permission: &str, now: DateTime<Utc>) -> Option<Vec<Holder>> {
-        self.tenant(tenant).and_then(|i| i.read().holders(permission, now))
+    pub fn holders(
+        &self,
+        tenant: &TenantId,
+        permission: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<Holder>> {
+        self.tenant(tenant)
+            .and_then(|i| i.read().holders(permission, now))
     }
 
     /// What `deltas` would change in every affected identity's effective permissions, computed
     /// on a copy of the tenant's index; nothing is applied.
     pub fn impact(&self, tenant: &TenantId, deltas: &[Delta], now: DateTime<Utc>) -> Impact {
-        let before = self.tenant(tenant).map(|i| i.read().clone()).unwrap_or_default();
+        let before = self
+            .tenant(tenant)
+            .map(|i| i.read().clone())
+            .unwrap_or_default();
         let mut after = before.clone();
-        let mut identities: Vec<IdentityId> = before.identities_reached_by(deltas).into_iter().collect();
+        let mut identities: Vec<IdentityId> =
+            before.identities_reached_by(deltas).into_iter().collect();
         for delta in deltas {
             after.apply(delta);
         }
@@ -116,10 +160,22 @@ impl Engine {
         for identity in identities {
             let old = before.effective_permissions(identity.as_str(), now);
             let new = after.effective_permissions(identity.as_str(), now);
-            let gained: Vec<String> = new.keys().filter(|p| !old.contains_key(*p)).cloned().collect();
-            let lost: Vec<String> = old.keys().filter(|p| !new.contains_key(*p)).cloned().collect();
+            let gained: Vec<String> = new
+                .keys()
+                .filter(|p| !old.contains_key(*p))
+                .cloned()
+                .collect();
+            let lost: Vec<String> = old
+                .keys()
+                .filter(|p| !new.contains_key(*p))
+                .cloned()
+                .collect();
             if !gained.is_empty() || !lost.is_empty() {
-                impact.identities.push(IdentityImpact { identity, gained, lost });
+                impact.identities.push(IdentityImpact {
+                    identity,
+                    gained,
+                    lost,
+                });
             }
         }
         impact

@@ -42,7 +42,11 @@ pub struct Verifier {
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier").field("keys", &self.keys.len()).field("issuer", &self.issuer).field("audience", &self.audience).finish()
+        f.debug_struct("Verifier")
+            .field("keys", &self.keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
     }
 }
 
@@ -51,29 +55,56 @@ impl Verifier {
     pub fn from_config(auth: &AuthConfig, default_tenant: TenantId) -> Result<Self, String> {
         let mut keys = Vec::new();
         if let Some(secret) = &auth.hs256_secret {
-            keys.push(Key { algorithm: Algorithm::HS256, kid: None, key: DecodingKey::from_secret(secret.expose_secret().as_bytes()) });
+            keys.push(Key {
+                algorithm: Algorithm::HS256,
+                kid: None,
+                key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+            });
         }
         for path in &auth.public_key_files {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("auth.public_key_files (WARDEN_AUTH_PUBLIC_KEY_FILES): cannot read {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                format!(
+                    "auth.public_key_files (WARDEN_AUTH_PUBLIC_KEY_FILES): cannot read {}: {e}",
+                    path.display()
+                )
+            })?;
             keys.push(public_key(&pem).ok_or_else(|| {
                 format!("auth.public_key_files (WARDEN_AUTH_PUBLIC_KEY_FILES): {} is not an RSA, EC P-256 or Ed25519 public key PEM", path.display())
             })?);
         }
         if let Some(path) = &auth.jwks {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): cannot read {}: {e}", path.display()))?;
-            let set: JwkSet = serde_json::from_str(&text).map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): not a JWKS document: {e}"))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "auth.jwks (WARDEN_AUTH_JWKS): cannot read {}: {e}",
+                    path.display()
+                )
+            })?;
+            let set: JwkSet = serde_json::from_str(&text)
+                .map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): not a JWKS document: {e}"))?;
             for jwk in &set.keys {
                 let algorithm = jwk
                     .common
                     .key_algorithm
                     .and_then(|a| a.to_string().parse::<Algorithm>().ok())
-                    .ok_or_else(|| "auth.jwks (WARDEN_AUTH_JWKS): every key needs an `alg`".to_owned())?;
-                if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-                    return Err("auth.jwks (WARDEN_AUTH_JWKS): symmetric keys are not accepted from a JWKS".into());
+                    .ok_or_else(|| {
+                        "auth.jwks (WARDEN_AUTH_JWKS): every key needs an `alg`".to_owned()
+                    })?;
+                if matches!(
+                    algorithm,
+                    Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+                ) {
+                    return Err(
+                        "auth.jwks (WARDEN_AUTH_JWKS): symmetric keys are not accepted from a JWKS"
+                            .into(),
+                    );
                 }
-                let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): unusable key: {e}"))?;
-                keys.push(Key { algorithm, kid: jwk.common.key_id.clone(), key });
+                let key = DecodingKey::from_jwk(jwk)
+                    .map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): unusable key: {e}"))?;
+                keys.push(Key {
+                    algorithm,
+                    kid: jwk.common.key_id.clone(),
+                    key,
+                });
             }
         }
         Ok(Self {
@@ -89,13 +120,17 @@ impl Verifier {
     /// The caller a token proves, or UNAUTHENTICATED saying what is wrong (never echoing keys).
     pub fn verify(&self, token: &str) -> Result<(IdentityId, TenantId), Status> {
         // decode_header refuses `alg: none` and unknown algorithms outright.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Status::unauthenticated("malformed bearer token"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| Status::unauthenticated("malformed bearer token"))?;
         // Only keys made for the header's algorithm are tried, so an RSA public key can never
         // be used as an HMAC secret (algorithm confusion).
         let candidates = self.keys.iter().filter(|k| {
-            k.algorithm == header.alg && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+            k.algorithm == header.alg
+                && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
         });
-        let mut last = Status::unauthenticated("token is signed with an algorithm or key Warden does not accept");
+        let mut last = Status::unauthenticated(
+            "token is signed with an algorithm or key Warden does not accept",
+        );
         for key in candidates {
             let mut validation = Validation::new(key.algorithm);
             validation.leeway = self.leeway;
@@ -130,14 +165,25 @@ impl Verifier {
             .get("sub")
             .and_then(Value::as_str)
             .and_then(|s| IdentityId::parse("sub", s).ok())
-            .ok_or_else(|| Status::unauthenticated("token `sub` must be 1-256 printable characters"))?;
+            .ok_or_else(|| {
+                Status::unauthenticated("token `sub` must be 1-256 printable characters")
+            })?;
         // A present but malformed tenant claim is refused: falling back to the default tenant
         // would hand a token meant for another tenant the default tenant's data.
         let tenant = match claims.get(&self.tenant_claim) {
             None => self.default_tenant.clone(),
-            Some(Value::String(t)) => TenantId::parse(t)
-                .map_err(|_| Status::unauthenticated(format!("token claim `{}` is not a valid tenant id", self.tenant_claim)))?,
-            Some(_) => return Err(Status::unauthenticated(format!("token claim `{}` must be a string", self.tenant_claim))),
+            Some(Value::String(t)) => TenantId::parse(t).map_err(|_| {
+                Status::unauthenticated(format!(
+                    "token claim `{}` is not a valid tenant id",
+                    self.tenant_claim
+                ))
+            })?,
+            Some(_) => {
+                return Err(Status::unauthenticated(format!(
+                    "token claim `{}` must be a string",
+                    self.tenant_claim
+                )));
+            }
         };
         Ok((subject, tenant))
     }
@@ -165,17 +211,32 @@ fn public_key(pem: &[u8]) -> Option<Key> {
     } else {
         (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem).ok()?)
     };
-    Some(Key { algorithm, kid: None, key })
+    Some(Key {
+        algorithm,
+        kid: None,
+        key,
+    })
 }
 
 /// Mints an HS256 token (`warden token`, `serve --dev`, tests).
-pub fn mint_hs256(secret: &str, subject: &str, tenant: Option<&str>, tenant_claim: &str, issuer: Option<&str>, audience: Option<&str>, ttl: std::time::Duration) -> Result<String, String> {
+pub fn mint_hs256(
+    secret: &str,
+    subject: &str,
+    tenant: Option<&str>,
+    tenant_claim: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    ttl: std::time::Duration,
+) -> Result<String, String> {
     let now = chrono::Utc::now().timestamp();
     let mut claims = Map::new();
     claims.insert("sub".into(), subject.into());
     claims.insert("iat".into(), now.into());
     claims.insert("nbf".into(), now.into());
-    claims.insert("exp".into(), (now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)).into());
+    claims.insert(
+        "exp".into(),
+        (now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2)).into(),
+    );
     if let Some(t) = tenant {
         claims.insert(tenant_claim.into(), t.into());
     }
@@ -185,7 +246,12 @@ pub fn mint_hs256(secret: &str, subject: &str, tenant: Option<&str>, tenant_clai
     if let Some(aud) = audience {
         claims.insert("aud".into(), aud.into());
     }
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes())).map_err(|e| e.to_string())
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The layer that puts a `Caller` on every authenticated request.
@@ -204,7 +270,10 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, verifier: Arc::clone(&self.verifier) }
+        AuthService {
+            inner,
+            verifier: Arc::clone(&self.verifier),
+        }
     }
 }
 
@@ -218,7 +287,10 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
 {
@@ -252,16 +324,29 @@ impl<S> AuthService<S> {
         let header = req
             .headers()
             .get(http::header::AUTHORIZATION)
-            .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>` metadata"))?;
+            .ok_or_else(|| {
+                Status::unauthenticated("missing `authorization: Bearer <token>` metadata")
+            })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Status::unauthenticated("authorization metadata must be `Bearer <token>`"))?;
+            .ok_or_else(|| {
+                Status::unauthenticated("authorization metadata must be `Bearer <token>`")
+            })?;
         let (subject, tenant) = self.verifier.verify(token)?;
-        Ok(Caller { subject, tenant, request_id: request_id(req), rpc: path.to_owned(), trace_id: trace_id(req) })
+        Ok(Caller {
+            subject,
+            tenant,
+            request_id: request_id(req),
+            rpc: path.to_owned(),
+            trace_id: trace_id(req),
+        })
     }
 }
 

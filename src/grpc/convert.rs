@@ -7,7 +7,10 @@ use crate::proto::pb;
 use crate::store::{PermissionRef, Ref, RoleRef};
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
 }
 
 /// Collects every field problem of one request before failing.
@@ -35,15 +38,25 @@ impl Problems {
 
     /// Ok when nothing was wrong.
     pub(crate) fn finish(self) -> Result<(), Error> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::Invalid(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(self.0))
+        }
     }
 }
 
-pub(crate) fn permission_ref(field: &str, r: Option<&pb::PermissionRef>) -> Result<PermissionRef, Error> {
+pub(crate) fn permission_ref(
+    field: &str,
+    r: Option<&pb::PermissionRef>,
+) -> Result<PermissionRef, Error> {
     match r.and_then(|r| r.r#ref.as_ref()) {
-        Some(pb::permission_ref::Ref::Id(id)) => PermissionId::parse(&format!("{field}.id"), id).map(Ref::Id),
+        Some(pb::permission_ref::Ref::Id(id)) => {
+            PermissionId::parse(&format!("{field}.id"), id).map(Ref::Id)
+        }
         Some(pb::permission_ref::Ref::Name(name)) => {
-            PermissionName::parse(&format!("{field}.name"), name).map(|n| Ref::Name(n.into_string()))
+            PermissionName::parse(&format!("{field}.name"), name)
+                .map(|n| Ref::Name(n.into_string()))
         }
         None => Err(Error::invalid(field, "is required: give `id` or `name`")),
     }
@@ -53,14 +66,19 @@ pub(crate) fn role_ref(field: &str, r: Option<&pb::RoleRef>) -> Result<RoleRef, 
     match r.and_then(|r| r.r#ref.as_ref()) {
         Some(pb::role_ref::Ref::Id(id)) => RoleId::parse(&format!("{field}.id"), id).map(Ref::Id),
         Some(pb::role_ref::Ref::Name(name)) => {
-            crate::domain::RoleName::parse(&format!("{field}.name"), name).map(|n| Ref::Name(n.into_string()))
+            crate::domain::RoleName::parse(&format!("{field}.name"), name)
+                .map(|n| Ref::Name(n.into_string()))
         }
         None => Err(Error::invalid(field, "is required: give `id` or `name`")),
     }
 }
 
 /// A batch of permission refs: non-empty, each valid, no entry twice.
-pub(crate) fn permission_batch(field: &str, refs: &[pb::PermissionRef], allow_empty: bool) -> Result<Vec<PermissionRef>, Error> {
+pub(crate) fn permission_batch(
+    field: &str,
+    refs: &[pb::PermissionRef],
+    allow_empty: bool,
+) -> Result<Vec<PermissionRef>, Error> {
     let mut problems = Problems::default();
     if refs.is_empty() && !allow_empty {
         problems.push(field, "must list at least one permission");
@@ -122,8 +140,217 @@ impl From<crate::domain::Impact> for pb::Impact {
             identities: i
                 .identities
                 .into_iter()
-                .map(|x| pb::IdentityImpact { identity_id: x.identity.to_string(), gained: x.gained, lost: x.lost })
+                .map(|x| pb::IdentityImpact {
+                    identity_id: x.identity.to_string(),
+                    gained: x.gained,
+                    lost: x.lost,
+                })
                 .collect(),
         }
     }
+}
+
+pub(crate) fn from_timestamp(
+    field: &str,
+    t: &prost_types::Timestamp,
+) -> Result<DateTime<Utc>, Error> {
+    DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+        .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
+}
+
+pub(crate) fn identity(
+    field: &str,
+    i: Option<&pb::Identity>,
+) -> Result<crate::domain::Identity, Error> {
+    use crate::domain::{Identity, IdentityId, IdentityKind};
+    let i = i.ok_or_else(|| Error::invalid(field, "is required"))?;
+    let kind = match pb::IdentityKind::try_from(i.kind) {
+        Ok(pb::IdentityKind::User) => IdentityKind::User,
+        Ok(pb::IdentityKind::ServiceAccount) => IdentityKind::ServiceAccount,
+        Ok(pb::IdentityKind::Pat) => IdentityKind::Pat,
+        Ok(pb::IdentityKind::Group) => IdentityKind::Group,
+        Err(_) => {
+            return Err(Error::invalid(
+                format!("{field}.kind"),
+                "is not a known identity kind",
+            ));
+        }
+    };
+    if kind == IdentityKind::Group {
+        crate::domain::GroupId::parse(&format!("{field}.id"), &i.id)?;
+    }
+    Ok(Identity {
+        id: IdentityId::parse(&format!("{field}.id"), &i.id)?,
+        kind,
+    })
+}
+
+fn pb_kind(k: crate::domain::IdentityKind) -> i32 {
+    use crate::domain::IdentityKind;
+    (match k {
+        IdentityKind::User => pb::IdentityKind::User,
+        IdentityKind::ServiceAccount => pb::IdentityKind::ServiceAccount,
+        IdentityKind::Pat => pb::IdentityKind::Pat,
+        IdentityKind::Group => pb::IdentityKind::Group,
+    }) as i32
+}
+
+pub(crate) fn pb_identity(i: crate::domain::Identity) -> pb::Identity {
+    pb::Identity {
+        id: i.id.to_string(),
+        kind: pb_kind(i.kind),
+    }
+}
+
+impl From<crate::domain::Assignment> for pb::Assignment {
+    fn from(a: crate::domain::Assignment) -> Self {
+        pb::Assignment {
+            id: a.id.to_string(),
+            role_id: a.role_id.to_string(),
+            role_name: a.role_name,
+            identity: Some(pb_identity(a.identity)),
+            is_immutable: a.is_immutable,
+            expire_time: a.expire_time.map(timestamp),
+            reason: a.reason,
+            tenant_id: a.tenant.to_string(),
+            create_time: Some(timestamp(a.create_time)),
+            update_time: Some(timestamp(a.update_time)),
+            revision: a.revision.0,
+        }
+    }
+}
+
+pub(crate) fn pb_status(s: crate::domain::ChangeRequestStatus) -> pb::ChangeRequestStatus {
+    use crate::domain::ChangeRequestStatus as S;
+    match s {
+        S::Pending => pb::ChangeRequestStatus::Pending,
+        S::Applied => pb::ChangeRequestStatus::Applied,
+        S::Rejected => pb::ChangeRequestStatus::Rejected,
+        S::Cancelled => pb::ChangeRequestStatus::Cancelled,
+        S::Expired => pb::ChangeRequestStatus::Expired,
+        S::Failed => pb::ChangeRequestStatus::Failed,
+    }
+}
+
+pub(crate) fn domain_status(
+    s: pb::ChangeRequestStatus,
+) -> Option<crate::domain::ChangeRequestStatus> {
+    use crate::domain::ChangeRequestStatus as S;
+    Some(match s {
+        pb::ChangeRequestStatus::Unspecified => return None,
+        pb::ChangeRequestStatus::Pending => S::Pending,
+        pb::ChangeRequestStatus::Applied => S::Applied,
+        pb::ChangeRequestStatus::Rejected => S::Rejected,
+        pb::ChangeRequestStatus::Cancelled => S::Cancelled,
+        pb::ChangeRequestStatus::Expired => S::Expired,
+        pb::ChangeRequestStatus::Failed => S::Failed,
+    })
+}
+
+impl From<crate::domain::ChangeRequest> for pb::ChangeRequest {
+    fn from(c: crate::domain::ChangeRequest) -> Self {
+        pb::ChangeRequest {
+            id: c.id.to_string(),
+            kind: match c.kind {
+                crate::domain::ChangeRequestKind::Assign => pb::ChangeRequestKind::Assign,
+                crate::domain::ChangeRequestKind::Revoke => pb::ChangeRequestKind::Revoke,
+            } as i32,
+            role: Some(pb::RoleSummary {
+                id: c.role_id.to_string(),
+                name: c.role_name,
+            }),
+            identity: Some(pb_identity(c.identity)),
+            assignment_expire_time: c.assignment_expire_time.map(timestamp),
+            assignment_id: c.assignment_id.map(|a| a.to_string()).unwrap_or_default(),
+            reason: c.reason,
+            requester: c.requester,
+            status: pb_status(c.status) as i32,
+            decided_by: c.decided_by,
+            decision_comment: c.decision_comment,
+            failure_reason: c.failure_reason,
+            resulting_assignment_id: c
+                .resulting_assignment_id
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            tenant_id: c.tenant.to_string(),
+            create_time: Some(timestamp(c.create_time)),
+            update_time: Some(timestamp(c.update_time)),
+            expire_time: Some(timestamp(c.expire_time)),
+            revision: c.revision.0,
+        }
+    }
+}
+
+impl From<crate::domain::Group> for pb::Group {
+    fn from(g: crate::domain::Group) -> Self {
+        pb::Group {
+            id: g.id.to_string(),
+            name: g.name,
+            description: g.description,
+            member_count: g.member_count,
+            tenant_id: g.tenant.to_string(),
+            create_time: Some(timestamp(g.create_time)),
+            update_time: Some(timestamp(g.update_time)),
+            revision: g.revision.0,
+            impact: None,
+        }
+    }
+}
+
+/// JSON -> `google.protobuf.Struct` (objects only; anything else is wrapped as `{"value": …}`).
+pub(crate) fn to_struct(value: serde_json::Value) -> prost_types::Struct {
+    match value {
+        serde_json::Value::Object(map) => prost_types::Struct {
+            fields: map.into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+        },
+        other => prost_types::Struct {
+            fields: [("value".to_owned(), to_value(other))]
+                .into_iter()
+                .collect(),
+        },
+    }
+}
+
+fn to_value(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(to_value).collect(),
+        }),
+        obj @ serde_json::Value::Object(_) => Kind::StructValue(to_struct(obj)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// Identity ids of a member batch: non-empty, valid, no duplicates.
+pub(crate) fn member_batch(
+    field: &str,
+    ids: &[String],
+) -> Result<Vec<crate::domain::IdentityId>, Error> {
+    let mut problems = Problems::default();
+    if ids.is_empty() {
+        problems.push(field, "must list at least one identity");
+    }
+    if ids.len() > 1000 {
+        problems.push(field, "must list at most 1000 identities");
+    }
+    let mut out: Vec<crate::domain::IdentityId> = Vec::with_capacity(ids.len());
+    for (i, raw) in ids.iter().enumerate() {
+        if let Some(id) = problems.take(crate::domain::IdentityId::parse(
+            &format!("{field}[{i}]"),
+            raw,
+        )) {
+            if out.contains(&id) {
+                problems.push(&format!("{field}[{i}]"), "duplicates an earlier entry");
+            } else {
+                out.push(id);
+            }
+        }
+    }
+    problems.finish()?;
+    Ok(out)
 }

@@ -1,8 +1,11 @@
 //! The gRPC edge: the only module that sees proto types, `tonic::Status` and metadata.
 
+mod assignments;
+mod audit;
 mod auth;
+mod authorization;
 mod convert;
-mod pending;
+mod groups;
 mod permissions;
 mod roles;
 mod status;
@@ -33,16 +36,23 @@ pub const SERVICE_NAMES: [&str; 7] = [
 
 /// The caller the auth layer established. Missing only if a route skipped the layer.
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    request.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
 }
 
 /// Builds the server: layers, the warden services, health and reflection v1 + v1alpha.
 pub fn router(
     service: Service,
     verifier: Arc<Verifier>,
-    health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
     limits: &LimitsConfig,
-) -> Result<Router<tower::layer::util::Stack<AuthLayer, tower::layer::util::Identity>>, anyhow::Error> {
+) -> Result<Router<tower::layer::util::Stack<AuthLayer, tower::layer::util::Identity>>, anyhow::Error>
+{
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -53,7 +63,6 @@ pub fn router(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let max = limits.max_request_bytes;
-    let pending = pending::NotYetImplemented;
     let router = Server::builder()
         .timeout(limits.rpc_timeout)
         .concurrency_limit_per_connection(limits.max_concurrent_rpcs)
@@ -63,14 +72,52 @@ pub fn router(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            pb::permission_service_server::PermissionServiceServer::new(permissions::PermissionApi { service: service.clone() })
-                .max_decoding_message_size(max),
+            pb::permission_service_server::PermissionServiceServer::new(
+                permissions::PermissionApi {
+                    service: service.clone(),
+                },
+            )
+            .max_decoding_message_size(max),
         )
-        .add_service(pb::role_service_server::RoleServiceServer::new(roles::RoleApi { service }).max_decoding_message_size(max))
-        .add_service(pb::assignment_service_server::AssignmentServiceServer::new(pending).max_decoding_message_size(max))
-        .add_service(pb::change_request_service_server::ChangeRequestServiceServer::new(pending).max_decoding_message_size(max))
-        .add_service(pb::group_service_server::GroupServiceServer::new(pending).max_decoding_message_size(max))
-        .add_service(pb::authorization_service_server::AuthorizationServiceServer::new(pending).max_decoding_message_size(max))
-        .add_service(pb::audit_service_server::AuditServiceServer::new(pending).max_decoding_message_size(max));
+        .add_service(
+            pb::role_service_server::RoleServiceServer::new(roles::RoleApi {
+                service: service.clone(),
+            })
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::assignment_service_server::AssignmentServiceServer::new(
+                assignments::AssignmentApi {
+                    service: service.clone(),
+                },
+            )
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::change_request_service_server::ChangeRequestServiceServer::new(
+                assignments::ChangeRequestApi {
+                    service: service.clone(),
+                },
+            )
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::group_service_server::GroupServiceServer::new(groups::GroupApi {
+                service: service.clone(),
+            })
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::authorization_service_server::AuthorizationServiceServer::new(
+                authorization::AuthorizationApi {
+                    service: service.clone(),
+                },
+            )
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::audit_service_server::AuditServiceServer::new(audit::AuditApi { service })
+                .max_decoding_message_size(max),
+        );
     Ok(router)
 }

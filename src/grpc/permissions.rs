@@ -15,55 +15,103 @@ pub struct PermissionApi {
 
 #[tonic::async_trait]
 impl pb::permission_service_server::PermissionService for PermissionApi {
-    async fn create_permission(&self, request: Request<pb::CreatePermissionRequest>) -> Result<Response<pb::Permission>, Status> {
+    async fn create_permission(
+        &self,
+        request: Request<pb::CreatePermissionRequest>,
+    ) -> Result<Response<pb::Permission>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let name = problems.take(PermissionName::parse("name", &req.name));
         let description = problems.take(parse_description("description", &req.description));
         problems.finish()?;
-        let (Some(name), Some(description)) = (name, description) else { return Err(Status::internal("internal error")) };
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        let outcome = self.service.create_permission(&caller, name, description, opts).await?;
+        let (Some(name), Some(description)) = (name, description) else {
+            return Err(Status::internal("internal error"));
+        };
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        let outcome = self
+            .service
+            .create_permission(&caller, name, description, opts)
+            .await?;
         Ok(Response::new(outcome.value.into()))
     }
 
-    async fn get_permission(&self, request: Request<pb::GetPermissionRequest>) -> Result<Response<pb::Permission>, Status> {
+    async fn get_permission(
+        &self,
+        request: Request<pb::GetPermissionRequest>,
+    ) -> Result<Response<pb::Permission>, Status> {
         let caller = caller(&request)?;
         let r = permission_ref("permission", request.get_ref().permission.as_ref())?;
-        Ok(Response::new(self.service.get_permission(&caller, &r).await?.into()))
+        Ok(Response::new(
+            self.service.get_permission(&caller, &r).await?.into(),
+        ))
     }
 
-    async fn list_permissions(&self, request: Request<pb::ListPermissionsRequest>) -> Result<Response<pb::ListPermissionsResponse>, Status> {
+    async fn list_permissions(
+        &self,
+        request: Request<pb::ListPermissionsRequest>,
+    ) -> Result<Response<pb::ListPermissionsResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let paging = PageRequest { page_size: req.page_size, page_token: req.page_token };
-        let page = self.service.list_permissions(&caller, &req.name_prefix, &paging).await?;
+        let paging = PageRequest {
+            page_size: req.page_size,
+            page_token: req.page_token,
+        };
+        let page = self
+            .service
+            .list_permissions(&caller, &req.name_prefix, &paging)
+            .await?;
         Ok(Response::new(pb::ListPermissionsResponse {
             permissions: page.items.into_iter().map(Into::into).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
 
-    async fn update_permission(&self, request: Request<pb::UpdatePermissionRequest>) -> Result<Response<pb::Permission>, Status> {
+    async fn update_permission(
+        &self,
+        request: Request<pb::UpdatePermissionRequest>,
+    ) -> Result<Response<pb::Permission>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(permission_ref("permission", req.permission.as_ref()));
         let description = problems.take(parse_description("description", &req.description));
         problems.finish()?;
-        let (Some(r), Some(description)) = (r, description) else { return Err(Status::internal("internal error")) };
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        let outcome = self.service.update_permission(&caller, &r, description, opts).await?;
+        let (Some(r), Some(description)) = (r, description) else {
+            return Err(Status::internal("internal error"));
+        };
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        let outcome = self
+            .service
+            .update_permission(&caller, &r, description, opts)
+            .await?;
         Ok(Response::new(outcome.value.into()))
     }
 
-    async fn delete_permission(&self, request: Request<pb::DeletePermissionRequest>) -> Result<Response<pb::DeletePermissionResponse>, Status> {
+    async fn delete_permission(
+        &self,
+        request: Request<pb::DeletePermissionRequest>,
+    ) -> Result<Response<pb::DeletePermissionResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let r = permission_ref("permission", req.permission.as_ref())?;
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        let outcome = self.service.delete_permission(&caller, &r, req.force, opts).await?;
-        Ok(Response::new(pb::DeletePermissionResponse { revision: outcome.revision.0, impact: outcome.impact.map(Into::into) }))
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        let outcome = self
+            .service
+            .delete_permission(&caller, &r, req.force, opts)
+            .await?;
+        Ok(Response::new(pb::DeletePermissionResponse {
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }))
     }
 }

@@ -14,12 +14,19 @@ pub struct RoleApi {
 }
 
 fn role_response(outcome: Outcome<Role>) -> Response<pb::RoleResponse> {
-    Response::new(pb::RoleResponse { role: Some(outcome.value.into()), revision: outcome.revision.0, impact: outcome.impact.map(Into::into) })
+    Response::new(pb::RoleResponse {
+        role: Some(outcome.value.into()),
+        revision: outcome.revision.0,
+        impact: outcome.impact.map(Into::into),
+    })
 }
 
 #[tonic::async_trait]
 impl pb::role_service_server::RoleService for RoleApi {
-    async fn create_role(&self, request: Request<pb::CreateRoleRequest>) -> Result<Response<pb::Role>, Status> {
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let mut problems = Problems::default();
@@ -27,32 +34,64 @@ impl pb::role_service_server::RoleService for RoleApi {
         let description = problems.take(parse_description("description", &req.description));
         let permissions = problems.take(permission_batch("permissions", &req.permissions, true));
         problems.finish()?;
-        let (Some(name), Some(description), Some(permissions)) = (name, description, permissions) else {
-            return Err(Status::internal("internal error"))
+        let (Some(name), Some(description), Some(permissions)) = (name, description, permissions)
+        else {
+            return Err(Status::internal("internal error"));
         };
-        let change = RoleChange { name, description, permissions, requires_approval: req.requires_approval };
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        Ok(Response::new(self.service.create_role(&caller, change, opts).await?.value.into()))
+        let change = RoleChange {
+            name,
+            description,
+            permissions,
+            requires_approval: req.requires_approval,
+        };
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        Ok(Response::new(
+            self.service
+                .create_role(&caller, change, opts)
+                .await?
+                .value
+                .into(),
+        ))
     }
 
-    async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Result<Response<pb::Role>, Status> {
+    async fn get_role(
+        &self,
+        request: Request<pb::GetRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
         let caller = caller(&request)?;
         let r = role_ref("role", request.get_ref().role.as_ref())?;
-        Ok(Response::new(self.service.get_role(&caller, &r).await?.into()))
+        Ok(Response::new(
+            self.service.get_role(&caller, &r).await?.into(),
+        ))
     }
 
-    async fn list_roles(&self, request: Request<pb::ListRolesRequest>) -> Result<Response<pb::ListRolesResponse>, Status> {
+    async fn list_roles(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let paging = PageRequest { page_size: req.page_size, page_token: req.page_token };
-        let page = self.service.list_roles(&caller, &req.name_prefix, &paging).await?;
+        let paging = PageRequest {
+            page_size: req.page_size,
+            page_token: req.page_token,
+        };
+        let page = self
+            .service
+            .list_roles(&caller, &req.name_prefix, &paging)
+            .await?;
         Ok(Response::new(pb::ListRolesResponse {
             roles: page.items.into_iter().map(Into::into).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
 
-    async fn update_role(&self, request: Request<pb::UpdateRoleRequest>) -> Result<Response<pb::Role>, Status> {
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> Result<Response<pb::Role>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let mut problems = Problems::default();
@@ -62,54 +101,117 @@ impl pb::role_service_server::RoleService for RoleApi {
             None => None,
         };
         problems.finish()?;
-        let Some(r) = r else { return Err(Status::internal("internal error")) };
-        let update = RoleUpdate { description, requires_approval: req.requires_approval, etag: req.etag };
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        Ok(Response::new(self.service.update_role(&caller, &r, update, opts).await?.value.into()))
+        let Some(r) = r else {
+            return Err(Status::internal("internal error"));
+        };
+        let update = RoleUpdate {
+            description,
+            requires_approval: req.requires_approval,
+            etag: req.etag,
+        };
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        Ok(Response::new(
+            self.service
+                .update_role(&caller, &r, update, opts)
+                .await?
+                .value
+                .into(),
+        ))
     }
 
-    async fn delete_role(&self, request: Request<pb::DeleteRoleRequest>) -> Result<Response<pb::DeleteRoleResponse>, Status> {
+    async fn delete_role(
+        &self,
+        request: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let r = role_ref("role", req.role.as_ref())?;
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        let outcome = self.service.delete_role(&caller, &r, req.force, opts).await?;
-        Ok(Response::new(pb::DeleteRoleResponse { revision: outcome.revision.0, impact: outcome.impact.map(Into::into) }))
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        let outcome = self
+            .service
+            .delete_role(&caller, &r, req.force, opts)
+            .await?;
+        Ok(Response::new(pb::DeleteRoleResponse {
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }))
     }
 
-    async fn add_permissions_to_role(&self, request: Request<pb::AddPermissionsToRoleRequest>) -> Result<Response<pb::RoleResponse>, Status> {
+    async fn add_permissions_to_role(
+        &self,
+        request: Request<pb::AddPermissionsToRoleRequest>,
+    ) -> Result<Response<pb::RoleResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(role_ref("role", req.role.as_ref()));
         let refs = problems.take(permission_batch("permissions", &req.permissions, false));
         problems.finish()?;
-        let (Some(r), Some(refs)) = (r, refs) else { return Err(Status::internal("internal error")) };
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        Ok(role_response(self.service.add_permissions_to_role(&caller, &r, &refs, opts).await?))
+        let (Some(r), Some(refs)) = (r, refs) else {
+            return Err(Status::internal("internal error"));
+        };
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        Ok(role_response(
+            self.service
+                .add_permissions_to_role(&caller, &r, &refs, opts)
+                .await?,
+        ))
     }
 
-    async fn remove_permissions_from_role(&self, request: Request<pb::RemovePermissionsFromRoleRequest>) -> Result<Response<pb::RoleResponse>, Status> {
+    async fn remove_permissions_from_role(
+        &self,
+        request: Request<pb::RemovePermissionsFromRoleRequest>,
+    ) -> Result<Response<pb::RoleResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(role_ref("role", req.role.as_ref()));
         let refs = problems.take(permission_batch("permissions", &req.permissions, false));
         problems.finish()?;
-        let (Some(r), Some(refs)) = (r, refs) else { return Err(Status::internal("internal error")) };
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        Ok(role_response(self.service.remove_permissions_from_role(&caller, &r, &refs, opts).await?))
+        let (Some(r), Some(refs)) = (r, refs) else {
+            return Err(Status::internal("internal error"));
+        };
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        Ok(role_response(
+            self.service
+                .remove_permissions_from_role(&caller, &r, &refs, opts)
+                .await?,
+        ))
     }
 
-    async fn remove_permission_from_role(&self, request: Request<pb::RemovePermissionFromRoleRequest>) -> Result<Response<pb::RoleResponse>, Status> {
+    async fn remove_permission_from_role(
+        &self,
+        request: Request<pb::RemovePermissionFromRoleRequest>,
+    ) -> Result<Response<pb::RoleResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(role_ref("role", req.role.as_ref()));
         let p = problems.take(permission_ref("permission", req.permission.as_ref()));
         problems.finish()?;
-        let (Some(r), Some(p)) = (r, p) else { return Err(Status::internal("internal error")) };
-        let opts = WriteOptions { dry_run: req.dry_run, wait_for_propagation: req.wait_for_propagation };
-        Ok(role_response(self.service.remove_permission_from_role(&caller, &r, &p, req.allow_missing, opts).await?))
+        let (Some(r), Some(p)) = (r, p) else {
+            return Err(Status::internal("internal error"));
+        };
+        let opts = WriteOptions {
+            dry_run: req.dry_run,
+            wait_for_propagation: req.wait_for_propagation,
+        };
+        Ok(role_response(
+            self.service
+                .remove_permission_from_role(&caller, &r, &p, req.allow_missing, opts)
+                .await?,
+        ))
     }
 }

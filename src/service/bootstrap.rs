@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::Service;
 use crate::domain::{
-    Assignment, AssignmentId, AuditRecord, Caller, Delta, Error, Identity, IdentityId, IdentityKind, Permission,
-    PermissionId, Role, RoleId, TenantId, builtin,
+    Assignment, AssignmentId, AuditRecord, Caller, Delta, Error, Identity, IdentityId,
+    IdentityKind, Permission, PermissionId, Role, RoleId, TenantId, builtin,
 };
 use crate::store::Ref;
 
@@ -23,7 +23,10 @@ impl BootstrapAdmin {
             Some((t, s)) => (TenantId::parse(t)?, s),
             None => (default_tenant.clone(), raw),
         };
-        Ok(Self { tenant, subject: IdentityId::parse("bootstrap_admins", subject)? })
+        Ok(Self {
+            tenant,
+            subject: IdentityId::parse("bootstrap_admins", subject)?,
+        })
     }
 }
 
@@ -35,14 +38,19 @@ impl Service {
     pub async fn bootstrap(&self, admins: &[BootstrapAdmin]) -> Result<(), Error> {
         let mut by_tenant: BTreeMap<&TenantId, Vec<&IdentityId>> = BTreeMap::new();
         for admin in admins {
-            by_tenant.entry(&admin.tenant).or_default().push(&admin.subject);
+            by_tenant
+                .entry(&admin.tenant)
+                .or_default()
+                .push(&admin.subject);
         }
         for (tenant, subjects) in by_tenant {
             // Two replicas starting together may race; the loser retries and finds it done.
             let mut attempt = 0;
             loop {
                 match self.bootstrap_tenant(tenant, &subjects).await {
-                    Err(Error::Aborted { .. } | Error::AlreadyExists { .. }) if attempt < 3 => attempt += 1,
+                    Err(Error::Aborted { .. } | Error::AlreadyExists { .. }) if attempt < 3 => {
+                        attempt += 1
+                    }
                     other => break other?,
                 }
             }
@@ -50,7 +58,11 @@ impl Service {
         Ok(())
     }
 
-    async fn bootstrap_tenant(&self, tenant: &TenantId, subjects: &[&IdentityId]) -> Result<(), Error> {
+    async fn bootstrap_tenant(
+        &self,
+        tenant: &TenantId,
+        subjects: &[&IdentityId],
+    ) -> Result<(), Error> {
         let caller = Caller {
             subject: IdentityId::parse("actor", SYSTEM_ACTOR)?,
             tenant: tenant.clone(),
@@ -75,8 +87,17 @@ impl Service {
                         revision: tx.revision,
                     };
                     tx.insert_permission(&p).await?;
-                    tx.record(Delta::PermissionPut { id: p.id, name: p.name.clone() });
-                    tx.audit(AuditRecord { target_kind: "permission", target_id: p.id.to_string(), before: None, after: serde_json::to_value(&p).ok(), reason: "bootstrap".into() });
+                    tx.record(Delta::PermissionPut {
+                        id: p.id,
+                        name: p.name.clone(),
+                    });
+                    tx.audit(AuditRecord {
+                        target_kind: "permission",
+                        target_id: p.id.to_string(),
+                        before: None,
+                        after: serde_json::to_value(&p).ok(),
+                        reason: "bootstrap".into(),
+                    });
                     p.id
                 }
             };
@@ -87,8 +108,13 @@ impl Service {
             let role = match tx.find_role(&Ref::Name(system.name.to_owned())).await? {
                 Some(role) => role,
                 None => {
-                    let ids: Vec<PermissionId> = system.permissions.iter().map(|p| permission_ids[p]).collect();
-                    let mut names: Vec<String> = system.permissions.iter().map(|p| (*p).to_owned()).collect();
+                    let ids: Vec<PermissionId> = system
+                        .permissions
+                        .iter()
+                        .map(|p| permission_ids[p])
+                        .collect();
+                    let mut names: Vec<String> =
+                        system.permissions.iter().map(|p| (*p).to_owned()).collect();
                     names.sort();
                     let role = Role {
                         id: RoleId::new(),
@@ -103,8 +129,18 @@ impl Service {
                         revision: tx.revision,
                     };
                     tx.insert_role(&role, &ids).await?;
-                    tx.record(Delta::RolePut { id: role.id, name: role.name.clone(), permissions: ids });
-                    tx.audit(AuditRecord { target_kind: "role", target_id: role.id.to_string(), before: None, after: serde_json::to_value(&role).ok(), reason: "bootstrap".into() });
+                    tx.record(Delta::RolePut {
+                        id: role.id,
+                        name: role.name.clone(),
+                        permissions: ids,
+                    });
+                    tx.audit(AuditRecord {
+                        target_kind: "role",
+                        target_id: role.id.to_string(),
+                        before: None,
+                        after: serde_json::to_value(&role).ok(),
+                        reason: "bootstrap".into(),
+                    });
                     role
                 }
             };
@@ -112,9 +148,14 @@ impl Service {
                 admin_role = Some(role);
             }
         }
-        let admin_role = admin_role.ok_or_else(|| Error::Internal(anyhow::anyhow!("no admin system role")))?;
+        let admin_role =
+            admin_role.ok_or_else(|| Error::Internal(anyhow::anyhow!("no admin system role")))?;
         for subject in subjects {
-            if tx.find_assignment_of(admin_role.id, subject).await?.is_some() {
+            if tx
+                .find_assignment_of(admin_role.id, subject)
+                .await?
+                .is_some()
+            {
                 continue;
             }
             let a = Assignment {
@@ -122,7 +163,10 @@ impl Service {
                 tenant: tenant.clone(),
                 role_id: admin_role.id,
                 role_name: admin_role.name.clone(),
-                identity: Identity { id: (*subject).clone(), kind: IdentityKind::User },
+                identity: Identity {
+                    id: (*subject).clone(),
+                    kind: IdentityKind::User,
+                },
                 is_immutable: true,
                 expire_time: None,
                 reason: "bootstrap admin".into(),
@@ -131,8 +175,20 @@ impl Service {
                 revision: tx.revision,
             };
             tx.insert_assignment(&a).await?;
-            tx.record(Delta::AssignmentPut { id: a.id, role: a.role_id, identity: a.identity.id.clone(), kind: a.identity.kind, expire_time: None });
-            tx.audit(AuditRecord { target_kind: "assignment", target_id: a.id.to_string(), before: None, after: serde_json::to_value(&a).ok(), reason: "bootstrap".into() });
+            tx.record(Delta::AssignmentPut {
+                id: a.id,
+                role: a.role_id,
+                identity: a.identity.id.clone(),
+                kind: a.identity.kind,
+                expire_time: None,
+            });
+            tx.audit(AuditRecord {
+                target_kind: "assignment",
+                target_id: a.id.to_string(),
+                before: None,
+                after: serde_json::to_value(&a).ok(),
+                reason: "bootstrap".into(),
+            });
         }
         if tx.deltas().is_empty() {
             return Ok(()); // nothing to do: roll back, no revision used

@@ -2,13 +2,12 @@
 
 use std::collections::HashSet;
 
-
 use super::paging::page;
 use super::{Outcome, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName, Reason, Role, RoleId,
-    RoleName,
+    AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName, Reason,
+    Role, RoleId, RoleName,
 };
 use crate::store::{PermissionRef, RoleRef, WriteTx};
 
@@ -34,8 +33,11 @@ fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
 }
 
 fn system_role_immutable(role: &Role) -> Error {
-    Error::precondition(Reason::SystemRoleImmutable, format!("system role '{}' cannot be changed", role.name))
-        .with_meta("role", role.name.clone())
+    Error::precondition(
+        Reason::SystemRoleImmutable,
+        format!("system role '{}' cannot be changed", role.name),
+    )
+    .with_meta("role", role.name.clone())
 }
 
 /// Refuses the same permission named twice (by id and name, say) once refs are resolved.
@@ -43,7 +45,10 @@ fn ensure_distinct(field: &str, permissions: &[Permission]) -> Result<(), Error>
     let mut seen = HashSet::new();
     for p in permissions {
         if !seen.insert(p.id) {
-            return Err(Error::invalid(field, format!("lists permission '{}' more than once", p.name)));
+            return Err(Error::invalid(
+                field,
+                format!("lists permission '{}' more than once", p.name),
+            ));
         }
     }
     Ok(())
@@ -52,11 +57,20 @@ fn ensure_distinct(field: &str, permissions: &[Permission]) -> Result<(), Error>
 impl Service {
     // ----- permissions -----
 
-    pub async fn create_permission(&self, caller: &Caller, name: PermissionName, description: String, opts: WriteOptions) -> Result<Outcome<Permission>, Error> {
+    pub async fn create_permission(
+        &self,
+        caller: &Caller,
+        name: PermissionName,
+        description: String,
+        opts: WriteOptions,
+    ) -> Result<Outcome<Permission>, Error> {
         self.authorize(caller, perm::PERMISSIONS_WRITE)?;
         if name.is_reserved() {
-            return Err(Error::precondition(Reason::ReservedName, "names starting with 'warden:' are reserved for Warden's own permissions")
-                .with_meta("name", name.as_str()));
+            return Err(Error::precondition(
+                Reason::ReservedName,
+                "names starting with 'warden:' are reserved for Warden's own permissions",
+            )
+            .with_meta("name", name.as_str()));
         }
         let mut tx = self.begin(caller).await?;
         let p = Permission {
@@ -70,55 +84,123 @@ impl Service {
             revision: tx.revision,
         };
         tx.insert_permission(&p).await?;
-        tx.record(Delta::PermissionPut { id: p.id, name: p.name.clone() });
-        tx.audit(AuditRecord { target_kind: "permission", target_id: p.id.to_string(), before: None, after: snapshot(&p), reason: String::new() });
+        tx.record(Delta::PermissionPut {
+            id: p.id,
+            name: p.name.clone(),
+        });
+        tx.audit(AuditRecord {
+            target_kind: "permission",
+            target_id: p.id.to_string(),
+            before: None,
+            after: snapshot(&p),
+            reason: String::new(),
+        });
         let target = p.id.to_string();
-        self.finish(tx, opts, "permission.created", &target, p).await
+        self.finish(tx, opts, "permission.created", &target, p)
+            .await
     }
 
-    pub async fn get_permission(&self, caller: &Caller, r: &PermissionRef) -> Result<Permission, Error> {
+    pub async fn get_permission(
+        &self,
+        caller: &Caller,
+        r: &PermissionRef,
+    ) -> Result<Permission, Error> {
         self.authorize(caller, perm::PERMISSIONS_READ)?;
-        self.store.find_permission(&caller.tenant, r).await?.ok_or_else(|| Error::not_found("permission", r.key()))
+        self.store
+            .find_permission(&caller.tenant, r)
+            .await?
+            .ok_or_else(|| Error::not_found("permission", r.key()))
     }
 
-    pub async fn list_permissions(&self, caller: &Caller, prefix: &str, paging: &PageRequest) -> Result<Page<Permission>, Error> {
+    pub async fn list_permissions(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        paging: &PageRequest,
+    ) -> Result<Page<Permission>, Error> {
         self.authorize(caller, perm::PERMISSIONS_READ)?;
         let filters = format!("prefix={prefix}");
         let query = paging.query(&filters)?;
-        let rows = self.store.list_permissions(&caller.tenant, prefix, &query).await?;
+        let rows = self
+            .store
+            .list_permissions(&caller.tenant, prefix, &query)
+            .await?;
         Ok(page(rows, &query, &filters, |p| p.name.clone()))
     }
 
-    pub async fn update_permission(&self, caller: &Caller, r: &PermissionRef, description: String, opts: WriteOptions) -> Result<Outcome<Permission>, Error> {
+    pub async fn update_permission(
+        &self,
+        caller: &Caller,
+        r: &PermissionRef,
+        description: String,
+        opts: WriteOptions,
+    ) -> Result<Outcome<Permission>, Error> {
         self.authorize(caller, perm::PERMISSIONS_WRITE)?;
         let mut tx = self.begin(caller).await?;
-        let before = tx.find_permission(r).await?.ok_or_else(|| Error::not_found("permission", r.key()))?;
+        let before = tx
+            .find_permission(r)
+            .await?
+            .ok_or_else(|| Error::not_found("permission", r.key()))?;
         if before.is_system {
-            return Err(Error::precondition(Reason::SystemPermissionImmutable, format!("system permission '{}' cannot be changed", before.name))
-                .with_meta("permission", before.name.clone()));
+            return Err(Error::precondition(
+                Reason::SystemPermissionImmutable,
+                format!("system permission '{}' cannot be changed", before.name),
+            )
+            .with_meta("permission", before.name.clone()));
         }
-        let after = Permission { description, update_time: tx.now, revision: tx.revision, ..before.clone() };
+        let after = Permission {
+            description,
+            update_time: tx.now,
+            revision: tx.revision,
+            ..before.clone()
+        };
         tx.update_permission(&after).await?;
-        tx.audit(AuditRecord { target_kind: "permission", target_id: after.id.to_string(), before: snapshot(&before), after: snapshot(&after), reason: String::new() });
+        tx.audit(AuditRecord {
+            target_kind: "permission",
+            target_id: after.id.to_string(),
+            before: snapshot(&before),
+            after: snapshot(&after),
+            reason: String::new(),
+        });
         let target = after.id.to_string();
-        self.finish(tx, opts, "permission.updated", &target, after).await
+        self.finish(tx, opts, "permission.updated", &target, after)
+            .await
     }
 
     /// Rule 8: a permission some role grants is deleted only with `force`, which takes it out
     /// of those roles in the same transaction (each role change audited).
-    pub async fn delete_permission(&self, caller: &Caller, r: &PermissionRef, force: bool, opts: WriteOptions) -> Result<Outcome<()>, Error> {
+    pub async fn delete_permission(
+        &self,
+        caller: &Caller,
+        r: &PermissionRef,
+        force: bool,
+        opts: WriteOptions,
+    ) -> Result<Outcome<()>, Error> {
         self.authorize(caller, perm::PERMISSIONS_WRITE)?;
         let mut tx = self.begin(caller).await?;
-        let p = tx.find_permission(r).await?.ok_or_else(|| Error::not_found("permission", r.key()))?;
+        let p = tx
+            .find_permission(r)
+            .await?
+            .ok_or_else(|| Error::not_found("permission", r.key()))?;
         if p.is_system {
-            return Err(Error::precondition(Reason::SystemPermissionImmutable, format!("system permission '{}' cannot be deleted", p.name))
-                .with_meta("permission", p.name.clone()));
+            return Err(Error::precondition(
+                Reason::SystemPermissionImmutable,
+                format!("system permission '{}' cannot be deleted", p.name),
+            )
+            .with_meta("permission", p.name.clone()));
         }
         let roles = tx.roles_granting(p.id).await?;
         if !roles.is_empty() && !force {
             let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
-            return Err(Error::precondition(Reason::PermissionInUse, format!("permission '{}' is granted by {} role(s); pass force to remove it from them", p.name, roles.len()))
-                .with_meta("roles", names.join(",")));
+            return Err(Error::precondition(
+                Reason::PermissionInUse,
+                format!(
+                    "permission '{}' is granted by {} role(s); pass force to remove it from them",
+                    p.name,
+                    roles.len()
+                ),
+            )
+            .with_meta("roles", names.join(",")));
         }
         for role in roles {
             if role.is_system {
@@ -126,23 +208,53 @@ impl Service {
             }
             let after = self.stamp_role(&tx, &role, |r| r.permissions.retain(|n| *n != p.name));
             tx.update_role(&after).await?;
-            tx.audit(AuditRecord { target_kind: "role", target_id: role.id.to_string(), before: snapshot(&role), after: snapshot(&after), reason: format!("permission '{}' deleted", p.name) });
-            let remaining: Vec<PermissionId> = tx.role_permission_ids(role.id).await?.into_iter().filter(|id| *id != p.id).collect();
-            tx.record(Delta::RolePut { id: role.id, name: role.name.clone(), permissions: remaining });
+            tx.audit(AuditRecord {
+                target_kind: "role",
+                target_id: role.id.to_string(),
+                before: snapshot(&role),
+                after: snapshot(&after),
+                reason: format!("permission '{}' deleted", p.name),
+            });
+            let remaining: Vec<PermissionId> = tx
+                .role_permission_ids(role.id)
+                .await?
+                .into_iter()
+                .filter(|id| *id != p.id)
+                .collect();
+            tx.record(Delta::RolePut {
+                id: role.id,
+                name: role.name.clone(),
+                permissions: remaining,
+            });
         }
         tx.delete_permission(p.id).await?;
         tx.record(Delta::PermissionRemoved { id: p.id });
-        tx.audit(AuditRecord { target_kind: "permission", target_id: p.id.to_string(), before: snapshot(&p), after: None, reason: String::new() });
-        self.finish(tx, opts, "permission.deleted", &p.id.to_string(), ()).await
+        tx.audit(AuditRecord {
+            target_kind: "permission",
+            target_id: p.id.to_string(),
+            before: snapshot(&p),
+            after: None,
+            reason: String::new(),
+        });
+        self.finish(tx, opts, "permission.deleted", &p.id.to_string(), ())
+            .await
     }
 
     // ----- roles -----
 
-    pub async fn create_role(&self, caller: &Caller, change: RoleChange, opts: WriteOptions) -> Result<Outcome<Role>, Error> {
+    pub async fn create_role(
+        &self,
+        caller: &Caller,
+        change: RoleChange,
+        opts: WriteOptions,
+    ) -> Result<Outcome<Role>, Error> {
         self.authorize(caller, perm::ROLES_WRITE)?;
         if change.name.is_reserved() {
-            return Err(Error::precondition(Reason::ReservedName, "names starting with 'warden:' are reserved for system roles")
-                .with_meta("name", change.name.as_str()));
+            return Err(Error::precondition(
+                Reason::ReservedName,
+                "names starting with 'warden:' are reserved for system roles",
+            )
+            .with_meta("name", change.name.as_str()));
         }
         let mut tx = self.begin(caller).await?;
         let permissions = tx.resolve_permissions(&change.permissions).await?;
@@ -165,36 +277,69 @@ impl Service {
         };
         let ids: Vec<PermissionId> = permissions.iter().map(|p| p.id).collect();
         tx.insert_role(&role, &ids).await?;
-        tx.record(Delta::RolePut { id: role.id, name: role.name.clone(), permissions: ids });
-        tx.audit(AuditRecord { target_kind: "role", target_id: role.id.to_string(), before: None, after: snapshot(&role), reason: String::new() });
+        tx.record(Delta::RolePut {
+            id: role.id,
+            name: role.name.clone(),
+            permissions: ids,
+        });
+        tx.audit(AuditRecord {
+            target_kind: "role",
+            target_id: role.id.to_string(),
+            before: None,
+            after: snapshot(&role),
+            reason: String::new(),
+        });
         let target = role.id.to_string();
         self.finish(tx, opts, "role.created", &target, role).await
     }
 
     pub async fn get_role(&self, caller: &Caller, r: &RoleRef) -> Result<Role, Error> {
         self.authorize(caller, perm::ROLES_READ)?;
-        self.store.find_role(&caller.tenant, r).await?.ok_or_else(|| Error::not_found("role", r.key()))
+        self.store
+            .find_role(&caller.tenant, r)
+            .await?
+            .ok_or_else(|| Error::not_found("role", r.key()))
     }
 
-    pub async fn list_roles(&self, caller: &Caller, prefix: &str, paging: &PageRequest) -> Result<Page<Role>, Error> {
+    pub async fn list_roles(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        paging: &PageRequest,
+    ) -> Result<Page<Role>, Error> {
         self.authorize(caller, perm::ROLES_READ)?;
         let filters = format!("prefix={prefix}");
         let query = paging.query(&filters)?;
-        let rows = self.store.list_roles(&caller.tenant, prefix, &query).await?;
+        let rows = self
+            .store
+            .list_roles(&caller.tenant, prefix, &query)
+            .await?;
         Ok(page(rows, &query, &filters, |r| r.name.clone()))
     }
 
-    pub async fn update_role(&self, caller: &Caller, r: &RoleRef, update: RoleUpdate, opts: WriteOptions) -> Result<Outcome<Role>, Error> {
+    pub async fn update_role(
+        &self,
+        caller: &Caller,
+        r: &RoleRef,
+        update: RoleUpdate,
+        opts: WriteOptions,
+    ) -> Result<Outcome<Role>, Error> {
         self.authorize(caller, perm::ROLES_WRITE)?;
         let mut tx = self.begin(caller).await?;
-        let before = tx.find_role(r).await?.ok_or_else(|| Error::not_found("role", r.key()))?;
+        let before = tx
+            .find_role(r)
+            .await?
+            .ok_or_else(|| Error::not_found("role", r.key()))?;
         if before.is_system {
             return Err(system_role_immutable(&before));
         }
         if let Some(etag) = &update.etag
             && *etag != before.etag()
         {
-            return Err(Error::Aborted { reason: Reason::EtagMismatch, message: format!("role '{}' changed since etag {etag} was read", before.name) });
+            return Err(Error::Aborted {
+                reason: Reason::EtagMismatch,
+                message: format!("role '{}' changed since etag {etag} was read", before.name),
+            });
         }
         // Changing a description or approval flag grants nothing, but the caller must still be
         // able to grant what the role grants: otherwise it could weaken approval on a role above it.
@@ -209,43 +354,87 @@ impl Service {
             }
         });
         tx.update_role(&after).await?;
-        tx.audit(AuditRecord { target_kind: "role", target_id: after.id.to_string(), before: snapshot(&before), after: snapshot(&after), reason: String::new() });
+        tx.audit(AuditRecord {
+            target_kind: "role",
+            target_id: after.id.to_string(),
+            before: snapshot(&before),
+            after: snapshot(&after),
+            reason: String::new(),
+        });
         let target = after.id.to_string();
         self.finish(tx, opts, "role.updated", &target, after).await
     }
 
     /// Rule 8: a role with assignments is deleted only with `force`, which revokes them first
     /// in the same transaction (each revocation audited).
-    pub async fn delete_role(&self, caller: &Caller, r: &RoleRef, force: bool, opts: WriteOptions) -> Result<Outcome<()>, Error> {
+    pub async fn delete_role(
+        &self,
+        caller: &Caller,
+        r: &RoleRef,
+        force: bool,
+        opts: WriteOptions,
+    ) -> Result<Outcome<()>, Error> {
         self.authorize(caller, perm::ROLES_WRITE)?;
         let mut tx = self.begin(caller).await?;
-        let role = tx.find_role(r).await?.ok_or_else(|| Error::not_found("role", r.key()))?;
+        let role = tx
+            .find_role(r)
+            .await?
+            .ok_or_else(|| Error::not_found("role", r.key()))?;
         if role.is_system {
             return Err(system_role_immutable(&role));
         }
         let assignments = tx.assignments_of_role(role.id).await?;
         if !assignments.is_empty() && !force {
-            return Err(Error::precondition(Reason::RoleInUse, format!("role '{}' has {} assignment(s); pass force to revoke them", role.name, assignments.len()))
-                .with_meta("role", role.name.clone())
-                .with_meta("assignments", assignments.len().to_string()));
+            return Err(Error::precondition(
+                Reason::RoleInUse,
+                format!(
+                    "role '{}' has {} assignment(s); pass force to revoke them",
+                    role.name,
+                    assignments.len()
+                ),
+            )
+            .with_meta("role", role.name.clone())
+            .with_meta("assignments", assignments.len().to_string()));
         }
         for a in assignments {
             if a.is_immutable {
-                return Err(Error::precondition(Reason::AssignmentImmutable, format!("assignment {} is immutable", a.id))
-                    .with_meta("assignment_id", a.id.to_string()));
+                return Err(Error::precondition(
+                    Reason::AssignmentImmutable,
+                    format!("assignment {} is immutable", a.id),
+                )
+                .with_meta("assignment_id", a.id.to_string()));
             }
             tx.delete_assignment(a.id).await?;
             tx.record(Delta::AssignmentRemoved { id: a.id });
-            tx.audit(AuditRecord { target_kind: "assignment", target_id: a.id.to_string(), before: snapshot(&a), after: None, reason: format!("role '{}' deleted", role.name) });
+            tx.audit(AuditRecord {
+                target_kind: "assignment",
+                target_id: a.id.to_string(),
+                before: snapshot(&a),
+                after: None,
+                reason: format!("role '{}' deleted", role.name),
+            });
         }
         tx.delete_role(role.id).await?;
         tx.record(Delta::RoleRemoved { id: role.id });
-        tx.audit(AuditRecord { target_kind: "role", target_id: role.id.to_string(), before: snapshot(&role), after: None, reason: String::new() });
-        self.finish(tx, opts, "role.deleted", &role.id.to_string(), ()).await
+        tx.audit(AuditRecord {
+            target_kind: "role",
+            target_id: role.id.to_string(),
+            before: snapshot(&role),
+            after: None,
+            reason: String::new(),
+        });
+        self.finish(tx, opts, "role.deleted", &role.id.to_string(), ())
+            .await
     }
 
     /// Rule 1: atomic; every unknown ref reported; adding a permission the role has succeeds.
-    pub async fn add_permissions_to_role(&self, caller: &Caller, r: &RoleRef, refs: &[PermissionRef], opts: WriteOptions) -> Result<Outcome<Role>, Error> {
+    pub async fn add_permissions_to_role(
+        &self,
+        caller: &Caller,
+        r: &RoleRef,
+        refs: &[PermissionRef],
+        opts: WriteOptions,
+    ) -> Result<Outcome<Role>, Error> {
         self.authorize(caller, perm::ROLES_WRITE)?;
         let mut tx = self.begin(caller).await?;
         let role = self.mutable_role(&tx, r).await?;
@@ -256,19 +445,27 @@ impl Service {
         let ids: Vec<PermissionId> = permissions.iter().map(|p| p.id).collect();
         tx.link_permissions(role.id, &ids).await?;
         let after = self.stamp_role(&tx, &role, |role| {
-            role.permissions.extend(names.iter().map(|n| (*n).to_owned()));
+            role.permissions
+                .extend(names.iter().map(|n| (*n).to_owned()));
             role.permissions.sort();
             role.permissions.dedup();
         });
         self.save_role_permissions(&mut tx, &role, &after).await?;
         let target = after.id.to_string();
-        self.finish(tx, opts, "role.permissions_added", &target, after).await
+        self.finish(tx, opts, "role.permissions_added", &target, after)
+            .await
     }
 
     /// Rule 1: atomic and subtractive; removing a permission the role lacks succeeds.
-    pub async fn remove_permissions_from_role(&self, caller: &Caller, r: &RoleRef, refs: &[PermissionRef], opts: WriteOptions) -> Result<Outcome<Role>, Error> {
+    pub async fn remove_permissions_from_role(
+        &self,
+        caller: &Caller,
+        r: &RoleRef,
+        refs: &[PermissionRef],
+        opts: WriteOptions,
+    ) -> Result<Outcome<Role>, Error> {
         self.authorize(caller, perm::ROLES_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+        let tx = self.begin(caller).await?;
         let role = self.mutable_role(&tx, r).await?;
         let permissions = tx.resolve_permissions(refs).await?;
         ensure_distinct("permissions", &permissions)?;
@@ -276,30 +473,56 @@ impl Service {
     }
 
     /// Rule 2: PERMISSION_NOT_IN_ROLE unless `allow_missing`.
-    pub async fn remove_permission_from_role(&self, caller: &Caller, r: &RoleRef, p: &PermissionRef, allow_missing: bool, opts: WriteOptions) -> Result<Outcome<Role>, Error> {
+    pub async fn remove_permission_from_role(
+        &self,
+        caller: &Caller,
+        r: &RoleRef,
+        p: &PermissionRef,
+        allow_missing: bool,
+        opts: WriteOptions,
+    ) -> Result<Outcome<Role>, Error> {
         self.authorize(caller, perm::ROLES_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+        let tx = self.begin(caller).await?;
         let role = self.mutable_role(&tx, r).await?;
-        let permission = tx.find_permission(p).await?.ok_or_else(|| Error::not_found("permission", p.key()))?;
+        let permission = tx
+            .find_permission(p)
+            .await?
+            .ok_or_else(|| Error::not_found("permission", p.key()))?;
         if !allow_missing && !role.permissions.contains(&permission.name) {
-            return Err(Error::precondition(Reason::PermissionNotInRole, format!("role '{}' does not grant '{}'", role.name, permission.name))
-                .with_meta("role", role.name.clone())
-                .with_meta("permission", permission.name.clone()));
+            return Err(Error::precondition(
+                Reason::PermissionNotInRole,
+                format!("role '{}' does not grant '{}'", role.name, permission.name),
+            )
+            .with_meta("role", role.name.clone())
+            .with_meta("permission", permission.name.clone()));
         }
         self.remove_resolved(tx, role, &[permission], opts).await
     }
 
-    async fn remove_resolved(&self, mut tx: WriteTx, role: Role, permissions: &[Permission], opts: WriteOptions) -> Result<Outcome<Role>, Error> {
+    async fn remove_resolved(
+        &self,
+        mut tx: WriteTx,
+        role: Role,
+        permissions: &[Permission],
+        opts: WriteOptions,
+    ) -> Result<Outcome<Role>, Error> {
         let ids: Vec<PermissionId> = permissions.iter().map(|p| p.id).collect();
         tx.unlink_permissions(role.id, &ids).await?;
-        let after = self.stamp_role(&tx, &role, |r| r.permissions.retain(|n| !permissions.iter().any(|p| p.name == *n)));
+        let after = self.stamp_role(&tx, &role, |r| {
+            r.permissions
+                .retain(|n| !permissions.iter().any(|p| p.name == *n))
+        });
         self.save_role_permissions(&mut tx, &role, &after).await?;
         let target = after.id.to_string();
-        self.finish(tx, opts, "role.permissions_removed", &target, after).await
+        self.finish(tx, opts, "role.permissions_removed", &target, after)
+            .await
     }
 
     async fn mutable_role(&self, tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
-        let role = tx.find_role(r).await?.ok_or_else(|| Error::not_found("role", r.key()))?;
+        let role = tx
+            .find_role(r)
+            .await?
+            .ok_or_else(|| Error::not_found("role", r.key()))?;
         if role.is_system {
             return Err(system_role_immutable(&role));
         }
@@ -315,11 +538,26 @@ impl Service {
         after
     }
 
-    async fn save_role_permissions(&self, tx: &mut WriteTx, before: &Role, after: &Role) -> Result<(), Error> {
+    async fn save_role_permissions(
+        &self,
+        tx: &mut WriteTx,
+        before: &Role,
+        after: &Role,
+    ) -> Result<(), Error> {
         tx.update_role(after).await?;
         let ids = tx.role_permission_ids(after.id).await?;
-        tx.record(Delta::RolePut { id: after.id, name: after.name.clone(), permissions: ids });
-        tx.audit(AuditRecord { target_kind: "role", target_id: after.id.to_string(), before: snapshot(before), after: snapshot(after), reason: String::new() });
+        tx.record(Delta::RolePut {
+            id: after.id,
+            name: after.name.clone(),
+            permissions: ids,
+        });
+        tx.audit(AuditRecord {
+            target_kind: "role",
+            target_id: after.id.to_string(),
+            before: snapshot(before),
+            after: snapshot(after),
+            reason: String::new(),
+        });
         Ok(())
     }
 }

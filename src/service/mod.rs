@@ -1,8 +1,12 @@
 //! Use-cases: the API's own authorization, the no-escalation rule, transactions and keeping the
 //! index current. Knows the store and the engine, never tonic.
 
+mod assignments;
+mod audit;
+mod authorization;
 mod bootstrap;
 mod catalogue;
+mod groups;
 mod paging;
 mod sync;
 
@@ -16,6 +20,9 @@ use crate::domain::{Caller, Change, Clock, Error, Impact, Revision};
 use crate::engine::Engine;
 use crate::store::{Store, WriteTx};
 
+pub use assignments::{AssignRequest, AssignResult};
+pub use audit::AuditFilter;
+pub use authorization::CheckItem;
 pub use bootstrap::BootstrapAdmin;
 pub use catalogue::{RoleChange, RoleUpdate};
 pub use paging::PageRequest;
@@ -45,13 +52,33 @@ pub struct Service {
     engine: Arc<Engine>,
     sync: Arc<Sync>,
     clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+/// The tunables the use-cases read.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
     /// How long `at_least_revision` may wait for this replica to catch up.
-    consistency_wait: Duration,
+    pub consistency_wait: Duration,
+    /// How long a change request stays PENDING.
+    pub approval_ttl: Duration,
 }
 
 impl Service {
-    pub fn new(store: Store, engine: Arc<Engine>, sync: Arc<Sync>, clock: Arc<dyn Clock>, consistency_wait: Duration) -> Self {
-        Self { store, engine, sync, clock, consistency_wait }
+    pub fn new(
+        store: Store,
+        engine: Arc<Engine>,
+        sync: Arc<Sync>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            engine,
+            sync,
+            clock,
+            settings,
+        }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -64,11 +91,18 @@ impl Service {
 
     /// PERMISSION_DENIED unless the caller holds `permission` in its own tenant right now.
     fn authorize(&self, caller: &Caller, permission: &'static str) -> Result<(), Error> {
-        let missing = self.engine.missing(&caller.tenant, caller.subject.as_str(), &[permission], self.now());
+        let missing = self.engine.missing(
+            &caller.tenant,
+            caller.subject.as_str(),
+            &[permission],
+            self.now(),
+        );
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(Error::Denied { missing: vec![permission.to_owned()] })
+            Err(Error::Denied {
+                missing: vec![permission.to_owned()],
+            })
         }
     }
 
@@ -77,11 +111,19 @@ impl Service {
     fn ensure_may_grant(&self, caller: &Caller, permissions: &[&str]) -> Result<(), Error> {
         let now = self.now();
         let who = caller.subject.as_str();
-        if self.engine.missing(&caller.tenant, who, &[perm::ROLES_ESCALATE], now).is_empty() {
+        if self
+            .engine
+            .missing(&caller.tenant, who, &[perm::ROLES_ESCALATE], now)
+            .is_empty()
+        {
             return Ok(());
         }
-        let mut missing: Vec<String> =
-            self.engine.missing(&caller.tenant, who, permissions, now).into_iter().map(str::to_owned).collect();
+        let mut missing: Vec<String> = self
+            .engine
+            .missing(&caller.tenant, who, permissions, now)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -96,14 +138,29 @@ impl Service {
 
     /// Commits `tx` and makes the change visible to this replica's index before returning;
     /// on a dry run, rolls back and reports the impact instead.
-    async fn finish<T>(&self, tx: WriteTx, opts: WriteOptions, kind: &str, target: &str, value: T) -> Result<Outcome<T>, Error> {
+    async fn finish<T>(
+        &self,
+        tx: WriteTx,
+        opts: WriteOptions,
+        kind: &str,
+        target: &str,
+        value: T,
+    ) -> Result<Outcome<T>, Error> {
         if opts.dry_run {
             let impact = self.engine.impact(tx.tenant(), tx.deltas(), tx.now);
             drop(tx);
-            return Ok(Outcome { value, revision: self.engine.applied_revision(), impact: Some(impact) });
+            return Ok(Outcome {
+                value,
+                revision: self.engine.applied_revision(),
+                impact: Some(impact),
+            });
         }
         let change: Change = tx.commit(kind, target).await?;
         self.sync.apply_own(&change).await?;
-        Ok(Outcome { value, revision: change.revision, impact: None })
+        Ok(Outcome {
+            value,
+            revision: change.revision,
+            impact: None,
+        })
     }
 }

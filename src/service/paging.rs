@@ -37,30 +37,49 @@ impl PageRequest {
             None
         } else {
             let bad = || Error::invalid("page_token", "is not a token this list returned");
-            let bytes = URL_SAFE_NO_PAD.decode(&self.page_token).map_err(|_| bad())?;
+            let bytes = URL_SAFE_NO_PAD
+                .decode(&self.page_token)
+                .map_err(|_| bad())?;
             let token: Token = serde_json::from_slice(&bytes).map_err(|_| bad())?;
             if token.q != filters {
-                return Err(Error::invalid("page_token", "belongs to a list with other filters"));
+                return Err(Error::invalid(
+                    "page_token",
+                    "belongs to a list with other filters",
+                ));
             }
             Some(token.a)
         };
-        Ok(PageQuery { after, limit: size + 1 })
+        Ok(PageQuery {
+            after,
+            limit: size + 1,
+        })
     }
 }
 
 /// Cuts the extra row off and makes the next token from the last key.
-pub(crate) fn page<T>(mut items: Vec<T>, query: &PageQuery, filters: &str, key: impl Fn(&T) -> String) -> Page<T> {
+pub(crate) fn page<T>(
+    mut items: Vec<T>,
+    query: &PageQuery,
+    filters: &str,
+    key: impl Fn(&T) -> String,
+) -> Page<T> {
     let size = usize::try_from(query.limit - 1).unwrap_or(usize::MAX);
     let next_page_token = if items.len() > size {
         items.truncate(size);
         items.last().map(|last| {
-            let token = Token { a: key(last), q: filters.to_owned() };
+            let token = Token {
+                a: key(last),
+                q: filters.to_owned(),
+            };
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).unwrap_or_default())
         })
     } else {
         None
     };
-    Page { items, next_page_token }
+    Page {
+        items,
+        next_page_token,
+    }
 }
 
 #[cfg(test)]
@@ -69,16 +88,56 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_are_bound_to_their_filters() {
-        let first = PageRequest { page_size: 2, page_token: String::new() }.query("p=").unwrap();
+        let first = PageRequest {
+            page_size: 2,
+            page_token: String::new(),
+        }
+        .query("p=")
+        .unwrap();
         assert_eq!(first.limit, 3);
         let page = page(vec!["a", "b", "c"], &first, "p=", |s| (*s).to_owned());
         assert_eq!(page.items, vec!["a", "b"]);
         let token = page.next_page_token.unwrap();
-        let next = PageRequest { page_size: 2, page_token: token.clone() }.query("p=").unwrap();
+        let next = PageRequest {
+            page_size: 2,
+            page_token: token.clone(),
+        }
+        .query("p=")
+        .unwrap();
         assert_eq!(next.after.as_deref(), Some("b"));
-        assert!(PageRequest { page_size: 2, page_token: token }.query("p=x").is_err());
-        assert!(PageRequest { page_size: 2, page_token: "garbage!".into() }.query("p=").is_err());
-        assert!(PageRequest { page_size: -1, page_token: String::new() }.query("").is_err());
-        assert_eq!(PageRequest { page_size: 5000, page_token: String::new() }.query("").unwrap().limit, 1001);
+        assert!(
+            PageRequest {
+                page_size: 2,
+                page_token: token
+            }
+            .query("p=x")
+            .is_err()
+        );
+        assert!(
+            PageRequest {
+                page_size: 2,
+                page_token: "garbage!".into()
+            }
+            .query("p=")
+            .is_err()
+        );
+        assert!(
+            PageRequest {
+                page_size: -1,
+                page_token: String::new()
+            }
+            .query("")
+            .is_err()
+        );
+        assert_eq!(
+            PageRequest {
+                page_size: 5000,
+                page_token: String::new()
+            }
+            .query("")
+            .unwrap()
+            .limit,
+            1001
+        );
     }
 }

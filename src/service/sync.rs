@@ -24,7 +24,11 @@ pub struct Sync {
 
 impl Sync {
     pub fn new(store: Store, engine: Arc<Engine>) -> Self {
-        Self { store, engine, applying: Mutex::new(()) }
+        Self {
+            store,
+            engine,
+            applying: Mutex::new(()),
+        }
     }
 
     /// Makes this replica's own committed change visible before its RPC returns. If other
@@ -49,7 +53,10 @@ impl Sync {
     async fn catch_up_locked(&self) -> Result<Revision, Error> {
         loop {
             let applied = self.engine.applied_revision();
-            let batch = self.store.changes_after(applied, None, CATCH_UP_BATCH).await?;
+            let batch = self
+                .store
+                .changes_after(applied, None, CATCH_UP_BATCH)
+                .await?;
             let full = batch.len() as u64 == CATCH_UP_BATCH;
             for change in &batch {
                 // Revisions commit in order (the counter row is locked until commit), so a gap
@@ -67,7 +74,11 @@ impl Sync {
 
     /// Runs until `stop` resolves: listens for other replicas' commits and catches up every
     /// `interval` regardless.
-    pub async fn run(self: Arc<Self>, interval: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut notifications = None;
@@ -79,7 +90,9 @@ impl Sync {
                         notifications = stream;
                         listening = true;
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot listen for changes; relying on periodic catch-up"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for changes; relying on periodic catch-up")
+                    }
                 }
                 // Whatever was committed while not listening is read from the log.
                 if let Err(e) = self.catch_up().await {

@@ -1,10 +1,16 @@
 //! Assignments: who holds which role.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 
 use super::entity::{assignment, role};
-use super::{WriteTx, db_error, from_micros, is_unique_violation, micros, rev_from, rev_i64, stored_id};
-use crate::domain::{Assignment, AssignmentId, Error, Identity, IdentityId, IdentityKind, RoleId, TenantId};
+use super::{
+    WriteTx, db_error, from_micros, is_unique_violation, micros, rev_from, rev_i64, stored_id,
+};
+use crate::domain::{
+    Assignment, AssignmentId, Error, Identity, IdentityId, IdentityKind, RoleId, TenantId,
+};
 
 pub(super) const ACTIVE: &str = "ACTIVE";
 
@@ -16,8 +22,12 @@ pub(super) fn to_assignment(m: assignment::Model, role_name: String) -> Result<A
         role_name,
         identity: Identity {
             id: IdentityId::parse("identity", &m.identity_id)?,
-            kind: IdentityKind::parse(&m.identity_kind)
-                .ok_or_else(|| Error::Internal(anyhow::anyhow!("corrupt identity kind {:?}", m.identity_kind)))?,
+            kind: IdentityKind::parse(&m.identity_kind).ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!(
+                    "corrupt identity kind {:?}",
+                    m.identity_kind
+                ))
+            })?,
         },
         is_immutable: m.is_immutable,
         expire_time: m.expire_time.map(from_micros),
@@ -29,7 +39,12 @@ pub(super) fn to_assignment(m: assignment::Model, role_name: String) -> Result<A
 }
 
 async fn role_name(conn: &impl ConnectionTrait, role_id: &str) -> Result<String, Error> {
-    Ok(role::Entity::find_by_id(role_id.to_owned()).one(conn).await.map_err(db_error)?.map(|r| r.name).unwrap_or_default())
+    Ok(role::Entity::find_by_id(role_id.to_owned())
+        .one(conn)
+        .await
+        .map_err(db_error)?
+        .map(|r| r.name)
+        .unwrap_or_default())
 }
 
 impl WriteTx {
@@ -67,7 +82,11 @@ impl WriteTx {
     }
 
     /// The assignment of `role` to `identity`, if any.
-    pub async fn find_assignment_of(&self, role: RoleId, identity: &IdentityId) -> Result<Option<Assignment>, Error> {
+    pub async fn find_assignment_of(
+        &self,
+        role: RoleId,
+        identity: &IdentityId,
+    ) -> Result<Option<Assignment>, Error> {
         let row = assignment::Entity::find()
             .filter(assignment::Column::TenantId.eq(self.tenant().as_str()))
             .filter(assignment::Column::RoleId.eq(role.to_string()))
@@ -93,11 +112,104 @@ impl WriteTx {
             .all(&self.txn)
             .await
             .map_err(db_error)?;
-        rows.into_iter().map(|m| to_assignment(m, name.clone())).collect()
+        rows.into_iter()
+            .map(|m| to_assignment(m, name.clone()))
+            .collect()
     }
 
     pub async fn delete_assignment(&self, id: AssignmentId) -> Result<(), Error> {
-        assignment::Entity::delete_by_id(id.to_string()).exec(&self.txn).await.map_err(db_error)?;
+        assignment::Entity::delete_by_id(id.to_string())
+            .exec(&self.txn)
+            .await
+            .map_err(db_error)?;
         Ok(())
+    }
+}
+
+async fn role_names(
+    conn: &impl ConnectionTrait,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, Error> {
+    use sea_orm::QuerySelect;
+    let rows: Vec<(String, String)> = role::Entity::find()
+        .select_only()
+        .column(role::Column::Id)
+        .column(role::Column::Name)
+        .filter(role::Column::Id.is_in(ids.to_vec()))
+        .into_tuple()
+        .all(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(rows.into_iter().collect())
+}
+
+async fn find_assignment(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: AssignmentId,
+) -> Result<Option<Assignment>, Error> {
+    let row = assignment::Entity::find_by_id(id.to_string())
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    match row {
+        Some(m) => {
+            let name = role_name(conn, &m.role_id).await?;
+            to_assignment(m, name).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+impl super::Store {
+    pub async fn find_assignment(
+        &self,
+        tenant: &TenantId,
+        id: AssignmentId,
+    ) -> Result<Option<Assignment>, Error> {
+        find_assignment(self.conn(), tenant, id).await
+    }
+
+    /// Assignments ordered by id (time-ordered), optionally of one role and/or one identity.
+    pub async fn list_assignments(
+        &self,
+        tenant: &TenantId,
+        role: Option<RoleId>,
+        identity: Option<&IdentityId>,
+        page: &super::PageQuery,
+    ) -> Result<Vec<Assignment>, Error> {
+        use sea_orm::QuerySelect;
+        let mut q =
+            assignment::Entity::find().filter(assignment::Column::TenantId.eq(tenant.as_str()));
+        if let Some(role) = role {
+            q = q.filter(assignment::Column::RoleId.eq(role.to_string()));
+        }
+        if let Some(identity) = identity {
+            q = q.filter(assignment::Column::IdentityId.eq(identity.as_str()));
+        }
+        if let Some(after) = &page.after {
+            q = q.filter(assignment::Column::Id.gt(after.as_str()));
+        }
+        let rows = q
+            .order_by_asc(assignment::Column::Id)
+            .limit(page.limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        let ids: Vec<String> = rows.iter().map(|r| r.role_id.clone()).collect();
+        let names = role_names(self.conn(), &ids).await?;
+        rows.into_iter()
+            .map(|m| {
+                let name = names.get(&m.role_id).cloned().unwrap_or_default();
+                to_assignment(m, name)
+            })
+            .collect()
+    }
+}
+
+impl WriteTx {
+    pub async fn find_assignment(&self, id: AssignmentId) -> Result<Option<Assignment>, Error> {
+        find_assignment(&self.txn, self.tenant(), id).await
     }
 }

@@ -4,11 +4,15 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::entity::{assignment, permission, role, role_permission};
-use super::{PageQuery, Store, WriteTx, db_error, from_micros, is_unique_violation, micros, rev_from, rev_i64, stored_id};
+use super::{
+    PageQuery, Store, WriteTx, db_error, from_micros, is_unique_violation, micros, rev_from,
+    rev_i64, stored_id,
+};
 use crate::domain::{Error, Permission, PermissionId, Role, RoleId, TenantId};
 
 /// How a request names a permission or a role.
@@ -44,26 +48,63 @@ fn to_permission(m: permission::Model) -> Result<Permission, Error> {
     })
 }
 
-async fn find_permission(conn: &impl ConnectionTrait, tenant: &TenantId, r: &PermissionRef) -> Result<Option<Permission>, Error> {
+async fn find_permission(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    r: &PermissionRef,
+) -> Result<Option<Permission>, Error> {
     let mut q = permission::Entity::find().filter(permission::Column::TenantId.eq(tenant.as_str()));
     q = match r {
         Ref::Id(id) => q.filter(permission::Column::Id.eq(id.to_string())),
         Ref::Name(name) => q.filter(permission::Column::Name.eq(name.as_str())),
     };
-    q.one(conn).await.map_err(db_error)?.map(to_permission).transpose()
+    q.one(conn)
+        .await
+        .map_err(db_error)?
+        .map(to_permission)
+        .transpose()
 }
 
 /// Resolves every ref; NOT_FOUND lists all unknown ones at once.
-async fn resolve_permissions(conn: &impl ConnectionTrait, tenant: &TenantId, refs: &[PermissionRef]) -> Result<Vec<Permission>, Error> {
-    let ids: Vec<String> = refs.iter().filter_map(|r| if let Ref::Id(id) = r { Some(id.to_string()) } else { None }).collect();
-    let names: Vec<String> = refs.iter().filter_map(|r| if let Ref::Name(n) = r { Some(n.clone()) } else { None }).collect();
+async fn resolve_permissions(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    refs: &[PermissionRef],
+) -> Result<Vec<Permission>, Error> {
+    let ids: Vec<String> = refs
+        .iter()
+        .filter_map(|r| {
+            if let Ref::Id(id) = r {
+                Some(id.to_string())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let names: Vec<String> = refs
+        .iter()
+        .filter_map(|r| {
+            if let Ref::Name(n) = r {
+                Some(n.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
     let rows = permission::Entity::find()
         .filter(permission::Column::TenantId.eq(tenant.as_str()))
-        .filter(sea_orm::Condition::any().add(permission::Column::Id.is_in(ids)).add(permission::Column::Name.is_in(names)))
+        .filter(
+            sea_orm::Condition::any()
+                .add(permission::Column::Id.is_in(ids))
+                .add(permission::Column::Name.is_in(names)),
+        )
         .all(conn)
         .await
         .map_err(db_error)?;
-    let found: Vec<Permission> = rows.into_iter().map(to_permission).collect::<Result<_, _>>()?;
+    let found: Vec<Permission> = rows
+        .into_iter()
+        .map(to_permission)
+        .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(refs.len());
     let mut missing = Vec::new();
     for r in refs {
@@ -76,22 +117,38 @@ async fn resolve_permissions(conn: &impl ConnectionTrait, tenant: &TenantId, ref
             None => missing.push(r.key()),
         }
     }
-    if missing.is_empty() { Ok(out) } else { Err(Error::NotFound { kind: "permission", keys: missing }) }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::NotFound {
+            kind: "permission",
+            keys: missing,
+        })
+    }
 }
 
-async fn find_role(conn: &impl ConnectionTrait, tenant: &TenantId, r: &RoleRef) -> Result<Option<Role>, Error> {
+async fn find_role(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    r: &RoleRef,
+) -> Result<Option<Role>, Error> {
     let mut q = role::Entity::find().filter(role::Column::TenantId.eq(tenant.as_str()));
     q = match r {
         Ref::Id(id) => q.filter(role::Column::Id.eq(id.to_string())),
         Ref::Name(name) => q.filter(role::Column::Name.eq(name.as_str())),
     };
-    let Some(row) = q.one(conn).await.map_err(db_error)? else { return Ok(None) };
+    let Some(row) = q.one(conn).await.map_err(db_error)? else {
+        return Ok(None);
+    };
     let mut roles = with_permissions(conn, vec![row]).await?;
     Ok(roles.pop())
 }
 
 /// Turns role rows into roles with their sorted permission names, in two more queries.
-async fn with_permissions(conn: &impl ConnectionTrait, rows: Vec<role::Model>) -> Result<Vec<Role>, Error> {
+async fn with_permissions(
+    conn: &impl ConnectionTrait,
+    rows: Vec<role::Model>,
+) -> Result<Vec<Role>, Error> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let links = role_permission::Entity::find()
         .filter(role_permission::Column::RoleId.is_in(ids))
@@ -115,7 +172,10 @@ async fn with_permissions(conn: &impl ConnectionTrait, rows: Vec<role::Model>) -
     let mut by_role: HashMap<String, Vec<String>> = HashMap::new();
     for link in &links {
         if let Some(name) = names.get(&link.permission_id) {
-            by_role.entry(link.role_id.clone()).or_default().push(name.clone());
+            by_role
+                .entry(link.role_id.clone())
+                .or_default()
+                .push(name.clone());
         }
     }
     rows.into_iter()
@@ -139,20 +199,35 @@ async fn with_permissions(conn: &impl ConnectionTrait, rows: Vec<role::Model>) -
 }
 
 impl Store {
-    pub async fn find_permission(&self, tenant: &TenantId, r: &PermissionRef) -> Result<Option<Permission>, Error> {
+    pub async fn find_permission(
+        &self,
+        tenant: &TenantId,
+        r: &PermissionRef,
+    ) -> Result<Option<Permission>, Error> {
         find_permission(self.conn(), tenant, r).await
     }
 
     /// Permissions ordered by name, after `page.after`, optionally by name prefix.
-    pub async fn list_permissions(&self, tenant: &TenantId, prefix: &str, page: &PageQuery) -> Result<Vec<Permission>, Error> {
-        let mut q = permission::Entity::find().filter(permission::Column::TenantId.eq(tenant.as_str()));
+    pub async fn list_permissions(
+        &self,
+        tenant: &TenantId,
+        prefix: &str,
+        page: &PageQuery,
+    ) -> Result<Vec<Permission>, Error> {
+        let mut q =
+            permission::Entity::find().filter(permission::Column::TenantId.eq(tenant.as_str()));
         if !prefix.is_empty() {
             q = q.filter(permission::Column::Name.starts_with(prefix));
         }
         if let Some(after) = &page.after {
             q = q.filter(permission::Column::Name.gt(after.as_str()));
         }
-        let rows = q.order_by_asc(permission::Column::Name).limit(page.limit).all(self.conn()).await.map_err(db_error)?;
+        let rows = q
+            .order_by_asc(permission::Column::Name)
+            .limit(page.limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
         rows.into_iter().map(to_permission).collect()
     }
 
@@ -161,7 +236,12 @@ impl Store {
     }
 
     /// Roles ordered by name, after `page.after`, optionally by name prefix.
-    pub async fn list_roles(&self, tenant: &TenantId, prefix: &str, page: &PageQuery) -> Result<Vec<Role>, Error> {
+    pub async fn list_roles(
+        &self,
+        tenant: &TenantId,
+        prefix: &str,
+        page: &PageQuery,
+    ) -> Result<Vec<Role>, Error> {
         let mut q = role::Entity::find().filter(role::Column::TenantId.eq(tenant.as_str()));
         if !prefix.is_empty() {
             q = q.filter(role::Column::Name.starts_with(prefix));
@@ -169,7 +249,12 @@ impl Store {
         if let Some(after) = &page.after {
             q = q.filter(role::Column::Name.gt(after.as_str()));
         }
-        let rows = q.order_by_asc(role::Column::Name).limit(page.limit).all(self.conn()).await.map_err(db_error)?;
+        let rows = q
+            .order_by_asc(role::Column::Name)
+            .limit(page.limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
         with_permissions(self.conn(), rows).await
     }
 }
@@ -179,7 +264,10 @@ impl WriteTx {
         find_permission(&self.txn, self.tenant(), r).await
     }
 
-    pub async fn resolve_permissions(&self, refs: &[PermissionRef]) -> Result<Vec<Permission>, Error> {
+    pub async fn resolve_permissions(
+        &self,
+        refs: &[PermissionRef],
+    ) -> Result<Vec<Permission>, Error> {
         resolve_permissions(&self.txn, self.tenant(), refs).await
     }
 
@@ -202,7 +290,11 @@ impl WriteTx {
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                Error::AlreadyExists { kind: "permission", key: p.name.clone(), existing_id: None }
+                Error::AlreadyExists {
+                    kind: "permission",
+                    key: p.name.clone(),
+                    existing_id: None,
+                }
             } else {
                 db_error(e)
             }
@@ -212,9 +304,18 @@ impl WriteTx {
 
     pub async fn update_permission(&self, p: &Permission) -> Result<(), Error> {
         permission::Entity::update_many()
-            .col_expr(permission::Column::Description, Expr::value(p.description.clone()))
-            .col_expr(permission::Column::UpdateTime, Expr::value(micros(p.update_time)))
-            .col_expr(permission::Column::Revision, Expr::value(rev_i64(p.revision)))
+            .col_expr(
+                permission::Column::Description,
+                Expr::value(p.description.clone()),
+            )
+            .col_expr(
+                permission::Column::UpdateTime,
+                Expr::value(micros(p.update_time)),
+            )
+            .col_expr(
+                permission::Column::Revision,
+                Expr::value(rev_i64(p.revision)),
+            )
             .filter(permission::Column::Id.eq(p.id.to_string()))
             .exec(&self.txn)
             .await
@@ -228,7 +329,10 @@ impl WriteTx {
             .exec(&self.txn)
             .await
             .map_err(db_error)?;
-        permission::Entity::delete_by_id(id.to_string()).exec(&self.txn).await.map_err(db_error)?;
+        permission::Entity::delete_by_id(id.to_string())
+            .exec(&self.txn)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 
@@ -267,7 +371,11 @@ impl WriteTx {
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                Error::AlreadyExists { kind: "role", key: r.name.clone(), existing_id: None }
+                Error::AlreadyExists {
+                    kind: "role",
+                    key: r.name.clone(),
+                    existing_id: None,
+                }
             } else {
                 db_error(e)
             }
@@ -276,7 +384,11 @@ impl WriteTx {
     }
 
     /// Adds links; ones that already exist are left as they are.
-    pub async fn link_permissions(&self, role: RoleId, permissions: &[PermissionId]) -> Result<(), Error> {
+    pub async fn link_permissions(
+        &self,
+        role: RoleId,
+        permissions: &[PermissionId],
+    ) -> Result<(), Error> {
         for p in permissions {
             let exists = role_permission::Entity::find_by_id((role.to_string(), p.to_string()))
                 .count(&self.txn)
@@ -297,7 +409,11 @@ impl WriteTx {
         Ok(())
     }
 
-    pub async fn unlink_permissions(&self, role: RoleId, permissions: &[PermissionId]) -> Result<(), Error> {
+    pub async fn unlink_permissions(
+        &self,
+        role: RoleId,
+        permissions: &[PermissionId],
+    ) -> Result<(), Error> {
         let ids: Vec<String> = permissions.iter().map(ToString::to_string).collect();
         role_permission::Entity::delete_many()
             .filter(role_permission::Column::RoleId.eq(role.to_string()))
@@ -318,14 +434,22 @@ impl WriteTx {
             .all(&self.txn)
             .await
             .map_err(db_error)?;
-        ids.iter().map(|id| stored_id(PermissionId::parse, id)).collect()
+        ids.iter()
+            .map(|id| stored_id(PermissionId::parse, id))
+            .collect()
     }
 
     /// Stamps a role's description, approval flag, update time and revision.
     pub async fn update_role(&self, r: &Role) -> Result<(), Error> {
         role::Entity::update_many()
-            .col_expr(role::Column::Description, Expr::value(r.description.clone()))
-            .col_expr(role::Column::RequiresApproval, Expr::value(r.requires_approval))
+            .col_expr(
+                role::Column::Description,
+                Expr::value(r.description.clone()),
+            )
+            .col_expr(
+                role::Column::RequiresApproval,
+                Expr::value(r.requires_approval),
+            )
             .col_expr(role::Column::UpdateTime, Expr::value(micros(r.update_time)))
             .col_expr(role::Column::Revision, Expr::value(rev_i64(r.revision)))
             .filter(role::Column::Id.eq(r.id.to_string()))
@@ -341,7 +465,10 @@ impl WriteTx {
             .exec(&self.txn)
             .await
             .map_err(db_error)?;
-        role::Entity::delete_by_id(id.to_string()).exec(&self.txn).await.map_err(db_error)?;
+        role::Entity::delete_by_id(id.to_string())
+            .exec(&self.txn)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 

@@ -5,7 +5,10 @@ use std::pin::Pin;
 use anyhow::Context as _;
 use futures::Stream;
 use sea_orm::sqlx::postgres::PgListener;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
 
 use super::entity::change;
 use super::{Store, db_error, from_micros, micros, rev_from, rev_i64};
@@ -35,7 +38,8 @@ fn to_change(row: change::Model) -> Result<Change, Error> {
         .with_context(|| format!("corrupt deltas at revision {}", row.revision))?;
     Ok(Change {
         revision: rev_from(row.revision),
-        tenant: TenantId::parse(&row.tenant_id).map_err(|_| anyhow::anyhow!("corrupt tenant in change log"))?,
+        tenant: TenantId::parse(&row.tenant_id)
+            .map_err(|_| anyhow::anyhow!("corrupt tenant in change log"))?,
         time: from_micros(row.time),
         kind: row.kind,
         target: row.target,
@@ -48,18 +52,32 @@ pub type Notifications = Pin<Box<dyn Stream<Item = Result<Revision, Error>> + Se
 
 impl Store {
     /// Up to `limit` changes after `after`, in revision order; optionally one tenant's only.
-    pub async fn changes_after(&self, after: Revision, tenant: Option<&TenantId>, limit: u64) -> Result<Vec<Change>, Error> {
+    pub async fn changes_after(
+        &self,
+        after: Revision,
+        tenant: Option<&TenantId>,
+        limit: u64,
+    ) -> Result<Vec<Change>, Error> {
         let mut query = change::Entity::find().filter(change::Column::Revision.gt(rev_i64(after)));
         if let Some(tenant) = tenant {
             query = query.filter(change::Column::TenantId.eq(tenant.as_str()));
         }
-        let rows = query.order_by_asc(change::Column::Revision).limit(limit).all(self.conn()).await.map_err(db_error)?;
+        let rows = query
+            .order_by_asc(change::Column::Revision)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
         rows.into_iter().map(to_change).collect()
     }
 
     /// The oldest revision still in the change log (0 when empty).
     pub async fn oldest_change(&self) -> Result<Revision, Error> {
-        let row = change::Entity::find().order_by_asc(change::Column::Revision).one(self.conn()).await.map_err(db_error)?;
+        let row = change::Entity::find()
+            .order_by_asc(change::Column::Revision)
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
         Ok(row.map_or(Revision(0), |r| rev_from(r.revision)))
     }
 
@@ -70,9 +88,9 @@ impl Store {
             return Ok(None);
         }
         let pool = self.conn().get_postgres_connection_pool();
-        let mut listener = PgListener::connect_with(pool)
-            .await
-            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("LISTEN connection failed")))?;
+        let mut listener = PgListener::connect_with(pool).await.map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context("LISTEN connection failed"))
+        })?;
         listener
             .listen(NOTIFY_CHANNEL)
             .await
@@ -88,7 +106,12 @@ impl Store {
                     Some((revision, listener))
                 }
                 Ok(None) => None,
-                Err(e) => Some((Err(Error::Internal(anyhow::Error::new(e).context("LISTEN stream failed"))), listener)),
+                Err(e) => Some((
+                    Err(Error::Internal(
+                        anyhow::Error::new(e).context("LISTEN stream failed"),
+                    )),
+                    listener,
+                )),
             }
         });
         Ok(Some(Box::pin(stream)))

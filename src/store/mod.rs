@@ -5,8 +5,11 @@ pub mod entity;
 pub mod migration;
 
 mod assignments;
+mod audit;
 mod catalogue;
+mod change_requests;
 mod changes;
+mod groups;
 mod snapshot;
 
 use std::time::Duration;
@@ -15,7 +18,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
     AccessMode, ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, Set, SqlErr, Statement, TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, Set, SqlErr, Statement,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
@@ -55,9 +59,9 @@ impl Store {
                     .busy_timeout(Duration::from_secs(10))
                     .synchronous(sqlx_sqlite_sync_normal())
             });
-        let db = Database::connect(opts)
-            .await
-            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("cannot connect to the database")))?;
+        let db = Database::connect(opts).await.map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context("cannot connect to the database"))
+        })?;
         Ok(Self { db })
     }
 
@@ -70,7 +74,9 @@ impl Store {
 
     /// True when the schema has migrations that are not applied yet.
     pub async fn has_pending_migrations(&self) -> Result<bool, Error> {
-        let pending = migration::Migrator::get_pending_migrations(&self.db).await.map_err(db_error)?;
+        let pending = migration::Migrator::get_pending_migrations(&self.db)
+            .await
+            .map_err(db_error)?;
         Ok(!pending.is_empty())
     }
 
@@ -112,8 +118,15 @@ impl Store {
 
     /// A read-only snapshot transaction (REPEATABLE READ on PostgreSQL).
     async fn begin_snapshot(&self) -> Result<DatabaseTransaction, Error> {
+        if !self.is_postgres() {
+            // A SQLite read transaction in WAL mode is already a snapshot.
+            return self.db.begin().await.map_err(db_error);
+        }
         self.db
-            .begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly))
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
             .await
             .map_err(db_error)
     }
@@ -168,8 +181,22 @@ impl WriteTx {
     /// Writes the change-log row and the audit events, wakes the other replicas (PostgreSQL
     /// NOTIFY is delivered at commit) and commits. Returns the committed change.
     pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
-        let WriteTx { txn, revision, now, caller, deltas, audits } = self;
-        let change = Change { revision, tenant: caller.tenant.clone(), time: now, kind: kind.to_owned(), target: target.to_owned(), deltas };
+        let WriteTx {
+            txn,
+            revision,
+            now,
+            caller,
+            deltas,
+            audits,
+        } = self;
+        let change = Change {
+            revision,
+            tenant: caller.tenant.clone(),
+            time: now,
+            kind: kind.to_owned(),
+            target: target.to_owned(),
+            deltas,
+        };
         changes::insert_change(&txn, &change).await?;
         for record in audits {
             entity::audit_event::ActiveModel {
@@ -211,7 +238,9 @@ pub(crate) fn db_error(err: DbErr) -> Error {
         return Error::conflict();
     }
     match err.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(_) | SqlErr::ForeignKeyConstraintViolation(_)) => Error::conflict(),
+        Some(SqlErr::UniqueConstraintViolation(_) | SqlErr::ForeignKeyConstraintViolation(_)) => {
+            Error::conflict()
+        }
         _ => Error::Internal(anyhow::Error::new(err).context("database call failed")),
     }
 }
@@ -248,8 +277,12 @@ pub(crate) fn rev_from(r: i64) -> Revision {
 }
 
 /// Parses an id the store wrote itself; a bad one means a corrupt row, not bad input.
-pub(crate) fn stored_id<T>(parse: fn(&str, &str) -> Result<T, Error>, raw: &str) -> Result<T, Error> {
-    parse("stored id", raw).map_err(|_| Error::Internal(anyhow::anyhow!("corrupt id in database: {raw:?}")))
+pub(crate) fn stored_id<T>(
+    parse: fn(&str, &str) -> Result<T, Error>,
+    raw: &str,
+) -> Result<T, Error> {
+    parse("stored id", raw)
+        .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt id in database: {raw:?}")))
 }
 
 /// Keyset pagination: the last key of the previous page, and how many to return.

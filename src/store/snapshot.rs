@@ -7,8 +7,8 @@ use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 use super::entity::{assignment, change_request, group_member, permission, role_permission};
 use super::{Store, db_error, from_micros, rev_from, stored_id};
 use crate::domain::{
-    AssignmentId, ChangeRequestId, Delta, Error, GroupId, IdentityId, IdentityKind, PermissionId, Revision, RoleId,
-    TenantId,
+    AssignmentId, ChangeRequestId, Delta, Error, GroupId, IdentityId, IdentityKind, PermissionId,
+    Revision, RoleId, TenantId,
 };
 
 impl Store {
@@ -18,57 +18,105 @@ impl Store {
         let txn = self.begin_snapshot().await?;
         let backend: DbBackend = txn.get_database_backend();
         let row = txn
-            .query_one_raw(Statement::from_string(backend, "SELECT revision FROM revision_counter WHERE id = 1"))
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT revision FROM revision_counter WHERE id = 1",
+            ))
             .await
             .map_err(db_error)?
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("revision counter row is missing")))?;
         let revision = rev_from(row.try_get::<i64>("", "revision").map_err(db_error)?);
 
         let mut tenants: BTreeMap<String, Vec<Delta>> = BTreeMap::new();
-        for p in permission::Entity::find().all(&txn).await.map_err(db_error)? {
+        for p in permission::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(db_error)?
+        {
             tenants
                 .entry(p.tenant_id)
                 .or_default()
-                .push(Delta::PermissionPut { id: stored_id(PermissionId::parse, &p.id)?, name: p.name });
+                .push(Delta::PermissionPut {
+                    id: stored_id(PermissionId::parse, &p.id)?,
+                    name: p.name,
+                });
         }
         let mut links: HashMap<String, Vec<PermissionId>> = HashMap::new();
-        for l in role_permission::Entity::find().all(&txn).await.map_err(db_error)? {
-            links.entry(l.role_id).or_default().push(stored_id(PermissionId::parse, &l.permission_id)?);
+        for l in role_permission::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(db_error)?
+        {
+            links
+                .entry(l.role_id)
+                .or_default()
+                .push(stored_id(PermissionId::parse, &l.permission_id)?);
         }
-        for r in super::entity::role::Entity::find().all(&txn).await.map_err(db_error)? {
+        for r in super::entity::role::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(db_error)?
+        {
             let permissions = links.remove(&r.id).unwrap_or_default();
-            tenants.entry(r.tenant_id).or_default().push(Delta::RolePut {
-                id: stored_id(RoleId::parse, &r.id)?,
-                name: r.name,
-                permissions,
-            });
+            tenants
+                .entry(r.tenant_id)
+                .or_default()
+                .push(Delta::RolePut {
+                    id: stored_id(RoleId::parse, &r.id)?,
+                    name: r.name,
+                    permissions,
+                });
         }
         let mut members: HashMap<(String, String), Vec<IdentityId>> = HashMap::new();
-        for m in group_member::Entity::find().all(&txn).await.map_err(db_error)? {
-            members.entry((m.tenant_id, m.group_id)).or_default().push(IdentityId::parse("member", &m.identity_id)?);
+        for m in group_member::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(db_error)?
+        {
+            members
+                .entry((m.tenant_id, m.group_id))
+                .or_default()
+                .push(IdentityId::parse("member", &m.identity_id)?);
         }
         for ((tenant, group), list) in members {
             tenants
                 .entry(tenant)
                 .or_default()
-                .push(Delta::GroupMembersAdded { group: stored_id(GroupId::parse, &group)?, members: list });
-        }
-        for a in assignment::Entity::find().all(&txn).await.map_err(db_error)? {
-            tenants.entry(a.tenant_id).or_default().push(Delta::AssignmentPut {
-                id: stored_id(AssignmentId::parse, &a.id)?,
-                role: stored_id(RoleId::parse, &a.role_id)?,
-                identity: IdentityId::parse("identity", &a.identity_id)?,
-                kind: IdentityKind::parse(&a.identity_kind).unwrap_or_default(),
-                expire_time: a.expire_time.map(from_micros),
-            });
-        }
-        for c in change_request::Entity::find().all(&txn).await.map_err(db_error)? {
-            if c.status == "PENDING" && c.kind == "ASSIGN" {
-                tenants.entry(c.tenant_id).or_default().push(Delta::PendingGrantPut {
-                    id: stored_id(ChangeRequestId::parse, &c.id)?,
-                    role: stored_id(RoleId::parse, &c.role_id)?,
-                    identity: IdentityId::parse("identity", &c.identity_id)?,
+                .push(Delta::GroupMembersAdded {
+                    group: stored_id(GroupId::parse, &group)?,
+                    members: list,
                 });
+        }
+        for a in assignment::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(db_error)?
+        {
+            tenants
+                .entry(a.tenant_id)
+                .or_default()
+                .push(Delta::AssignmentPut {
+                    id: stored_id(AssignmentId::parse, &a.id)?,
+                    role: stored_id(RoleId::parse, &a.role_id)?,
+                    identity: IdentityId::parse("identity", &a.identity_id)?,
+                    kind: IdentityKind::parse(&a.identity_kind).unwrap_or_default(),
+                    expire_time: a.expire_time.map(from_micros),
+                });
+        }
+        for c in change_request::Entity::find()
+            .all(&txn)
+            .await
+            .map_err(db_error)?
+        {
+            if c.status == "PENDING" && c.kind == "ASSIGN" {
+                tenants
+                    .entry(c.tenant_id)
+                    .or_default()
+                    .push(Delta::PendingGrantPut {
+                        id: stored_id(ChangeRequestId::parse, &c.id)?,
+                        role: stored_id(RoleId::parse, &c.role_id)?,
+                        identity: IdentityId::parse("identity", &c.identity_id)?,
+                    });
             }
         }
         txn.commit().await.map_err(db_error)?;

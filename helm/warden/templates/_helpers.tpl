@@ -181,6 +181,9 @@ plain values. Names follow shared/OPERATIONS.md.
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas must not exceed autoscaling.maxReplicas" }}
 {{- end }}
+{{- if not (or .Values.existingSecret .Values.auth.hs256Secret .Values.auth.publicKeys.existingSecret .Values.auth.jwks) }}
+{{- fail "no token key configured: set auth.hs256Secret, auth.publicKeys or auth.jwks (or existingSecret with the HS256 secret)" }}
+{{- end }}
 {{- if and (not .Values.existingSecret) (not .Values.database.url) }}
 {{- fail "database.url is required unless existingSecret names a Secret holding it" }}
 {{- end }}

@@ -10,7 +10,11 @@ use sea_orm_migration::prelude::*;
 pub(crate) struct Migration;
 
 fn id(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).string_len(36).not_null().primary_key().to_owned()
+    ColumnDef::new(col)
+        .string_len(36)
+        .not_null()
+        .primary_key()
+        .to_owned()
 }
 fn text(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).text().not_null().to_owned()
@@ -25,7 +29,11 @@ fn big_null(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).big_integer().null().to_owned()
 }
 fn flag(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).boolean().not_null().default(false).to_owned()
+    ColumnDef::new(col)
+        .boolean()
+        .not_null()
+        .default(false)
+        .to_owned()
 }
 fn ref_id(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).string_len(36).not_null().to_owned()
@@ -40,7 +48,12 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(RevisionCounter::Table)
-                .col(ColumnDef::new(RevisionCounter::Id).integer().not_null().primary_key())
+                .col(
+                    ColumnDef::new(RevisionCounter::Id)
+                        .integer()
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(big(RevisionCounter::Revision))
                 .to_owned(),
         )
@@ -68,7 +81,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        unique(m, "ux_permissions_tenant_name", Permissions::Table, [Permissions::TenantId, Permissions::Name]).await?;
+        unique(
+            m,
+            "ux_permissions_tenant_name",
+            Permissions::Table,
+            [Permissions::TenantId, Permissions::Name],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -85,7 +104,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        unique(m, "ux_roles_tenant_name", Roles::Table, [Roles::TenantId, Roles::Name]).await?;
+        unique(
+            m,
+            "ux_roles_tenant_name",
+            Roles::Table,
+            [Roles::TenantId, Roles::Name],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -93,7 +118,11 @@ impl MigrationTrait for Migration {
                 .col(ref_id(RolePermissions::RoleId))
                 .col(ref_id(RolePermissions::PermissionId))
                 .col(key(RolePermissions::TenantId))
-                .primary_key(Index::create().col(RolePermissions::RoleId).col(RolePermissions::PermissionId))
+                .primary_key(
+                    Index::create()
+                        .col(RolePermissions::RoleId)
+                        .col(RolePermissions::PermissionId),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(RolePermissions::Table, RolePermissions::RoleId)
@@ -109,7 +138,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_role_permissions_permission", RolePermissions::Table, [RolePermissions::PermissionId]).await?;
+        index(
+            m,
+            "ix_role_permissions_permission",
+            RolePermissions::Table,
+            [RolePermissions::PermissionId],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -118,12 +153,21 @@ impl MigrationTrait for Migration {
                 .col(key(Assignments::TenantId))
                 .col(ref_id(Assignments::RoleId))
                 .col(key(Assignments::IdentityId))
-                .col(ColumnDef::new(Assignments::IdentityKind).string_len(32).not_null())
+                .col(
+                    ColumnDef::new(Assignments::IdentityKind)
+                        .string_len(32)
+                        .not_null(),
+                )
                 .col(flag(Assignments::IsImmutable))
                 .col(big_null(Assignments::ExpireTime))
                 .col(text(Assignments::Reason))
                 // ACTIVE, or EXPIRED once the sweeper has seen its expire_time pass.
-                .col(ColumnDef::new(Assignments::Status).string_len(16).not_null().default("ACTIVE"))
+                .col(
+                    ColumnDef::new(Assignments::Status)
+                        .string_len(16)
+                        .not_null()
+                        .default("ACTIVE"),
+                )
                 .col(big(Assignments::CreateTime))
                 .col(big(Assignments::UpdateTime))
                 .col(big(Assignments::Revision))
@@ -138,9 +182,31 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        unique(m, "ux_assignments_role_identity", Assignments::Table, [Assignments::TenantId, Assignments::RoleId, Assignments::IdentityId]).await?;
-        index(m, "ix_assignments_identity", Assignments::Table, [Assignments::TenantId, Assignments::IdentityId]).await?;
-        index(m, "ix_assignments_role", Assignments::Table, [Assignments::RoleId]).await?;
+        unique(
+            m,
+            "ux_assignments_role_identity",
+            Assignments::Table,
+            [
+                Assignments::TenantId,
+                Assignments::RoleId,
+                Assignments::IdentityId,
+            ],
+        )
+        .await?;
+        index(
+            m,
+            "ix_assignments_identity",
+            Assignments::Table,
+            [Assignments::TenantId, Assignments::IdentityId],
+        )
+        .await?;
+        index(
+            m,
+            "ix_assignments_role",
+            Assignments::Table,
+            [Assignments::RoleId],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -155,7 +221,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        unique(m, "ux_groups_tenant_name", Groups::Table, [Groups::TenantId, Groups::Name]).await?;
+        unique(
+            m,
+            "ux_groups_tenant_name",
+            Groups::Table,
+            [Groups::TenantId, Groups::Name],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -163,7 +235,11 @@ impl MigrationTrait for Migration {
                 .col(ref_id(GroupMembers::GroupId))
                 .col(key(GroupMembers::IdentityId))
                 .col(key(GroupMembers::TenantId))
-                .primary_key(Index::create().col(GroupMembers::GroupId).col(GroupMembers::IdentityId))
+                .primary_key(
+                    Index::create()
+                        .col(GroupMembers::GroupId)
+                        .col(GroupMembers::IdentityId),
+                )
                 .foreign_key(
                     ForeignKey::create()
                         .from(GroupMembers::Table, GroupMembers::GroupId)
@@ -173,24 +249,42 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_group_members_identity", GroupMembers::Table, [GroupMembers::TenantId, GroupMembers::IdentityId]).await?;
+        index(
+            m,
+            "ix_group_members_identity",
+            GroupMembers::Table,
+            [GroupMembers::TenantId, GroupMembers::IdentityId],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
                 .table(ChangeRequests::Table)
                 .col(id(ChangeRequests::Id))
                 .col(key(ChangeRequests::TenantId))
-                .col(ColumnDef::new(ChangeRequests::Kind).string_len(16).not_null())
+                .col(
+                    ColumnDef::new(ChangeRequests::Kind)
+                        .string_len(16)
+                        .not_null(),
+                )
                 // No foreign key: a request outlives a deleted role and then ends FAILED.
                 .col(ref_id(ChangeRequests::RoleId))
                 .col(key(ChangeRequests::RoleName))
                 .col(key(ChangeRequests::IdentityId))
-                .col(ColumnDef::new(ChangeRequests::IdentityKind).string_len(32).not_null())
+                .col(
+                    ColumnDef::new(ChangeRequests::IdentityKind)
+                        .string_len(32)
+                        .not_null(),
+                )
                 .col(big_null(ChangeRequests::AssignmentExpireTime))
                 .col(ref_id_null(ChangeRequests::AssignmentId))
                 .col(text(ChangeRequests::Reason))
                 .col(key(ChangeRequests::Requester))
-                .col(ColumnDef::new(ChangeRequests::Status).string_len(16).not_null())
+                .col(
+                    ColumnDef::new(ChangeRequests::Status)
+                        .string_len(16)
+                        .not_null(),
+                )
                 .col(text(ChangeRequests::DecidedBy))
                 .col(text(ChangeRequests::DecisionComment))
                 .col(text(ChangeRequests::FailureReason))
@@ -202,7 +296,13 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_change_requests_status", ChangeRequests::Table, [ChangeRequests::TenantId, ChangeRequests::Status]).await?;
+        index(
+            m,
+            "ix_change_requests_status",
+            ChangeRequests::Table,
+            [ChangeRequests::TenantId, ChangeRequests::Status],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
@@ -213,7 +313,11 @@ impl MigrationTrait for Migration {
                 .col(big(AuditEvents::Time))
                 .col(key(AuditEvents::Actor))
                 .col(key(AuditEvents::Rpc))
-                .col(ColumnDef::new(AuditEvents::TargetKind).string_len(32).not_null())
+                .col(
+                    ColumnDef::new(AuditEvents::TargetKind)
+                        .string_len(32)
+                        .not_null(),
+                )
                 .col(key(AuditEvents::TargetId))
                 .col(ColumnDef::new(AuditEvents::Before).text().null())
                 .col(ColumnDef::new(AuditEvents::After).text().null())
@@ -223,13 +327,30 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_audit_events_tenant_id", AuditEvents::Table, [AuditEvents::TenantId, AuditEvents::Id]).await?;
-        index(m, "ix_audit_events_target", AuditEvents::Table, [AuditEvents::TenantId, AuditEvents::TargetId]).await?;
+        index(
+            m,
+            "ix_audit_events_tenant_id",
+            AuditEvents::Table,
+            [AuditEvents::TenantId, AuditEvents::Id],
+        )
+        .await?;
+        index(
+            m,
+            "ix_audit_events_target",
+            AuditEvents::Table,
+            [AuditEvents::TenantId, AuditEvents::TargetId],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
                 .table(Changes::Table)
-                .col(ColumnDef::new(Changes::Revision).big_integer().not_null().primary_key())
+                .col(
+                    ColumnDef::new(Changes::Revision)
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(key(Changes::TenantId))
                 .col(big(Changes::Time))
                 .col(ColumnDef::new(Changes::Kind).string_len(64).not_null())
@@ -238,17 +359,39 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        index(m, "ix_changes_tenant_revision", Changes::Table, [Changes::TenantId, Changes::Revision]).await?;
+        index(
+            m,
+            "ix_changes_tenant_revision",
+            Changes::Table,
+            [Changes::TenantId, Changes::Revision],
+        )
+        .await?;
 
         m.create_table(
             Table::create()
                 .table(IdempotencyKeys::Table)
                 .col(key(IdempotencyKeys::TenantId))
                 .col(key(IdempotencyKeys::Caller))
-                .col(ColumnDef::new(IdempotencyKeys::Key).string_len(128).not_null())
-                .col(ColumnDef::new(IdempotencyKeys::Rpc).string_len(256).not_null())
-                .col(ColumnDef::new(IdempotencyKeys::RequestHash).string_len(64).not_null())
-                .col(ColumnDef::new(IdempotencyKeys::Response).binary().not_null())
+                .col(
+                    ColumnDef::new(IdempotencyKeys::Key)
+                        .string_len(128)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(IdempotencyKeys::Rpc)
+                        .string_len(256)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(IdempotencyKeys::RequestHash)
+                        .string_len(64)
+                        .not_null(),
+                )
+                .col(
+                    ColumnDef::new(IdempotencyKeys::Response)
+                        .binary()
+                        .not_null(),
+                )
                 .col(big(IdempotencyKeys::CreateTime))
                 .primary_key(
                     Index::create()
@@ -263,7 +406,12 @@ impl MigrationTrait for Migration {
         m.create_table(
             Table::create()
                 .table(Replicas::Table)
-                .col(ColumnDef::new(Replicas::Id).string_len(64).not_null().primary_key())
+                .col(
+                    ColumnDef::new(Replicas::Id)
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(big(Replicas::AppliedRevision))
                 .col(big(Replicas::HeartbeatTime))
                 .col(big(Replicas::StartTime))
@@ -294,7 +442,12 @@ impl MigrationTrait for Migration {
     }
 }
 
-async fn unique<T, C, const N: usize>(m: &SchemaManager<'_>, name: &str, table: T, cols: [C; N]) -> Result<(), DbErr>
+async fn unique<T, C, const N: usize>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: [C; N],
+) -> Result<(), DbErr>
 where
     T: IntoIden,
     C: IntoIden,
@@ -306,7 +459,12 @@ where
     m.create_index(stmt).await
 }
 
-async fn index<T, C, const N: usize>(m: &SchemaManager<'_>, name: &str, table: T, cols: [C; N]) -> Result<(), DbErr>
+async fn index<T, C, const N: usize>(
+    m: &SchemaManager<'_>,
+    name: &str,
+    table: T,
+    cols: [C; N],
+) -> Result<(), DbErr>
 where
     T: IntoIden,
     C: IntoIden,
@@ -319,47 +477,155 @@ where
 }
 
 #[derive(DeriveIden)]
-enum RevisionCounter { Table, Id, Revision }
-
-#[derive(DeriveIden)]
-enum Permissions { Table, Id, TenantId, Name, Description, IsSystem, CreateTime, UpdateTime, Revision }
-
-#[derive(DeriveIden)]
-enum Roles { Table, Id, TenantId, Name, Description, IsSystem, RequiresApproval, CreateTime, UpdateTime, Revision }
-
-#[derive(DeriveIden)]
-enum RolePermissions { Table, RoleId, PermissionId, TenantId }
-
-#[derive(DeriveIden)]
-enum Assignments {
-    Table, Id, TenantId, RoleId, IdentityId, IdentityKind, IsImmutable, ExpireTime, Reason, Status,
-    CreateTime, UpdateTime, Revision,
+enum RevisionCounter {
+    Table,
+    Id,
+    Revision,
 }
 
 #[derive(DeriveIden)]
-enum Groups { Table, Id, TenantId, Name, Description, CreateTime, UpdateTime, Revision }
+enum Permissions {
+    Table,
+    Id,
+    TenantId,
+    Name,
+    Description,
+    IsSystem,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
 
 #[derive(DeriveIden)]
-enum GroupMembers { Table, GroupId, IdentityId, TenantId }
+enum Roles {
+    Table,
+    Id,
+    TenantId,
+    Name,
+    Description,
+    IsSystem,
+    RequiresApproval,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
+
+#[derive(DeriveIden)]
+enum RolePermissions {
+    Table,
+    RoleId,
+    PermissionId,
+    TenantId,
+}
+
+#[derive(DeriveIden)]
+enum Assignments {
+    Table,
+    Id,
+    TenantId,
+    RoleId,
+    IdentityId,
+    IdentityKind,
+    IsImmutable,
+    ExpireTime,
+    Reason,
+    Status,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
+
+#[derive(DeriveIden)]
+enum Groups {
+    Table,
+    Id,
+    TenantId,
+    Name,
+    Description,
+    CreateTime,
+    UpdateTime,
+    Revision,
+}
+
+#[derive(DeriveIden)]
+enum GroupMembers {
+    Table,
+    GroupId,
+    IdentityId,
+    TenantId,
+}
 
 #[derive(DeriveIden)]
 enum ChangeRequests {
-    Table, Id, TenantId, Kind, RoleId, RoleName, IdentityId, IdentityKind, AssignmentExpireTime,
-    AssignmentId, Reason, Requester, Status, DecidedBy, DecisionComment, FailureReason,
-    ResultingAssignmentId, CreateTime, UpdateTime, ExpireTime, Revision,
+    Table,
+    Id,
+    TenantId,
+    Kind,
+    RoleId,
+    RoleName,
+    IdentityId,
+    IdentityKind,
+    AssignmentExpireTime,
+    AssignmentId,
+    Reason,
+    Requester,
+    Status,
+    DecidedBy,
+    DecisionComment,
+    FailureReason,
+    ResultingAssignmentId,
+    CreateTime,
+    UpdateTime,
+    ExpireTime,
+    Revision,
 }
 
 #[derive(DeriveIden)]
 enum AuditEvents {
-    Table, Id, TenantId, Revision, Time, Actor, Rpc, TargetKind, TargetId, Before, After, RequestId,
-    TraceId, Reason,
+    Table,
+    Id,
+    TenantId,
+    Revision,
+    Time,
+    Actor,
+    Rpc,
+    TargetKind,
+    TargetId,
+    Before,
+    After,
+    RequestId,
+    TraceId,
+    Reason,
 }
 
 #[derive(DeriveIden)]
-enum Changes { Table, Revision, TenantId, Time, Kind, Target, Deltas }
+enum Changes {
+    Table,
+    Revision,
+    TenantId,
+    Time,
+    Kind,
+    Target,
+    Deltas,
+}
 
 #[derive(DeriveIden)]
-enum IdempotencyKeys { Table, TenantId, Caller, Key, Rpc, RequestHash, Response, CreateTime }
+enum IdempotencyKeys {
+    Table,
+    TenantId,
+    Caller,
+    Key,
+    Rpc,
+    RequestHash,
+    Response,
+    CreateTime,
+}
 
 #[derive(DeriveIden)]
-enum Replicas { Table, Id, AppliedRevision, HeartbeatTime, StartTime }
+enum Replicas {
+    Table,
+    Id,
+    AppliedRevision,
+    HeartbeatTime,
+    StartTime,
+}

@@ -1,0 +1,194 @@
+//! AuthorizationService handlers: Check and BatchCheck go straight to the index.
+
+use tonic::{Request, Response, Status};
+
+use super::caller;
+use super::convert::Problems;
+use crate::domain::{Error, IdentityId, PermissionName, Revision};
+use crate::engine::{Decision, GrantPath};
+use crate::proto::pb;
+use crate::service::{CheckItem, PageRequest, Service};
+
+/// The most items one BatchCheck may carry.
+const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct AuthorizationApi {
+    pub(crate) service: Service,
+}
+
+fn check_item(prefix: &str, req: &pb::CheckRequest) -> Result<CheckItem, Error> {
+    let mut problems = Problems::default();
+    let identity = problems.take(IdentityId::parse(
+        &format!("{prefix}identity_id"),
+        &req.identity_id,
+    ));
+    let permission = problems.take(PermissionName::parse(
+        &format!("{prefix}permission"),
+        &req.permission,
+    ));
+    problems.finish()?;
+    match (identity, permission) {
+        (Some(identity), Some(permission)) => Ok(CheckItem {
+            identity,
+            permission,
+            at_least_revision: Revision(req.at_least_revision),
+            explain: req.explain,
+        }),
+        _ => Err(Error::invalid(prefix, "is invalid")),
+    }
+}
+
+fn grant(g: GrantPath) -> pb::Grant {
+    pb::Grant {
+        assignment_id: g.assignment.to_string(),
+        role: Some(pb::RoleSummary {
+            id: g.role.to_string(),
+            name: g.role_name,
+        }),
+        group_id: g.group.map(|id| id.to_string()).unwrap_or_default(),
+    }
+}
+
+fn response(d: Decision, revision: Revision) -> pb::CheckResponse {
+    let reason = if d.allowed {
+        pb::CheckReason::Granted
+    } else if d.unknown_permission {
+        pb::CheckReason::UnknownPermission
+    } else {
+        pb::CheckReason::NoGrant
+    };
+    pb::CheckResponse {
+        allowed: d.allowed,
+        revision: revision.0,
+        reason: reason as i32,
+        grants: d.grants.into_iter().map(grant).collect(),
+        granting_roles: d
+            .granting_roles
+            .into_iter()
+            .map(|(id, name)| pb::RoleSummary {
+                id: id.to_string(),
+                name,
+            })
+            .collect(),
+        expired_grants: d.expired.into_iter().map(grant).collect(),
+        pending_change_request_ids: d.pending.into_iter().map(|id| id.to_string()).collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::authorization_service_server::AuthorizationService for AuthorizationApi {
+    async fn check(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let caller = caller(&request)?;
+        let item = check_item("", request.get_ref())?;
+        let (decision, revision) = self.service.check(&caller, &item).await?;
+        Ok(Response::new(response(decision, revision)))
+    }
+
+    async fn batch_check(
+        &self,
+        request: Request<pb::BatchCheckRequest>,
+    ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        if req.items.is_empty() || req.items.len() > MAX_BATCH {
+            return Err(Error::invalid("items", "must hold 1 to 1000 checks").into());
+        }
+        let items = req
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| check_item(&format!("items[{i}]."), item))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (decisions, revision) = self.service.batch_check(&caller, &items).await?;
+        Ok(Response::new(pb::BatchCheckResponse {
+            results: decisions
+                .into_iter()
+                .map(|d| response(d, revision))
+                .collect(),
+        }))
+    }
+
+    async fn list_effective_permissions(
+        &self,
+        request: Request<pb::ListEffectivePermissionsRequest>,
+    ) -> Result<Response<pb::ListEffectivePermissionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let identity = IdentityId::parse("identity_id", &req.identity_id)?;
+        let paging = PageRequest {
+            page_size: req.page_size,
+            page_token: req.page_token,
+        };
+        let (page, revision) = self
+            .service
+            .list_effective_permissions(&caller, &identity, &paging)
+            .await?;
+        Ok(Response::new(pb::ListEffectivePermissionsResponse {
+            permissions: page
+                .items
+                .into_iter()
+                .map(|(name, roles)| pb::EffectivePermission {
+                    name,
+                    roles: roles
+                        .into_iter()
+                        .map(|(id, name)| pb::RoleSummary {
+                            id: id.to_string(),
+                            name,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+            revision: revision.0,
+        }))
+    }
+
+    async fn list_permission_holders(
+        &self,
+        request: Request<pb::ListPermissionHoldersRequest>,
+    ) -> Result<Response<pb::ListPermissionHoldersResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let permission = PermissionName::parse("permission", &req.permission)?;
+        let paging = PageRequest {
+            page_size: req.page_size,
+            page_token: req.page_token,
+        };
+        let (page, revision) = self
+            .service
+            .list_permission_holders(&caller, &permission, &paging)
+            .await?;
+        Ok(Response::new(pb::ListPermissionHoldersResponse {
+            identities: page
+                .items
+                .into_iter()
+                .map(|h| pb::PermissionHolder {
+                    identity: Some(super::convert::pb_identity(crate::domain::Identity {
+                        id: h.identity,
+                        kind: h.kind,
+                    })),
+                    role: Some(pb::RoleSummary {
+                        id: h.role.to_string(),
+                        name: h.role_name,
+                    }),
+                    group_id: h.group.map(|g| g.to_string()).unwrap_or_default(),
+                })
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+            revision: revision.0,
+        }))
+    }
+
+    async fn get_propagation(
+        &self,
+        _request: Request<pb::GetPropagationRequest>,
+    ) -> Result<Response<pb::GetPropagationResponse>, Status> {
+        Err(Status::unimplemented(
+            "AuthorizationService.GetPropagation is not implemented yet",
+        ))
+    }
+}

@@ -1,0 +1,655 @@
+//! Assignments and change requests (API rules 4, 5, 6, 10 and no escalation): Dfns's assign /
+//! revoke with approval, the second-admin rule, and expiry.
+
+use chrono::{DateTime, Utc};
+
+use super::paging::page;
+use super::{Outcome, PageRequest, Service, WriteOptions};
+use crate::domain::builtin::perm;
+use crate::domain::{
+    Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
+    ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId, IdentityKind, Page,
+    Reason, Role,
+};
+use crate::store::{Ref, RoleRef, WriteTx};
+
+/// AssignRole's inputs, validated.
+#[derive(Debug, Clone)]
+pub struct AssignRequest {
+    pub role: RoleRef,
+    pub identity: Identity,
+    pub expire_time: Option<DateTime<Utc>>,
+    pub reason: String,
+    pub force: bool,
+}
+
+/// Dfns's 200 or 202.
+#[derive(Debug, Clone)]
+pub enum AssignResult {
+    Assignment(Assignment),
+    Pending(ChangeRequest),
+}
+
+fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}
+
+fn put_delta(a: &Assignment) -> Delta {
+    Delta::AssignmentPut {
+        id: a.id,
+        role: a.role_id,
+        identity: a.identity.id.clone(),
+        kind: a.identity.kind,
+        expire_time: a.expire_time,
+    }
+}
+
+impl Service {
+    pub async fn assign_role(
+        &self,
+        caller: &Caller,
+        req: AssignRequest,
+        opts: WriteOptions,
+    ) -> Result<Outcome<AssignResult>, Error> {
+        self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
+        if req.force {
+            self.authorize(caller, perm::APPROVALS_BYPASS)?;
+        }
+        let now = self.now();
+        if req.expire_time.is_some_and(|t| t <= now) {
+            return Err(Error::invalid("expire_time", "must be in the future"));
+        }
+        let mut tx = self.begin(caller).await?;
+        let role = tx
+            .find_role(&req.role)
+            .await?
+            .ok_or_else(|| Error::not_found("role", req.role.key()))?;
+        self.ensure_may_hold_out(caller, &role)?;
+        if req.identity.kind == IdentityKind::Group {
+            self.ensure_group_exists(&tx, &req.identity.id).await?;
+        }
+        if let Some(existing) = tx.find_assignment_of(role.id, &req.identity.id).await? {
+            if existing.expire_time.is_none_or(|t| tx.now < t) {
+                return Err(Error::AlreadyExists {
+                    kind: "assignment",
+                    key: format!("{} -> {}", role.name, req.identity.id),
+                    existing_id: Some(existing.id.to_string()),
+                });
+            }
+            // An expired assignment is replaced, so the identity can hold the role again.
+            tx.delete_assignment(existing.id).await?;
+            tx.record(Delta::AssignmentRemoved { id: existing.id });
+            tx.audit(AuditRecord {
+                target_kind: "assignment",
+                target_id: existing.id.to_string(),
+                before: snapshot(&existing),
+                after: None,
+                reason: "replaced after expiry".into(),
+            });
+        }
+        if role.requires_approval && !req.force {
+            if let Some(pending) = tx
+                .pending_request_for(ChangeRequestKind::Assign, role.id, &req.identity.id)
+                .await?
+            {
+                return Err(Error::AlreadyExists {
+                    kind: "change request",
+                    key: format!("{} -> {}", role.name, req.identity.id),
+                    existing_id: Some(pending.id.to_string()),
+                });
+            }
+            let cr = self.new_request(
+                &tx,
+                caller,
+                ChangeRequestKind::Assign,
+                &role,
+                req.identity,
+                req.expire_time,
+                None,
+                req.reason,
+            );
+            tx.insert_change_request(&cr).await?;
+            tx.record(Delta::PendingGrantPut {
+                id: cr.id,
+                role: role.id,
+                identity: cr.identity.id.clone(),
+            });
+            tx.audit(AuditRecord {
+                target_kind: "change_request",
+                target_id: cr.id.to_string(),
+                before: None,
+                after: snapshot(&cr),
+                reason: cr.reason.clone(),
+            });
+            let target = cr.id.to_string();
+            return self
+                .finish(
+                    tx,
+                    opts,
+                    "change_request.filed",
+                    &target,
+                    AssignResult::Pending(cr),
+                )
+                .await;
+        }
+        let a = Assignment {
+            id: AssignmentId::new(),
+            tenant: caller.tenant.clone(),
+            role_id: role.id,
+            role_name: role.name.clone(),
+            identity: req.identity,
+            is_immutable: false,
+            expire_time: req.expire_time,
+            reason: req.reason,
+            create_time: tx.now,
+            update_time: tx.now,
+            revision: tx.revision,
+        };
+        tx.insert_assignment(&a).await?;
+        tx.record(put_delta(&a));
+        tx.audit(AuditRecord {
+            target_kind: "assignment",
+            target_id: a.id.to_string(),
+            before: None,
+            after: snapshot(&a),
+            reason: a.reason.clone(),
+        });
+        let target = a.id.to_string();
+        self.finish(
+            tx,
+            opts,
+            "assignment.created",
+            &target,
+            AssignResult::Assignment(a),
+        )
+        .await
+    }
+
+    pub async fn revoke_assignment(
+        &self,
+        caller: &Caller,
+        id: AssignmentId,
+        reason: String,
+        force: bool,
+        opts: WriteOptions,
+    ) -> Result<Outcome<AssignResult>, Error> {
+        self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
+        if force {
+            self.authorize(caller, perm::APPROVALS_BYPASS)?;
+        }
+        let mut tx = self.begin(caller).await?;
+        let a = tx
+            .find_assignment(id)
+            .await?
+            .ok_or_else(|| Error::not_found("assignment", id.to_string()))?;
+        if a.is_immutable {
+            return Err(Error::precondition(
+                Reason::AssignmentImmutable,
+                format!("assignment {id} is immutable"),
+            )
+            .with_meta("assignment_id", id.to_string()));
+        }
+        let role = tx
+            .find_role(&Ref::Id(a.role_id))
+            .await?
+            .ok_or_else(|| Error::not_found("role", a.role_id.to_string()))?;
+        self.ensure_may_hold_out(caller, &role)?;
+        if role.requires_approval && !force {
+            if let Some(pending) = tx
+                .pending_request_for(ChangeRequestKind::Revoke, role.id, &a.identity.id)
+                .await?
+            {
+                return Err(Error::AlreadyExists {
+                    kind: "change request",
+                    key: format!("revoke {id}"),
+                    existing_id: Some(pending.id.to_string()),
+                });
+            }
+            let cr = self.new_request(
+                &tx,
+                caller,
+                ChangeRequestKind::Revoke,
+                &role,
+                a.identity.clone(),
+                None,
+                Some(a.id),
+                reason,
+            );
+            tx.insert_change_request(&cr).await?;
+            tx.audit(AuditRecord {
+                target_kind: "change_request",
+                target_id: cr.id.to_string(),
+                before: None,
+                after: snapshot(&cr),
+                reason: cr.reason.clone(),
+            });
+            let target = cr.id.to_string();
+            return self
+                .finish(
+                    tx,
+                    opts,
+                    "change_request.filed",
+                    &target,
+                    AssignResult::Pending(cr),
+                )
+                .await;
+        }
+        tx.delete_assignment(a.id).await?;
+        tx.record(Delta::AssignmentRemoved { id: a.id });
+        tx.audit(AuditRecord {
+            target_kind: "assignment",
+            target_id: a.id.to_string(),
+            before: snapshot(&a),
+            after: None,
+            reason,
+        });
+        let target = a.id.to_string();
+        self.finish(
+            tx,
+            opts,
+            "assignment.revoked",
+            &target,
+            AssignResult::Assignment(a),
+        )
+        .await
+    }
+
+    pub async fn get_assignment(
+        &self,
+        caller: &Caller,
+        id: AssignmentId,
+    ) -> Result<Assignment, Error> {
+        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
+        self.store
+            .find_assignment(&caller.tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("assignment", id.to_string()))
+    }
+
+    pub async fn list_assignments(
+        &self,
+        caller: &Caller,
+        role: Option<&RoleRef>,
+        identity: Option<&IdentityId>,
+        paging: &PageRequest,
+    ) -> Result<Page<Assignment>, Error> {
+        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
+        let role_id = match role {
+            Some(r) => Some(
+                self.store
+                    .find_role(&caller.tenant, r)
+                    .await?
+                    .ok_or_else(|| Error::not_found("role", r.key()))?
+                    .id,
+            ),
+            None => None,
+        };
+        let filters = format!(
+            "role={};identity={}",
+            role_id.map(|r| r.to_string()).unwrap_or_default(),
+            identity.map(IdentityId::as_str).unwrap_or_default()
+        );
+        let query = paging.query(&filters)?;
+        let rows = self
+            .store
+            .list_assignments(&caller.tenant, role_id, identity, &query)
+            .await?;
+        Ok(page(rows, &query, &filters, |a| a.id.to_string()))
+    }
+
+    // ----- change requests -----
+
+    pub async fn get_change_request(
+        &self,
+        caller: &Caller,
+        id: ChangeRequestId,
+    ) -> Result<ChangeRequest, Error> {
+        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
+        self.store
+            .find_change_request(&caller.tenant, id)
+            .await?
+            .ok_or_else(|| Error::not_found("change request", id.to_string()))
+    }
+
+    pub async fn list_change_requests(
+        &self,
+        caller: &Caller,
+        status: Option<ChangeRequestStatus>,
+        paging: &PageRequest,
+    ) -> Result<Page<ChangeRequest>, Error> {
+        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
+        let filters = format!("status={status:?}");
+        let query = paging.query(&filters)?;
+        let rows = self
+            .store
+            .list_change_requests(&caller.tenant, status, &query)
+            .await?;
+        Ok(page(rows, &query, &filters, |c| c.id.to_string()))
+    }
+
+    /// Rule 6: a second admin applies the request atomically, or it ends FAILED with the reason
+    /// when the world changed meanwhile.
+    pub async fn approve_change_request(
+        &self,
+        caller: &Caller,
+        id: ChangeRequestId,
+        comment: String,
+        opts: WriteOptions,
+    ) -> Result<Outcome<ChangeRequest>, Error> {
+        self.authorize(caller, perm::CHANGE_REQUESTS_APPROVE)?;
+        let mut tx = self.begin(caller).await?;
+        let before = self.pending_request(&tx, id).await?;
+        if before.requester == caller.subject.as_str() {
+            return Err(Error::Forbidden {
+                reason: Reason::SelfApproval,
+                message: "a change request must be approved by someone other than its requester"
+                    .into(),
+            });
+        }
+        let mut after = before.clone();
+        after.decided_by = caller.subject.to_string();
+        after.decision_comment = comment;
+        after.update_time = tx.now;
+        after.revision = tx.revision;
+        match self.apply_request(&mut tx, caller, &before).await {
+            Ok(resulting) => {
+                after.status = ChangeRequestStatus::Applied;
+                after.resulting_assignment_id = Some(resulting);
+            }
+            Err(Error::Denied { missing }) => return Err(Error::Denied { missing }),
+            Err(Error::Internal(e)) => return Err(Error::Internal(e)),
+            Err(other) => {
+                after.status = ChangeRequestStatus::Failed;
+                after.failure_reason = other.to_string();
+            }
+        }
+        self.close_request(tx, &before, after, opts, "change_request.approved")
+            .await
+    }
+
+    pub async fn reject_change_request(
+        &self,
+        caller: &Caller,
+        id: ChangeRequestId,
+        comment: String,
+        opts: WriteOptions,
+    ) -> Result<Outcome<ChangeRequest>, Error> {
+        self.authorize(caller, perm::CHANGE_REQUESTS_APPROVE)?;
+        let tx = self.begin(caller).await?;
+        let before = self.pending_request(&tx, id).await?;
+        let after = ChangeRequest {
+            status: ChangeRequestStatus::Rejected,
+            decided_by: caller.subject.to_string(),
+            decision_comment: comment,
+            update_time: tx.now,
+            revision: tx.revision,
+            ..before.clone()
+        };
+        self.close_request(tx, &before, after, opts, "change_request.rejected")
+            .await
+    }
+
+    pub async fn cancel_change_request(
+        &self,
+        caller: &Caller,
+        id: ChangeRequestId,
+        comment: String,
+        opts: WriteOptions,
+    ) -> Result<Outcome<ChangeRequest>, Error> {
+        self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
+        let tx = self.begin(caller).await?;
+        let before = self.pending_request(&tx, id).await?;
+        if before.requester != caller.subject.as_str() {
+            return Err(Error::Forbidden {
+                reason: Reason::NotRequester,
+                message: "only the requester can cancel a change request".into(),
+            });
+        }
+        let after = ChangeRequest {
+            status: ChangeRequestStatus::Cancelled,
+            decided_by: caller.subject.to_string(),
+            decision_comment: comment,
+            update_time: tx.now,
+            revision: tx.revision,
+            ..before.clone()
+        };
+        self.close_request(tx, &before, after, opts, "change_request.cancelled")
+            .await
+    }
+
+    /// Marks PENDING requests past their TTL as EXPIRED; returns how many.
+    pub async fn expire_overdue_requests(&self) -> Result<usize, Error> {
+        let overdue = self.store.overdue_change_requests(self.now(), 100).await?;
+        let mut expired = 0;
+        for cr in overdue {
+            let caller = system_caller(&cr)?;
+            let tx = self.begin(&caller).await?;
+            let after = ChangeRequest {
+                status: ChangeRequestStatus::Expired,
+                update_time: tx.now,
+                revision: tx.revision,
+                ..cr.clone()
+            };
+            match self
+                .close_request(
+                    tx,
+                    &cr,
+                    after,
+                    WriteOptions::default(),
+                    "change_request.expired",
+                )
+                .await
+            {
+                Ok(_) => expired += 1,
+                // Decided meanwhile: nothing to expire.
+                Err(Error::Precondition { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn pending_request(
+        &self,
+        tx: &WriteTx,
+        id: ChangeRequestId,
+    ) -> Result<ChangeRequest, Error> {
+        let cr = tx
+            .find_change_request(id)
+            .await?
+            .ok_or_else(|| Error::not_found("change request", id.to_string()))?;
+        if cr.status != ChangeRequestStatus::Pending {
+            return Err(Error::precondition(
+                Reason::ChangeRequestNotPending,
+                format!("change request {id} is {:?}, not pending", cr.status),
+            )
+            .with_meta("status", format!("{:?}", cr.status).to_uppercase()));
+        }
+        if tx.now >= cr.expire_time {
+            return Err(Error::precondition(
+                Reason::ChangeRequestExpired,
+                format!(
+                    "change request {id} expired at {}",
+                    cr.expire_time.to_rfc3339()
+                ),
+            ));
+        }
+        Ok(cr)
+    }
+
+    async fn close_request(
+        &self,
+        mut tx: WriteTx,
+        before: &ChangeRequest,
+        after: ChangeRequest,
+        opts: WriteOptions,
+        kind: &str,
+    ) -> Result<Outcome<ChangeRequest>, Error> {
+        if !tx.decide_change_request(&after).await? {
+            return Err(Error::precondition(
+                Reason::ChangeRequestNotPending,
+                format!("change request {} was decided meanwhile", before.id),
+            ));
+        }
+        if before.kind == ChangeRequestKind::Assign {
+            tx.record(Delta::PendingGrantRemoved { id: before.id });
+        }
+        tx.audit(AuditRecord {
+            target_kind: "change_request",
+            target_id: after.id.to_string(),
+            before: snapshot(before),
+            after: snapshot(&after),
+            reason: after.decision_comment.clone(),
+        });
+        let target = after.id.to_string();
+        self.finish(tx, opts, kind, &target, after).await
+    }
+
+    /// Applies an approved request inside `tx`; any error but Denied/Internal becomes the
+    /// FAILED reason.
+    async fn apply_request(
+        &self,
+        tx: &mut WriteTx,
+        approver: &Caller,
+        cr: &ChangeRequest,
+    ) -> Result<AssignmentId, Error> {
+        let role = tx.find_role(&Ref::Id(cr.role_id)).await?.ok_or_else(|| {
+            Error::precondition(
+                Reason::NotFound,
+                format!("role '{}' was deleted", cr.role_name),
+            )
+        })?;
+        // Escalation is checked against the approver, who is the one granting now.
+        self.ensure_may_hold_out(approver, &role)?;
+        match cr.kind {
+            ChangeRequestKind::Assign => {
+                if cr.assignment_expire_time.is_some_and(|t| t <= tx.now) {
+                    return Err(Error::precondition(
+                        Reason::ChangeRequestExpired,
+                        "the requested assignment's expire_time has passed",
+                    ));
+                }
+                if let Some(existing) = tx.find_assignment_of(role.id, &cr.identity.id).await?
+                    && existing.expire_time.is_none_or(|t| tx.now < t)
+                {
+                    return Err(Error::precondition(
+                        Reason::AlreadyExists,
+                        format!(
+                            "'{}' already holds role '{}' (assignment {})",
+                            cr.identity.id, role.name, existing.id
+                        ),
+                    ));
+                }
+                if cr.identity.kind == IdentityKind::Group {
+                    self.ensure_group_exists(tx, &cr.identity.id).await?;
+                }
+                let a = Assignment {
+                    id: AssignmentId::new(),
+                    tenant: cr.tenant.clone(),
+                    role_id: role.id,
+                    role_name: role.name.clone(),
+                    identity: cr.identity.clone(),
+                    is_immutable: false,
+                    expire_time: cr.assignment_expire_time,
+                    reason: cr.reason.clone(),
+                    create_time: tx.now,
+                    update_time: tx.now,
+                    revision: tx.revision,
+                };
+                tx.insert_assignment(&a).await?;
+                tx.record(put_delta(&a));
+                tx.audit(AuditRecord {
+                    target_kind: "assignment",
+                    target_id: a.id.to_string(),
+                    before: None,
+                    after: snapshot(&a),
+                    reason: format!("change request {} approved", cr.id),
+                });
+                Ok(a.id)
+            }
+            ChangeRequestKind::Revoke => {
+                let id = cr.assignment_id.ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!("revoke request without assignment"))
+                })?;
+                let a = tx.find_assignment(id).await?.ok_or_else(|| {
+                    Error::precondition(
+                        Reason::NotFound,
+                        format!("assignment {id} no longer exists"),
+                    )
+                })?;
+                tx.delete_assignment(a.id).await?;
+                tx.record(Delta::AssignmentRemoved { id: a.id });
+                tx.audit(AuditRecord {
+                    target_kind: "assignment",
+                    target_id: a.id.to_string(),
+                    before: snapshot(&a),
+                    after: None,
+                    reason: format!("change request {} approved", cr.id),
+                });
+                Ok(a.id)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_request(
+        &self,
+        tx: &WriteTx,
+        caller: &Caller,
+        kind: ChangeRequestKind,
+        role: &Role,
+        identity: Identity,
+        expire: Option<DateTime<Utc>>,
+        assignment: Option<AssignmentId>,
+        reason: String,
+    ) -> ChangeRequest {
+        let ttl = chrono::Duration::from_std(self.settings.approval_ttl)
+            .unwrap_or(chrono::Duration::days(7));
+        ChangeRequest {
+            id: ChangeRequestId::new(),
+            tenant: caller.tenant.clone(),
+            kind,
+            role_id: role.id,
+            role_name: role.name.clone(),
+            identity,
+            assignment_expire_time: expire,
+            assignment_id: assignment,
+            reason,
+            requester: caller.subject.to_string(),
+            status: ChangeRequestStatus::Pending,
+            decided_by: String::new(),
+            decision_comment: String::new(),
+            failure_reason: String::new(),
+            resulting_assignment_id: None,
+            create_time: tx.now,
+            update_time: tx.now,
+            expire_time: tx.now + ttl,
+            revision: tx.revision,
+        }
+    }
+
+    /// No escalation for assignments: handing out (or taking away) a role needs every
+    /// permission it grants, even when assigning it to oneself.
+    fn ensure_may_hold_out(&self, caller: &Caller, role: &Role) -> Result<(), Error> {
+        let names: Vec<&str> = role.permissions.iter().map(String::as_str).collect();
+        self.ensure_may_grant(caller, &names)
+    }
+
+    async fn ensure_group_exists(&self, tx: &WriteTx, id: &IdentityId) -> Result<(), Error> {
+        let group = crate::domain::GroupId::parse("identity.id", id.as_str())?;
+        if tx.find_group(group).await?.is_none() {
+            return Err(Error::not_found("group", id.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn system_caller(cr: &ChangeRequest) -> Result<Caller, Error> {
+    Ok(Caller {
+        subject: IdentityId::parse("actor", "warden:system")?,
+        tenant: cr.tenant.clone(),
+        request_id: format!("sweeper-{}", uuid::Uuid::now_v7()),
+        rpc: "sweeper".into(),
+        trace_id: String::new(),
+    })
+}

@@ -1,0 +1,160 @@
+//! Decisions (API rules 3, 11, 17): answered from the in-memory index, never the database.
+
+use std::collections::BTreeMap;
+
+use super::paging::page;
+use super::{PageRequest, Service};
+use crate::domain::builtin::perm;
+use crate::domain::{Caller, Error, IdentityId, Page, PermissionName, Revision, RoleId};
+use crate::engine::{Decision, Holder};
+
+/// One Check, validated.
+#[derive(Debug, Clone)]
+pub struct CheckItem {
+    pub identity: IdentityId,
+    pub permission: PermissionName,
+    pub at_least_revision: Revision,
+    pub explain: bool,
+}
+
+impl Service {
+    /// Checking oneself needs nothing; checking others needs `warden:checks:run`.
+    fn authorize_check(&self, caller: &Caller, identity: &IdentityId) -> Result<(), Error> {
+        if *identity == caller.subject {
+            Ok(())
+        } else {
+            self.authorize(caller, perm::CHECKS_RUN)
+        }
+    }
+
+    /// Waits (bounded) until this replica has applied `revision`; UNAVAILABLE rather than a
+    /// stale answer.
+    async fn ensure_revision(&self, revision: Revision) -> Result<(), Error> {
+        if revision <= self.engine.applied_revision() {
+            return Ok(());
+        }
+        if self
+            .engine
+            .wait_for(revision, self.settings.consistency_wait)
+            .await
+        {
+            Ok(())
+        } else {
+            Err(Error::Unavailable {
+                message: format!(
+                    "this replica has applied revision {} and could not reach {revision} in time; retry or use another replica",
+                    self.engine.applied_revision()
+                ),
+            })
+        }
+    }
+
+    /// Returns the decision and the revision it was evaluated at.
+    pub async fn check(
+        &self,
+        caller: &Caller,
+        item: &CheckItem,
+    ) -> Result<(Decision, Revision), Error> {
+        self.authorize_check(caller, &item.identity)?;
+        self.ensure_revision(item.at_least_revision).await?;
+        let revision = self.engine.applied_revision();
+        let decision = self.engine.check(
+            &caller.tenant,
+            item.identity.as_str(),
+            item.permission.as_str(),
+            self.now(),
+            item.explain,
+        );
+        Ok((decision, revision))
+    }
+
+    /// Up to 1000 checks, answered in order at one revision.
+    pub async fn batch_check(
+        &self,
+        caller: &Caller,
+        items: &[CheckItem],
+    ) -> Result<(Vec<Decision>, Revision), Error> {
+        for item in items {
+            self.authorize_check(caller, &item.identity)?;
+        }
+        let wanted = items
+            .iter()
+            .map(|i| i.at_least_revision)
+            .max()
+            .unwrap_or_default();
+        self.ensure_revision(wanted).await?;
+        let revision = self.engine.applied_revision();
+        let now = self.now();
+        let decisions = items
+            .iter()
+            .map(|i| {
+                self.engine.check(
+                    &caller.tenant,
+                    i.identity.as_str(),
+                    i.permission.as_str(),
+                    now,
+                    i.explain,
+                )
+            })
+            .collect();
+        Ok((decisions, revision))
+    }
+
+    /// The identity's effective permissions with the roles granting each, by name.
+    pub async fn list_effective_permissions(
+        &self,
+        caller: &Caller,
+        identity: &IdentityId,
+        paging: &PageRequest,
+    ) -> Result<(Page<(String, Vec<(RoleId, String)>)>, Revision), Error> {
+        self.authorize_check(caller, identity)?;
+        let filters = format!("identity={identity}");
+        let query = paging.query(&filters)?;
+        let revision = self.engine.applied_revision();
+        let all: BTreeMap<String, Vec<(RoleId, String)>> =
+            self.engine
+                .effective_permissions(&caller.tenant, identity.as_str(), self.now());
+        let rows: Vec<(String, Vec<(RoleId, String)>)> = match &query.after {
+            Some(after) => all.into_iter().filter(|(name, _)| name > after).collect(),
+            None => all.into_iter().collect(),
+        };
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let rows: Vec<_> = rows.into_iter().take(limit).collect();
+        Ok((
+            page(rows, &query, &filters, |(name, _)| name.clone()),
+            revision,
+        ))
+    }
+
+    /// Who holds `permission` (rule 11's "who can"), groups expanded to their members.
+    pub async fn list_permission_holders(
+        &self,
+        caller: &Caller,
+        permission: &PermissionName,
+        paging: &PageRequest,
+    ) -> Result<(Page<Holder>, Revision), Error> {
+        self.authorize(caller, perm::CHECKS_RUN)?;
+        let filters = format!("permission={permission}");
+        let query = paging.query(&filters)?;
+        let revision = self.engine.applied_revision();
+        let key = |h: &Holder| {
+            format!(
+                "{}\u{1f}{}\u{1f}{}",
+                h.identity,
+                h.role_name,
+                h.group.as_ref().map(IdentityId::as_str).unwrap_or_default()
+            )
+        };
+        let all = self
+            .engine
+            .holders(&caller.tenant, permission.as_str(), self.now())
+            .unwrap_or_default();
+        let rows: Vec<Holder> = match &query.after {
+            Some(after) => all.into_iter().filter(|h| key(h) > *after).collect(),
+            None => all,
+        };
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let rows: Vec<Holder> = rows.into_iter().take(limit).collect();
+        Ok((page(rows, &query, &filters, key), revision))
+    }
+}
