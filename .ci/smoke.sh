@@ -18,7 +18,7 @@ die() { echo "smoke: $*" >&2; exit 1; }
 
 [ $# -eq 1 ] || die "usage: $0 BINARY"
 BINARY="$1"
-[ -f "$BINARY" ] && [ -x "$BINARY" ] || die "$BINARY is not an executable file"
+if [ ! -f "$BINARY" ] || [ ! -x "$BINARY" ]; then die "$BINARY is not an executable file"; fi
 BINARY="$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")"
 command -v python3 >/dev/null || die "python3 not found (needed to pick free ports)"
 
@@ -26,17 +26,15 @@ command -v python3 >/dev/null || die "python3 not found (needed to pick free por
 GRPCURL="$(bash "$ROOT/.ci/install-grpcurl.sh")" || die "cannot install grpcurl"
 echo "smoke: using $("$GRPCURL" -version 2>&1) at $GRPCURL"
 
-if ! command -v jq >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "smoke: installing jq"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq jq >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq jq >/dev/null 2>&1; } \
-      || echo "smoke: cannot install jq; using python3 for JSON assertions"
-  else
-    echo "smoke: jq not found; using python3 for JSON assertions"
-  fi
+# JSON assertions use jq, or python3 where jq cannot be had.
+if ! command -v jq >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "smoke: installing jq"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq jq >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq jq >/dev/null 2>&1; } \
+    || true
 fi
+command -v jq >/dev/null || echo "smoke: jq not available; using python3 for JSON assertions"
 
 # json_at FILE PATH: the value at PATH (".a.b", ".a[0]" not supported) as compact JSON, "null" if absent.
 json_at() {

@@ -1,0 +1,10 @@
+//! One integration-test binary: every test starts a real server on an ephemeral port against a
+//! real database (SQLite and PostgreSQL) and talks to it with real tonic clients.
+
+mod helpers;
+
+mod assignments;
+mod auth;
+mod catalogue;
+mod durability;
+mod layering;
