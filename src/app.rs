@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::domain::{Clock, SystemClock, TenantId};
 use crate::engine::Engine;
 use crate::grpc::{self, SERVICE_NAMES, Verifier};
-use crate::service::{BootstrapAdmin, Service, Settings, Sync};
+use crate::service::{BootstrapAdmin, ReplicaIdentity, Retention, Service, Settings, Sync};
 use crate::store::{Store, StoreOptions};
 
 /// A built server: migrated, index loaded, listener bound, not yet serving.
@@ -90,8 +90,15 @@ impl App {
         let settings = Settings {
             consistency_wait: config.consistency_wait,
             approval_ttl: config.approval_ttl,
+            propagation_wait: config.propagation_wait,
         };
-        let service = Service::new(store.clone(), engine, Arc::clone(&sync), clock, settings);
+        let replica = ReplicaIdentity {
+            id: replica_id(),
+            started: chrono::Utc::now(),
+            heartbeat: config.heartbeat_interval,
+            liveness: config.replica_liveness,
+        };
+        let service = Service::new(store.clone(), engine, Arc::clone(&sync), clock, settings, replica);
         service
             .bootstrap(&admins)
             .await
@@ -143,16 +150,25 @@ impl App {
         )?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sync_task =
-            tokio::spawn(Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx));
+        let background = [
+            tokio::spawn(Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx.clone())),
+            tokio::spawn(self.service.clone().run_heartbeat(stop_rx.clone())),
+            tokio::spawn(self.service.clone().run_sweeper(
+                self.config.sweep_interval,
+                Retention { changes: self.config.change_retention },
+                stop_rx,
+            )),
+        ];
 
         let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
         let grace = self.config.shutdown_grace;
         let drain_reporter = reporter.clone();
+        let drain_service = self.service.clone();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutdown requested; draining");
             set_health(&drain_reporter, ServingStatus::NotServing).await;
+            drain_service.start_draining();
             let _ = drain_tx.send(true);
         });
         let draining = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -176,10 +192,19 @@ impl App {
             }
         };
         let _ = stop_tx.send(true);
-        let _ = sync_task.await;
+        for task in background {
+            let _ = task.await;
+        }
         self.store.close().await;
         result
     }
+}
+
+/// A replica id that is unique and still says which host it runs on.
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "warden".into());
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
+    format!("{host}-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

@@ -34,6 +34,21 @@ pub struct Config {
     /// How often the change log is polled even when notifications flow.
     #[serde(with = "humantime_serde")]
     pub catch_up_interval: Duration,
+    /// The longest a mutation with `wait_for_propagation` waits for every live replica.
+    #[serde(with = "humantime_serde")]
+    pub propagation_wait: Duration,
+    /// How often a replica records its applied revision.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// A replica silent for longer than this no longer counts as live.
+    #[serde(with = "humantime_serde")]
+    pub replica_liveness: Duration,
+    /// How often expiry and retention run.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// How long WatchChanges can reach back.
+    #[serde(with = "humantime_serde")]
+    pub change_retention: Duration,
     /// Set by `serve --dev`, never from files or the environment.
     #[serde(skip)]
     pub dev: bool,
@@ -97,6 +112,11 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(20),
             consistency_wait: Duration::from_secs(2),
             catch_up_interval: Duration::from_secs(1),
+            propagation_wait: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(2),
+            replica_liveness: Duration::from_secs(10),
+            sweep_interval: Duration::from_secs(5),
+            change_retention: Duration::from_secs(7 * 24 * 3600),
             dev: false,
             skip_migrations: false,
         }
@@ -164,7 +184,7 @@ const ENV_ALIASES: [(&str, &str); 10] = [
 /// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
-const ENV_ROOTS: [&str; 12] = [
+const ENV_ROOTS: [&str; 17] = [
     "listen_addr",
     "metrics_addr",
     "database",
@@ -177,6 +197,11 @@ const ENV_ROOTS: [&str; 12] = [
     "shutdown_grace",
     "consistency_wait",
     "catch_up_interval",
+    "propagation_wait",
+    "heartbeat_interval",
+    "replica_liveness",
+    "sweep_interval",
+    "change_retention",
 ];
 
 /// Values given on the command line; each overrides every other source.

@@ -9,7 +9,7 @@ use super::ids::{
 
 pub type Timestamp = DateTime<Utc>;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Permission {
     pub id: PermissionId,
     pub tenant: TenantId,
@@ -21,7 +21,7 @@ pub struct Permission {
     pub revision: Revision,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Role {
     pub id: RoleId,
     pub tenant: TenantId,
@@ -80,7 +80,7 @@ pub struct Identity {
     pub kind: IdentityKind,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assignment {
     pub id: AssignmentId,
     pub tenant: TenantId,
@@ -95,7 +95,7 @@ pub struct Assignment {
     pub revision: Revision,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     pub id: GroupId,
     pub tenant: TenantId,
@@ -125,7 +125,7 @@ pub enum ChangeRequestStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangeRequest {
     pub id: ChangeRequestId,
     pub tenant: TenantId,
@@ -156,12 +156,12 @@ pub struct Page<T> {
 }
 
 /// What a dry run reports: per identity, the effective permissions it would gain or lose.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Impact {
     pub identities: Vec<IdentityImpact>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityImpact {
     pub identity: IdentityId,
     pub gained: Vec<String>,

@@ -64,6 +64,11 @@ impl Engine {
         });
     }
 
+    /// A receiver that wakes whenever the applied revision moves.
+    pub fn subscribe(&self) -> watch::Receiver<Revision> {
+        self.applied.subscribe()
+    }
+
     /// Waits until `revision` is applied; false when `timeout` passes first.
     pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> bool {
         let mut rx = self.applied.subscribe();

@@ -2,11 +2,11 @@
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
+use super::{caller, write_options};
 use super::convert::{Problems, domain_status, from_timestamp, identity, role_ref};
 use crate::domain::{AssignmentId, ChangeRequestId, IdentityId};
 use crate::proto::pb;
-use crate::service::{AssignRequest, AssignResult, Outcome, PageRequest, Service, WriteOptions};
+use crate::service::{AssignRequest, AssignResult, Outcome, PageRequest, Service};
 
 #[derive(Debug, Clone)]
 pub struct AssignmentApi {
@@ -24,6 +24,7 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         request: Request<pb::AssignRoleRequest>,
     ) -> Result<Response<pb::AssignRoleResponse>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let role = problems.take(role_ref("role", req.role.as_ref()));
@@ -37,23 +38,7 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         let (Some(role), Some(identity), Some(reason)) = (role, who, why) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
-        let outcome = self
-            .service
-            .assign_role(
-                &caller,
-                AssignRequest {
-                    role,
-                    identity,
-                    expire_time,
-                    reason,
-                    force: req.force,
-                },
-                opts,
-            )
+        let outcome = self.service.idempotent(&caller, opts, |o| self.service.assign_role(&caller, AssignRequest { role, identity, expire_time, reason, force: req.force, }, o))
             .await?;
         Ok(Response::new(assign_response(outcome)))
     }
@@ -63,6 +48,7 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         request: Request<pb::RevokeAssignmentRequest>,
     ) -> Result<Response<pb::RevokeAssignmentResponse>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let id = problems.take(AssignmentId::parse("assignment_id", &req.assignment_id));
@@ -71,13 +57,7 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         let (Some(id), Some(why)) = (id, why) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
-        let outcome = self
-            .service
-            .revoke_assignment(&caller, id, why, req.force, opts)
+        let outcome = self.service.idempotent(&caller, opts, |o| self.service.revoke_assignment(&caller, id, why, req.force, o))
             .await?;
         let result = Some(match outcome.value {
             AssignResult::Assignment(a) => {
@@ -154,19 +134,10 @@ pub struct ChangeRequestApi {
     pub(crate) service: Service,
 }
 
-fn decision(
-    req: &pb::DecideChangeRequestRequest,
-) -> Result<(ChangeRequestId, String, WriteOptions), crate::domain::Error> {
+fn decision(req: &pb::DecideChangeRequestRequest) -> Result<(ChangeRequestId, String), crate::domain::Error> {
     let id = ChangeRequestId::parse("change_request_id", &req.change_request_id)?;
     let comment = reason("comment", &req.comment)?;
-    Ok((
-        id,
-        comment,
-        WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        },
-    ))
+    Ok((id, comment))
 }
 
 #[tonic::async_trait]
@@ -209,10 +180,10 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         request: Request<pb::DecideChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
         let caller = caller(&request)?;
-        let (id, comment, opts) = decision(request.get_ref())?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
+        let (id, comment) = decision(request.get_ref())?;
         Ok(Response::new(
-            self.service
-                .approve_change_request(&caller, id, comment, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.approve_change_request(&caller, id, comment, o))
                 .await?
                 .value
                 .into(),
@@ -224,10 +195,10 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         request: Request<pb::DecideChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
         let caller = caller(&request)?;
-        let (id, comment, opts) = decision(request.get_ref())?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
+        let (id, comment) = decision(request.get_ref())?;
         Ok(Response::new(
-            self.service
-                .reject_change_request(&caller, id, comment, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.reject_change_request(&caller, id, comment, o))
                 .await?
                 .value
                 .into(),
@@ -239,10 +210,10 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         request: Request<pb::DecideChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
         let caller = caller(&request)?;
-        let (id, comment, opts) = decision(request.get_ref())?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
+        let (id, comment) = decision(request.get_ref())?;
         Ok(Response::new(
-            self.service
-                .cancel_change_request(&caller, id, comment, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.cancel_change_request(&caller, id, comment, o))
                 .await?
                 .value
                 .into(),

@@ -1,5 +1,6 @@
 //! AuditService handlers.
 
+use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 use super::caller;
@@ -15,7 +16,7 @@ pub struct AuditApi {
 
 #[tonic::async_trait]
 impl pb::audit_service_server::AuditService for AuditApi {
-    type WatchChangesStream = futures::stream::Empty<Result<pb::ChangeEvent, Status>>;
+    type WatchChangesStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ChangeEvent, Status>> + Send>>;
 
     async fn list_audit_events(
         &self,
@@ -73,10 +74,22 @@ impl pb::audit_service_server::AuditService for AuditApi {
 
     async fn watch_changes(
         &self,
-        _request: Request<pb::WatchChangesRequest>,
+        request: Request<pb::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        Err(Status::unimplemented(
-            "AuditService.WatchChanges is not implemented yet",
-        ))
+        let caller = caller(&request)?;
+        let since = crate::domain::Revision(request.get_ref().since_revision);
+        let changes = self.service.watch_changes(&caller, since).await?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(changes).map(|item| {
+            item.map(|change| pb::ChangeEvent {
+                revision: change.revision.0,
+                time: Some(timestamp(change.time)),
+                tenant_id: change.tenant.to_string(),
+                kind: change.kind,
+                target: change.target,
+                payload: Some(to_struct(serde_json::json!({ "deltas": change.deltas }))),
+            })
+            .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -185,10 +185,19 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
 
     async fn get_propagation(
         &self,
-        _request: Request<pb::GetPropagationRequest>,
+        request: Request<pb::GetPropagationRequest>,
     ) -> Result<Response<pb::GetPropagationResponse>, Status> {
-        Err(Status::unimplemented(
-            "AuthorizationService.GetPropagation is not implemented yet",
-        ))
+        let caller = caller(&request)?;
+        let state = self.service.get_propagation(&caller, Revision(request.get_ref().revision)).await?;
+        Ok(Response::new(pb::GetPropagationResponse {
+            revision: state.revision.0,
+            replicas_applied: state.applied,
+            replicas_total: state.total,
+            lagging: state
+                .lagging
+                .into_iter()
+                .map(|r| pb::LaggingReplica { replica_id: r.id, applied_revision: r.applied.0 })
+                .collect(),
+        }))
     }
 }

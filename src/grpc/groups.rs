@@ -2,11 +2,11 @@
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
+use super::{caller, write_options};
 use super::convert::{Problems, member_batch};
 use crate::domain::{GroupId, GroupName, names::parse_description};
 use crate::proto::pb;
-use crate::service::{Outcome, PageRequest, Service, WriteOptions};
+use crate::service::{Outcome, PageRequest, Service};
 
 #[derive(Debug, Clone)]
 pub struct GroupApi {
@@ -26,6 +26,7 @@ impl pb::group_service_server::GroupService for GroupApi {
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let name = problems.take(GroupName::parse("name", &req.name));
@@ -34,13 +35,8 @@ impl pb::group_service_server::GroupService for GroupApi {
         let (Some(name), Some(description)) = (name, description) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(group_response(
-            self.service
-                .create_group(&caller, name, description, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.create_group(&caller, name, description, o))
                 .await?,
         ))
     }
@@ -81,15 +77,11 @@ impl pb::group_service_server::GroupService for GroupApi {
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let id = GroupId::parse("group_id", &req.group_id)?;
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(group_response(
-            self.service
-                .delete_group(&caller, id, req.force, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.delete_group(&caller, id, req.force, o))
                 .await?,
         ))
     }
@@ -99,6 +91,7 @@ impl pb::group_service_server::GroupService for GroupApi {
         request: Request<pb::GroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let id = problems.take(GroupId::parse("group_id", &req.group_id));
@@ -107,13 +100,8 @@ impl pb::group_service_server::GroupService for GroupApi {
         let (Some(id), Some(members)) = (id, members) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(group_response(
-            self.service
-                .add_group_members(&caller, id, members, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.add_group_members(&caller, id, members, o))
                 .await?,
         ))
     }
@@ -123,6 +111,7 @@ impl pb::group_service_server::GroupService for GroupApi {
         request: Request<pb::GroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let id = problems.take(GroupId::parse("group_id", &req.group_id));
@@ -131,13 +120,8 @@ impl pb::group_service_server::GroupService for GroupApi {
         let (Some(id), Some(members)) = (id, members) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(group_response(
-            self.service
-                .remove_group_members(&caller, id, members, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.remove_group_members(&caller, id, members, o))
                 .await?,
         ))
     }

@@ -2,11 +2,11 @@
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
+use super::{caller, write_options};
 use super::convert::{Problems, permission_ref};
 use crate::domain::{PermissionName, names::parse_description};
 use crate::proto::pb;
-use crate::service::{PageRequest, Service, WriteOptions};
+use crate::service::{PageRequest, Service};
 
 #[derive(Debug, Clone)]
 pub struct PermissionApi {
@@ -20,6 +20,7 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         request: Request<pb::CreatePermissionRequest>,
     ) -> Result<Response<pb::Permission>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let name = problems.take(PermissionName::parse("name", &req.name));
@@ -28,13 +29,7 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         let (Some(name), Some(description)) = (name, description) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
-        let outcome = self
-            .service
-            .create_permission(&caller, name, description, opts)
+        let outcome = self.service.idempotent(&caller, opts, |o| self.service.create_permission(&caller, name, description, o))
             .await?;
         Ok(Response::new(outcome.value.into()))
     }
@@ -75,6 +70,7 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         request: Request<pb::UpdatePermissionRequest>,
     ) -> Result<Response<pb::Permission>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(permission_ref("permission", req.permission.as_ref()));
@@ -83,13 +79,7 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         let (Some(r), Some(description)) = (r, description) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
-        let outcome = self
-            .service
-            .update_permission(&caller, &r, description, opts)
+        let outcome = self.service.idempotent(&caller, opts, |o| self.service.update_permission(&caller, &r, description, o))
             .await?;
         Ok(Response::new(outcome.value.into()))
     }
@@ -99,15 +89,10 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         request: Request<pb::DeletePermissionRequest>,
     ) -> Result<Response<pb::DeletePermissionResponse>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let r = permission_ref("permission", req.permission.as_ref())?;
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
-        let outcome = self
-            .service
-            .delete_permission(&caller, &r, req.force, opts)
+        let outcome = self.service.idempotent(&caller, opts, |o| self.service.delete_permission(&caller, &r, req.force, o))
             .await?;
         Ok(Response::new(pb::DeletePermissionResponse {
             revision: outcome.revision.0,

@@ -2,11 +2,11 @@
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
+use super::{caller, write_options};
 use super::convert::{Problems, permission_batch, permission_ref, role_ref};
 use crate::domain::{Role, RoleName, names::parse_description};
 use crate::proto::pb;
-use crate::service::{Outcome, PageRequest, RoleChange, RoleUpdate, Service, WriteOptions};
+use crate::service::{Outcome, PageRequest, RoleChange, RoleUpdate, Service};
 
 #[derive(Debug, Clone)]
 pub struct RoleApi {
@@ -28,6 +28,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         request: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let name = problems.take(RoleName::parse("name", &req.name));
@@ -44,13 +45,8 @@ impl pb::role_service_server::RoleService for RoleApi {
             permissions,
             requires_approval: req.requires_approval,
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(Response::new(
-            self.service
-                .create_role(&caller, change, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.create_role(&caller, change, o))
                 .await?
                 .value
                 .into(),
@@ -93,6 +89,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::Role>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(role_ref("role", req.role.as_ref()));
@@ -109,13 +106,8 @@ impl pb::role_service_server::RoleService for RoleApi {
             requires_approval: req.requires_approval,
             etag: req.etag,
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(Response::new(
-            self.service
-                .update_role(&caller, &r, update, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.update_role(&caller, &r, update, o))
                 .await?
                 .value
                 .into(),
@@ -127,12 +119,9 @@ impl pb::role_service_server::RoleService for RoleApi {
         request: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let r = role_ref("role", req.role.as_ref())?;
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         let outcome = self
             .service
             .delete_role(&caller, &r, req.force, opts)
@@ -148,6 +137,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         request: Request<pb::AddPermissionsToRoleRequest>,
     ) -> Result<Response<pb::RoleResponse>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(role_ref("role", req.role.as_ref()));
@@ -156,13 +146,8 @@ impl pb::role_service_server::RoleService for RoleApi {
         let (Some(r), Some(refs)) = (r, refs) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(role_response(
-            self.service
-                .add_permissions_to_role(&caller, &r, &refs, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.add_permissions_to_role(&caller, &r, &refs, o))
                 .await?,
         ))
     }
@@ -172,6 +157,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         request: Request<pb::RemovePermissionsFromRoleRequest>,
     ) -> Result<Response<pb::RoleResponse>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(role_ref("role", req.role.as_ref()));
@@ -180,13 +166,8 @@ impl pb::role_service_server::RoleService for RoleApi {
         let (Some(r), Some(refs)) = (r, refs) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(role_response(
-            self.service
-                .remove_permissions_from_role(&caller, &r, &refs, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.remove_permissions_from_role(&caller, &r, &refs, o))
                 .await?,
         ))
     }
@@ -196,6 +177,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         request: Request<pb::RemovePermissionFromRoleRequest>,
     ) -> Result<Response<pb::RoleResponse>, Status> {
         let caller = caller(&request)?;
+        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let mut problems = Problems::default();
         let r = problems.take(role_ref("role", req.role.as_ref()));
@@ -204,13 +186,8 @@ impl pb::role_service_server::RoleService for RoleApi {
         let (Some(r), Some(p)) = (r, p) else {
             return Err(Status::internal("internal error"));
         };
-        let opts = WriteOptions {
-            dry_run: req.dry_run,
-            wait_for_propagation: req.wait_for_propagation,
-        };
         Ok(role_response(
-            self.service
-                .remove_permission_from_role(&caller, &r, &p, req.allow_missing, opts)
+            self.service.idempotent(&caller, opts, |o| self.service.remove_permission_from_role(&caller, &r, &p, req.allow_missing, o))
                 .await?,
         ))
     }

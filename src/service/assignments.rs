@@ -24,7 +24,7 @@ pub struct AssignRequest {
 }
 
 /// Dfns's 200 or 202.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum AssignResult {
     Assignment(Assignment),
     Pending(ChangeRequest),

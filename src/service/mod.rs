@@ -7,8 +7,12 @@ mod authorization;
 mod bootstrap;
 mod catalogue;
 mod groups;
+mod idempotency;
+mod maintenance;
 mod paging;
+mod propagation;
 mod sync;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,15 +29,20 @@ pub use audit::AuditFilter;
 pub use authorization::CheckItem;
 pub use bootstrap::BootstrapAdmin;
 pub use catalogue::{RoleChange, RoleUpdate};
+pub use idempotency::{IDEMPOTENCY_WINDOW, IdempotencyKey};
+pub use maintenance::Retention;
 pub use paging::PageRequest;
+pub use propagation::{Propagation, ReplicaIdentity};
 pub use sync::Sync;
 
 /// Options every mutating request carries.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     /// Validate and compute the impact, change nothing.
     pub dry_run: bool,
     pub wait_for_propagation: bool,
+    /// Rule 14: the request's idempotency key, if it sent one.
+    pub idempotency: Option<IdempotencyKey>,
 }
 
 /// The result of a mutation that may take access away or grant it.
@@ -53,6 +62,9 @@ pub struct Service {
     sync: Arc<Sync>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    replica: Arc<ReplicaIdentity>,
+    /// Flips to true when the server starts draining; open streams end.
+    draining: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The tunables the use-cases read.
@@ -62,6 +74,8 @@ pub struct Settings {
     pub consistency_wait: Duration,
     /// How long a change request stays PENDING.
     pub approval_ttl: Duration,
+    /// The longest `wait_for_propagation` waits.
+    pub propagation_wait: Duration,
 }
 
 impl Service {
@@ -71,6 +85,7 @@ impl Service {
         sync: Arc<Sync>,
         clock: Arc<dyn Clock>,
         settings: Settings,
+        replica: ReplicaIdentity,
     ) -> Self {
         Self {
             store,
@@ -78,7 +93,14 @@ impl Service {
             sync,
             clock,
             settings,
+            replica: Arc::new(replica),
+            draining: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Ends open streams: the server is draining.
+    pub fn start_draining(&self) {
+        self.draining.send_replace(true);
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -138,7 +160,7 @@ impl Service {
 
     /// Commits `tx` and makes the change visible to this replica's index before returning;
     /// on a dry run, rolls back and reports the impact instead.
-    async fn finish<T>(
+    async fn finish<T: serde::Serialize>(
         &self,
         tx: WriteTx,
         opts: WriteOptions,
@@ -146,6 +168,11 @@ impl Service {
         target: &str,
         value: T,
     ) -> Result<Outcome<T>, Error> {
+        if let Some(key) = &opts.idempotency
+            && !opts.dry_run
+        {
+            self.remember(&tx, tx.rpc(), key, &value).await?;
+        }
         if opts.dry_run {
             let impact = self.engine.impact(tx.tenant(), tx.deltas(), tx.now);
             drop(tx);
@@ -157,6 +184,9 @@ impl Service {
         }
         let change: Change = tx.commit(kind, target).await?;
         self.sync.apply_own(&change).await?;
+        if opts.wait_for_propagation {
+            self.wait_for_propagation(change.revision, self.settings.propagation_wait).await?;
+        }
         Ok(Outcome {
             value,
             revision: change.revision,

@@ -213,3 +213,43 @@ impl WriteTx {
         find_assignment(&self.txn, self.tenant(), id).await
     }
 }
+
+impl super::Store {
+    /// ACTIVE assignments whose expire_time has passed, across tenants.
+    pub async fn overdue_assignments(&self, now: chrono::DateTime<chrono::Utc>, limit: u64) -> Result<Vec<Assignment>, Error> {
+        use sea_orm::QuerySelect;
+        let rows = assignment::Entity::find()
+            .filter(assignment::Column::Status.eq(ACTIVE))
+            .filter(assignment::Column::ExpireTime.lte(micros(now)))
+            .order_by_asc(assignment::Column::ExpireTime)
+            .limit(limit)
+            .all(self.conn())
+            .await
+            .map_err(db_error)?;
+        let ids: Vec<String> = rows.iter().map(|r| r.role_id.clone()).collect();
+        let names = role_names(self.conn(), &ids).await?;
+        rows.into_iter()
+            .map(|m| {
+                let name = names.get(&m.role_id).cloned().unwrap_or_default();
+                to_assignment(m, name)
+            })
+            .collect()
+    }
+}
+
+impl WriteTx {
+    /// Marks an assignment EXPIRED; false if it is gone or already marked.
+    pub async fn mark_assignment_expired(&self, id: AssignmentId) -> Result<bool, Error> {
+        use sea_orm::sea_query::Expr;
+        let result = assignment::Entity::update_many()
+            .col_expr(assignment::Column::Status, Expr::value("EXPIRED"))
+            .col_expr(assignment::Column::UpdateTime, Expr::value(micros(self.now)))
+            .col_expr(assignment::Column::Revision, Expr::value(rev_i64(self.revision)))
+            .filter(assignment::Column::Id.eq(id.to_string()))
+            .filter(assignment::Column::Status.eq(ACTIVE))
+            .exec(&self.txn)
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected == 1)
+    }
+}

@@ -117,3 +117,19 @@ impl Store {
         Ok(Some(Box::pin(stream)))
     }
 }
+
+impl Store {
+    /// Drops change-log rows older than `before`, always keeping the newest one so the log
+    /// still says where it stands.
+    pub async fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
+        let newest = change::Entity::find().order_by_desc(change::Column::Revision).one(self.conn()).await.map_err(db_error)?;
+        let Some(newest) = newest else { return Ok(0) };
+        let result = change::Entity::delete_many()
+            .filter(change::Column::Time.lt(micros(before)))
+            .filter(change::Column::Revision.lt(newest.revision))
+            .exec(self.conn())
+            .await
+            .map_err(db_error)?;
+        Ok(result.rows_affected)
+    }
+}

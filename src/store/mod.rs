@@ -10,6 +10,8 @@ mod catalogue;
 mod change_requests;
 mod changes;
 mod groups;
+mod idempotency;
+mod replicas;
 mod snapshot;
 
 use std::time::Duration;
@@ -28,6 +30,8 @@ use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Rev
 
 pub use catalogue::{PermissionRef, Ref, RoleRef};
 pub use changes::NOTIFY_CHANNEL;
+pub use idempotency::StoredResponse;
+pub use replicas::ReplicaState;
 
 /// The database, shared by every request.
 #[derive(Debug, Clone)]
@@ -162,6 +166,11 @@ pub struct WriteTx {
 impl WriteTx {
     pub fn tenant(&self) -> &TenantId {
         &self.caller.tenant
+    }
+
+    /// The RPC this write serves.
+    pub fn rpc(&self) -> &str {
+        &self.caller.rpc
     }
 
     /// Notes an index change this write makes.

@@ -1,0 +1,102 @@
+//! Proof of propagation (API rule 16): every replica records the revision it has applied, with
+//! a heartbeat; replicas silent for longer than the liveness window drop out.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::Service;
+use crate::domain::builtin::perm;
+use crate::domain::{Caller, Error, Revision};
+use crate::store::ReplicaState;
+
+/// Where a revision has reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Propagation {
+    pub revision: Revision,
+    pub applied: u32,
+    pub total: u32,
+    pub lagging: Vec<ReplicaState>,
+}
+
+/// This replica's identity and heartbeat cadence.
+#[derive(Debug, Clone)]
+pub struct ReplicaIdentity {
+    pub id: String,
+    pub started: DateTime<Utc>,
+    pub heartbeat: Duration,
+    /// A replica whose last heartbeat is older than this is dead.
+    pub liveness: Duration,
+}
+
+impl Service {
+    fn live_since(&self) -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::from_std(self.replica.liveness).unwrap_or(chrono::Duration::seconds(10))
+    }
+
+    /// How many live replicas have applied `revision`, and which have not.
+    pub async fn get_propagation(&self, caller: &Caller, revision: Revision) -> Result<Propagation, Error> {
+        self.authorize(caller, perm::CHECKS_RUN)?;
+        self.propagation(revision).await
+    }
+
+    async fn propagation(&self, revision: Revision) -> Result<Propagation, Error> {
+        let live = self.store.live_replicas(self.live_since()).await?;
+        let total = u32::try_from(live.len()).unwrap_or(u32::MAX);
+        let lagging: Vec<ReplicaState> = live.into_iter().filter(|r| r.applied < revision).collect();
+        let applied = total - u32::try_from(lagging.len()).unwrap_or(0);
+        Ok(Propagation { revision, applied, total, lagging })
+    }
+
+    /// Returns once every live replica has applied `revision`, or DEADLINE_EXCEEDED naming the
+    /// laggards after `timeout`.
+    pub(super) async fn wait_for_propagation(&self, revision: Revision, timeout: Duration) -> Result<(), Error> {
+        // Our own applied revision is recorded right away rather than at the next heartbeat.
+        self.report_applied().await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = self.propagation(revision).await?;
+            if state.lagging.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let names: Vec<String> = state.lagging.iter().map(|r| format!("{}@{}", r.id, r.applied)).collect();
+                return Err(Error::DeadlineExceeded {
+                    message: format!("revision {revision} not yet applied by: {}", names.join(", ")),
+                    metadata: [("lagging".to_owned(), names.join(","))].into_iter().collect(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn report_applied(&self) -> Result<(), Error> {
+        self.store.heartbeat(&self.replica.id, self.engine.applied_revision(), Utc::now(), self.replica.started).await
+    }
+
+    /// Heartbeats every `heartbeat` and whenever the applied revision moves (at most every
+    /// 20 ms), until `stop` flips; then removes this replica's row.
+    pub async fn run_heartbeat(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut applied = self.engine.subscribe();
+        let mut ticker = tokio::time::interval(self.replica.heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = ticker.tick() => {}
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            if let Err(e) = self.report_applied().await {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+            let stale = Utc::now() - chrono::Duration::hours(1);
+            let _ = self.store.remove_replicas(None, stale).await;
+        }
+        let _ = self.store.remove_replicas(Some(&self.replica.id), Utc::now()).await;
+    }
+}
