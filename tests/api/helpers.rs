@@ -76,7 +76,6 @@ pub fn postgres_admin_url() -> String {
 /// A fresh database: a temporary SQLite file, or a new PostgreSQL database.
 #[derive(Debug)]
 pub struct TestDatabase {
-    pub backend: Backend,
     pub url: String,
     name: Option<String>,
     _dir: Option<tempfile::TempDir>,
@@ -88,7 +87,7 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}?mode=rwc", dir.path().join("warden.db").display());
-                Self { backend, url, name: None, _dir: Some(dir) }
+                Self { url, name: None, _dir: Some(dir) }
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url();
@@ -97,7 +96,7 @@ impl TestDatabase {
                 conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
                 conn.close().await.ok();
                 let base = admin.rsplit_once('/').map(|(b, _)| b).expect("URL with a database path");
-                Self { backend, url: format!("{base}/{name}"), name: Some(name), _dir: None }
+                Self { url: format!("{base}/{name}"), name: Some(name), _dir: None }
             }
         }
     }
@@ -135,6 +134,8 @@ pub struct TestApp {
     pub channel: Channel,
     pub db: Arc<TestDatabase>,
     pub clock: Option<ManualClock>,
+    /// The use-case layer behind the API, for driving upkeep (sweeps) directly.
+    pub service: warden::service::Service,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -142,6 +143,12 @@ pub struct TestApp {
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let db = Arc::new(TestDatabase::create(backend).await);
     spawn_on(db, test_config, None).await
+}
+
+/// A server whose clock the test moves by hand, starting at `start`.
+pub async fn spawn_with_clock(backend: Backend, start: chrono::DateTime<chrono::Utc>) -> TestApp {
+    let db = Arc::new(TestDatabase::create(backend).await);
+    spawn_on(db, test_config, Some(ManualClock::new(start))).await
 }
 
 /// Starts a server on an existing database, with a config tweak and an optional manual clock.
@@ -154,13 +161,14 @@ pub async fn spawn_on(db: Arc<TestDatabase>, config: impl FnOnce(&str) -> Config
     };
     let app = warden::App::build_with_clock(config, clock_dyn).await.expect("app builds, migrations run, index loads");
     let addr = app.local_addr();
+    let service = app.service().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
         stopped.await.ok();
     }));
     // The listener is bound before spawning, so connecting cannot race the server.
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connects");
-    TestApp { addr, channel, db, clock, stop: Some(stop), task: Some(task) }
+    TestApp { addr, channel, db, clock, service, stop: Some(stop), task: Some(task) }
 }
 
 impl TestApp {
@@ -178,10 +186,6 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server exits cleanly");
         }
-    }
-
-    pub fn token(&self, sub: &str) -> String {
-        token_with(json!({ "sub": sub }))
     }
 
     pub fn tenant_token(&self, sub: &str, tenant: &str) -> String {

@@ -7,4 +7,6 @@ mod assignments;
 mod auth;
 mod catalogue;
 mod durability;
+mod expiry;
 mod layering;
+mod writes;
