@@ -103,6 +103,7 @@ impl App {
             .bootstrap(&admins)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrap failed: {e:#}"))?;
+        service.report_applied().await.map_err(|e| anyhow::anyhow!("replica registration failed: {e:#}"))?;
 
         let listener = TcpListener::bind(config.listen_addr)
             .await

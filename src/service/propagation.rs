@@ -70,7 +70,9 @@ impl Service {
         }
     }
 
-    async fn report_applied(&self) -> Result<(), Error> {
+    /// Records this replica's applied revision and heartbeat now. Called at start-up too, so
+    /// a replica counts for propagation before it serves its first request.
+    pub async fn report_applied(&self) -> Result<(), Error> {
         self.store.heartbeat(&self.replica.id, self.engine.applied_revision(), Utc::now(), self.replica.started).await
     }
 

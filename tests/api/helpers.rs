@@ -130,7 +130,6 @@ pub fn test_config(url: &str) -> Config {
 
 /// One running server and what a test needs to talk to it.
 pub struct TestApp {
-    pub addr: std::net::SocketAddr,
     pub channel: Channel,
     pub db: Arc<TestDatabase>,
     pub clock: Option<ManualClock>,
@@ -168,7 +167,7 @@ pub async fn spawn_on(db: Arc<TestDatabase>, config: impl FnOnce(&str) -> Config
     }));
     // The listener is bound before spawning, so connecting cannot race the server.
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connects");
-    TestApp { addr, channel, db, clock, service, stop: Some(stop), task: Some(task) }
+    TestApp { channel, db, clock, service, stop: Some(stop), task: Some(task) }
 }
 
 impl TestApp {

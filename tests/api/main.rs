@@ -6,6 +6,8 @@ mod helpers;
 mod assignments;
 mod auth;
 mod catalogue;
+mod consistency;
+mod differential;
 mod durability;
 mod expiry;
 mod layering;
