@@ -101,6 +101,10 @@ ADDR="127.0.0.1:$PORT"
 server_env=(env)
 while IFS= read -r name; do server_env+=(-u "$name"); done < <(compgen -e | grep -E '^(WARDEN_|OTEL_)' || true)
 server_env+=("WARDEN_METRICS_ADDR=127.0.0.1:$METRICS_PORT" "RUST_LOG=${RUST_LOG:-info}")
+# A known secret (so `warden token` can mint a second admin's token) and that second admin, who
+# approves change requests in the Dfns flow below, as the README walkthrough does.
+SECRET="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+server_env+=("WARDEN_AUTH_HS256_SECRET=$SECRET" "WARDEN_BOOTSTRAP_ADMINS=approver")
 
 echo "smoke: starting $BINARY serve --dev --listen-addr $ADDR in $WORK"
 (cd "$WORK" && exec "${server_env[@]}" "$BINARY" serve --dev --listen-addr "$ADDR" \
@@ -262,7 +266,33 @@ authed -d '{"role":{"name":"editor"}}' "$ADDR" warden.v1.RoleService/GetRole
 expect_json "GetRole editor: the failed batch changed nothing" .permissions 'null' '[]'
 
 # --- Dfns flow (assign -> pending -> approve) ---
-# TODO: added by the assignments/approvals issue.
+echo "smoke: Dfns flow (assign -> 202-style pending -> approve)"
+APPROVER_TOKEN="$("${server_env[@]}" "$BINARY" token --sub approver --ttl 10m)"
+approver() { call -H "authorization: Bearer $APPROVER_TOKEN" "$@"; }
+
+authed -d '{"name":"payments:send"}' "$ADDR" warden.v1.PermissionService/CreatePermission
+expect_json "CreatePermission payments:send" .name '"payments:send"'
+authed -d '{"name":"payments","permissions":[{"name":"payments:send"}],"requiresApproval":true}' "$ADDR" warden.v1.RoleService/CreateRole
+expect_json "CreateRole payments requires approval" .requiresApproval 'true'
+
+authed -d '{"role":{"name":"payments"},"identity":{"id":"alice"},"reason":"quarter close"}' "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_json "AssignRole on an approval-gated role answers with a PENDING change request" .changeRequest.status '"PENDING"'
+CR_ID="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
+
+authed -d '{"identityId":"alice","permission":"payments:send"}' "$ADDR" warden.v1.AuthorizationService/Check
+expect_json "Check before approval: alice cannot send payments" .allowed 'null' 'false'
+
+authed -d "{\"changeRequestId\":\"$CR_ID\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_error "the requester cannot approve its own request" PermissionDenied '' SELF_APPROVAL
+
+approver -d "{\"changeRequestId\":\"$CR_ID\",\"comment\":\"ok\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_json "a second admin approves: the request is APPLIED" .status '"APPLIED"'
+
+authed -d '{"identityId":"alice","permission":"payments:send","explain":true}' "$ADDR" warden.v1.AuthorizationService/Check
+expect_json "Check after approval: alice can send payments" .allowed 'true'
+
+authed -d '{"role":{"name":"payments"},"identity":{"id":"alice"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_error "assigning the role again is AlreadyExists" AlreadyExists '' ALREADY_EXISTS
 
 # --- shutdown --------------------------------------------------------------------------------------
 echo "smoke: shutdown"
