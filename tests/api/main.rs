@@ -11,4 +11,5 @@ mod differential;
 mod durability;
 mod expiry;
 mod layering;
+mod startup;
 mod writes;
