@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|p| p.extension().is_some_and(|e| e == "proto"))
         .collect();
     files.sort();
+    // Described for reflection only (grpcurl decodes error details with it).
+    files.push(PathBuf::from("proto/google/rpc/error_details.proto"));
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("warden_descriptor.bin"))

@@ -141,8 +141,11 @@ expect_json() {
   done
   fail "$desc ($path is $got, expected $*)" "$OUT"
 }
-# error_reasons: the strings inside the google.rpc details (base64 "@value") of the last call.
+# error_reasons: the ErrorInfo reasons in the last call's details. The server describes
+# google.rpc.ErrorInfo through reflection, so grpcurl prints it as JSON; raw base64 "@value"
+# details (a server that does not) are decoded too.
 error_reasons() {
+  { grep -o '"reason":"[A-Z_]*"' "$OUT" || true; } | sed 's/^"reason":"//; s/"$//'
   { grep -o '"@value":"[^"]*"' "$OUT" || true; } | sed 's/^"@value":"//; s/"$//' | while IFS= read -r b64; do
     printf '%s' "$b64" | base64 -d 2>/dev/null | tr -c '[:print:]' '\n'
     echo

@@ -103,3 +103,105 @@ backend_tests! {
         assert_error(&err, Code::PermissionDenied, "PERMISSION_DENIED");
     }
 }
+
+mod public_keys {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::json;
+    use tonic::Code;
+
+    use crate::helpers::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    }
+
+    fn claims() -> serde_json::Value {
+        json!({"sub": ADMIN, "iss": ISSUER, "aud": AUDIENCE, "exp": chrono::Utc::now().timestamp() + 600})
+    }
+
+    fn signed(alg: Algorithm, key: EncodingKey) -> String {
+        jsonwebtoken::encode(&Header::new(alg), &claims(), &key).unwrap()
+    }
+
+    async fn status_of(app: &TestApp, token: &str) -> Result<(), tonic::Status> {
+        app.roles().list_roles(with_token(token, ListRolesRequest::default())).await.map(|_| ())
+    }
+
+    /// RS256, ES256 and EdDSA keys verify their own tokens; an HS256 token "signed" with a public
+    /// key's bytes (algorithm confusion) and tokens signed by other keys are refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn public_keys_verify_and_algorithm_confusion_is_refused() {
+        // Arrange: no HS256 secret at all, three public keys.
+        let db = Arc::new(TestDatabase::create(Backend::Sqlite).await);
+        let app = spawn_on(
+            db,
+            |url| {
+                let mut config = test_config(url);
+                config.auth.hs256_secret = None;
+                config.auth.public_key_files = vec![fixture("rsa-public.pem"), fixture("ec-public.pem"), fixture("ed25519-public.pem")];
+                config
+            },
+            None,
+        )
+        .await;
+        let read = |name: &str| std::fs::read(fixture(name)).unwrap();
+
+        // Act + Assert
+        for (alg, key) in [
+            (Algorithm::RS256, EncodingKey::from_rsa_pem(&read("rsa-private.pem")).unwrap()),
+            (Algorithm::ES256, EncodingKey::from_ec_pem(&read("ec-private.pem")).unwrap()),
+            (Algorithm::EdDSA, EncodingKey::from_ed_pem(&read("ed25519-private.pem")).unwrap()),
+        ] {
+            status_of(&app, &signed(alg, key)).await.unwrap_or_else(|e| panic!("{alg:?} token refused: {e:?}"));
+        }
+        for public in ["rsa-public.pem", "ec-public.pem", "ed25519-public.pem"] {
+            let confused = signed(Algorithm::HS256, EncodingKey::from_secret(&read(public)));
+            let err = status_of(&app, &confused).await.unwrap_err();
+            assert_eq!(err.code(), Code::Unauthenticated, "HS256 with {public} as secret");
+        }
+        let hs = signed(Algorithm::HS256, EncodingKey::from_secret(SECRET.as_bytes()));
+        assert_eq!(status_of(&app, &hs).await.unwrap_err().code(), Code::Unauthenticated, "no HS256 key is configured");
+        app.finish().await;
+    }
+
+    /// A JWKS file: the key is chosen by `kid`; an unknown `kid` is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_jwks_file_verifies_tokens_by_kid() {
+        use base64::Engine as _;
+        // Arrange: the Ed25519 public key as a JWK (its raw 32 bytes end the SPKI DER).
+        let pem = std::fs::read_to_string(fixture("ed25519-public.pem")).unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "EdDSA", "kid": "k1", "use": "sig"}]}).to_string()).unwrap();
+        let db = Arc::new(TestDatabase::create(Backend::Sqlite).await);
+        let path = jwks.clone();
+        let app = spawn_on(
+            db,
+            move |url| {
+                let mut config = test_config(url);
+                config.auth.hs256_secret = None;
+                config.auth.jwks = Some(path);
+                config
+            },
+            None,
+        )
+        .await;
+        let key = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-private.pem")).unwrap()).unwrap();
+        let with_kid = |kid: &str| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(kid.into());
+            jsonwebtoken::encode(&header, &claims(), &key).unwrap()
+        };
+        // Act + Assert
+        status_of(&app, &with_kid("k1")).await.expect("kid k1 verifies");
+        let err = status_of(&app, &with_kid("other")).await.unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        app.finish().await;
+    }
+}
