@@ -98,12 +98,22 @@ impl App {
             heartbeat: config.heartbeat_interval,
             liveness: config.replica_liveness,
         };
-        let service = Service::new(store.clone(), engine, Arc::clone(&sync), clock, settings, replica);
+        let service = Service::new(
+            store.clone(),
+            engine,
+            Arc::clone(&sync),
+            clock,
+            settings,
+            replica,
+        );
         service
             .bootstrap(&admins)
             .await
             .map_err(|e| anyhow::anyhow!("bootstrap failed: {e:#}"))?;
-        service.report_applied().await.map_err(|e| anyhow::anyhow!("replica registration failed: {e:#}"))?;
+        service
+            .report_applied()
+            .await
+            .map_err(|e| anyhow::anyhow!("replica registration failed: {e:#}"))?;
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -152,11 +162,15 @@ impl App {
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let background = [
-            tokio::spawn(Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx.clone())),
+            tokio::spawn(
+                Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx.clone()),
+            ),
             tokio::spawn(self.service.clone().run_heartbeat(stop_rx.clone())),
             tokio::spawn(self.service.clone().run_sweeper(
                 self.config.sweep_interval,
-                Retention { changes: self.config.change_retention },
+                Retention {
+                    changes: self.config.change_retention,
+                },
                 stop_rx,
             )),
         ];
@@ -204,8 +218,15 @@ impl App {
 /// A replica id that is unique and still says which host it runs on.
 fn replica_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "warden".into());
-    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
-    format!("{host}-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(40)
+        .collect();
+    format!(
+        "{host}-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

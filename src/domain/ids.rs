@@ -139,6 +139,19 @@ impl fmt::Display for Revision {
     }
 }
 
+impl std::borrow::Borrow<str> for IdentityId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<GroupId> for IdentityId {
+    /// A group is itself an identity that roles are assigned to, named by its id.
+    fn from(group: GroupId) -> Self {
+        Self(group.to_string().into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,18 +184,5 @@ mod tests {
         assert!(IdentityId::parse("id", "alice@example.com").is_ok());
         assert!(IdentityId::parse("id", "has space").is_err());
         assert!(IdentityId::parse("id", "").is_err());
-    }
-}
-
-impl std::borrow::Borrow<str> for IdentityId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<GroupId> for IdentityId {
-    /// A group is itself an identity that roles are assigned to, named by its id.
-    fn from(group: GroupId) -> Self {
-        Self(group.to_string().into())
     }
 }

@@ -360,28 +360,13 @@ impl TenantIndex {
         permissions: &[&'p str],
         now: DateTime<Utc>,
     ) -> Vec<&'p str> {
-        let held = self.effective_slots(identity, now);
+        // One check per permission: no allocation on the common path (the API's own
+        // authorization runs this on every RPC, Check included).
         permissions
             .iter()
-            .filter(|p| {
-                self.slot_by_name
-                    .get(**p)
-                    .is_none_or(|slot| !held.contains(slot))
-            })
+            .filter(|p| !self.check(identity, p, now, false).allowed)
             .copied()
             .collect()
-    }
-
-    fn effective_slots(&self, identity: &str, now: DateTime<Utc>) -> HashSet<Slot> {
-        let mut held = HashSet::new();
-        for (_, entry, _) in self.reaching(identity) {
-            if entry.live_at(now)
-                && let Some(role) = self.roles.get(&entry.role)
-            {
-                held.extend(role.slots.iter().copied());
-            }
-        }
-        held
     }
 
     /// Permission name -> the roles through which `identity` holds it, at `now`.

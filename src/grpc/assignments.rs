@@ -2,8 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller, write_options};
 use super::convert::{Problems, domain_status, from_timestamp, identity, role_ref};
+use super::{caller, write_options};
 use crate::domain::{AssignmentId, ChangeRequestId, IdentityId};
 use crate::proto::pb;
 use crate::service::{AssignRequest, AssignResult, Outcome, PageRequest, Service};
@@ -38,7 +38,21 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         let (Some(role), Some(identity), Some(reason)) = (role, who, why) else {
             return Err(Status::internal("internal error"));
         };
-        let outcome = self.service.idempotent(&caller, opts, |o| self.service.assign_role(&caller, AssignRequest { role, identity, expire_time, reason, force: req.force, }, o))
+        let outcome = self
+            .service
+            .idempotent(&caller, opts, |o| {
+                self.service.assign_role(
+                    &caller,
+                    AssignRequest {
+                        role,
+                        identity,
+                        expire_time,
+                        reason,
+                        force: req.force,
+                    },
+                    o,
+                )
+            })
             .await?;
         Ok(Response::new(assign_response(outcome)))
     }
@@ -57,7 +71,12 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         let (Some(id), Some(why)) = (id, why) else {
             return Err(Status::internal("internal error"));
         };
-        let outcome = self.service.idempotent(&caller, opts, |o| self.service.revoke_assignment(&caller, id, why, req.force, o))
+        let outcome = self
+            .service
+            .idempotent(&caller, opts, |o| {
+                self.service
+                    .revoke_assignment(&caller, id, why, req.force, o)
+            })
             .await?;
         let result = Some(match outcome.value {
             AssignResult::Assignment(a) => {
@@ -134,7 +153,9 @@ pub struct ChangeRequestApi {
     pub(crate) service: Service,
 }
 
-fn decision(req: &pb::DecideChangeRequestRequest) -> Result<(ChangeRequestId, String), crate::domain::Error> {
+fn decision(
+    req: &pb::DecideChangeRequestRequest,
+) -> Result<(ChangeRequestId, String), crate::domain::Error> {
     let id = ChangeRequestId::parse("change_request_id", &req.change_request_id)?;
     let comment = reason("comment", &req.comment)?;
     Ok((id, comment))
@@ -183,7 +204,10 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let (id, comment) = decision(request.get_ref())?;
         Ok(Response::new(
-            self.service.idempotent(&caller, opts, |o| self.service.approve_change_request(&caller, id, comment, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.approve_change_request(&caller, id, comment, o)
+                })
                 .await?
                 .value
                 .into(),
@@ -198,7 +222,10 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let (id, comment) = decision(request.get_ref())?;
         Ok(Response::new(
-            self.service.idempotent(&caller, opts, |o| self.service.reject_change_request(&caller, id, comment, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.reject_change_request(&caller, id, comment, o)
+                })
                 .await?
                 .value
                 .into(),
@@ -213,7 +240,10 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let (id, comment) = decision(request.get_ref())?;
         Ok(Response::new(
-            self.service.idempotent(&caller, opts, |o| self.service.cancel_change_request(&caller, id, comment, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.cancel_change_request(&caller, id, comment, o)
+                })
                 .await?
                 .value
                 .into(),

@@ -16,7 +16,8 @@ pub struct AuditApi {
 
 #[tonic::async_trait]
 impl pb::audit_service_server::AuditService for AuditApi {
-    type WatchChangesStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ChangeEvent, Status>> + Send>>;
+    type WatchChangesStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::ChangeEvent, Status>> + Send>>;
 
     async fn list_audit_events(
         &self,

@@ -188,7 +188,10 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         request: Request<pb::GetPropagationRequest>,
     ) -> Result<Response<pb::GetPropagationResponse>, Status> {
         let caller = caller(&request)?;
-        let state = self.service.get_propagation(&caller, Revision(request.get_ref().revision)).await?;
+        let state = self
+            .service
+            .get_propagation(&caller, Revision(request.get_ref().revision))
+            .await?;
         Ok(Response::new(pb::GetPropagationResponse {
             revision: state.revision.0,
             replicas_applied: state.applied,
@@ -196,7 +199,10 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             lagging: state
                 .lagging
                 .into_iter()
-                .map(|r| pb::LaggingReplica { replica_id: r.id, applied_revision: r.applied.0 })
+                .map(|r| pb::LaggingReplica {
+                    replica_id: r.id,
+                    applied_revision: r.applied.0,
+                })
                 .collect(),
         }))
     }

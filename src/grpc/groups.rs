@@ -2,8 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller, write_options};
 use super::convert::{Problems, member_batch};
+use super::{caller, write_options};
 use crate::domain::{GroupId, GroupName, names::parse_description};
 use crate::proto::pb;
 use crate::service::{Outcome, PageRequest, Service};
@@ -36,7 +36,10 @@ impl pb::group_service_server::GroupService for GroupApi {
             return Err(Status::internal("internal error"));
         };
         Ok(group_response(
-            self.service.idempotent(&caller, opts, |o| self.service.create_group(&caller, name, description, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.create_group(&caller, name, description, o)
+                })
                 .await?,
         ))
     }
@@ -81,7 +84,10 @@ impl pb::group_service_server::GroupService for GroupApi {
         let req = request.into_inner();
         let id = GroupId::parse("group_id", &req.group_id)?;
         Ok(group_response(
-            self.service.idempotent(&caller, opts, |o| self.service.delete_group(&caller, id, req.force, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.delete_group(&caller, id, req.force, o)
+                })
                 .await?,
         ))
     }
@@ -101,7 +107,10 @@ impl pb::group_service_server::GroupService for GroupApi {
             return Err(Status::internal("internal error"));
         };
         Ok(group_response(
-            self.service.idempotent(&caller, opts, |o| self.service.add_group_members(&caller, id, members, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.add_group_members(&caller, id, members, o)
+                })
                 .await?,
         ))
     }
@@ -121,7 +130,10 @@ impl pb::group_service_server::GroupService for GroupApi {
             return Err(Status::internal("internal error"));
         };
         Ok(group_response(
-            self.service.idempotent(&caller, opts, |o| self.service.remove_group_members(&caller, id, members, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.remove_group_members(&caller, id, members, o)
+                })
                 .await?,
         ))
     }

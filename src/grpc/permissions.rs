@@ -2,8 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller, write_options};
 use super::convert::{Problems, permission_ref};
+use super::{caller, write_options};
 use crate::domain::{PermissionName, names::parse_description};
 use crate::proto::pb;
 use crate::service::{PageRequest, Service};
@@ -29,7 +29,12 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         let (Some(name), Some(description)) = (name, description) else {
             return Err(Status::internal("internal error"));
         };
-        let outcome = self.service.idempotent(&caller, opts, |o| self.service.create_permission(&caller, name, description, o))
+        let outcome = self
+            .service
+            .idempotent(&caller, opts, |o| {
+                self.service
+                    .create_permission(&caller, name, description, o)
+            })
             .await?;
         Ok(Response::new(outcome.value.into()))
     }
@@ -79,7 +84,11 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         let (Some(r), Some(description)) = (r, description) else {
             return Err(Status::internal("internal error"));
         };
-        let outcome = self.service.idempotent(&caller, opts, |o| self.service.update_permission(&caller, &r, description, o))
+        let outcome = self
+            .service
+            .idempotent(&caller, opts, |o| {
+                self.service.update_permission(&caller, &r, description, o)
+            })
             .await?;
         Ok(Response::new(outcome.value.into()))
     }
@@ -92,7 +101,11 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
         let req = request.into_inner();
         let r = permission_ref("permission", req.permission.as_ref())?;
-        let outcome = self.service.idempotent(&caller, opts, |o| self.service.delete_permission(&caller, &r, req.force, o))
+        let outcome = self
+            .service
+            .idempotent(&caller, opts, |o| {
+                self.service.delete_permission(&caller, &r, req.force, o)
+            })
             .await?;
         Ok(Response::new(pb::DeletePermissionResponse {
             revision: outcome.revision.0,

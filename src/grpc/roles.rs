@@ -2,8 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller, write_options};
 use super::convert::{Problems, permission_batch, permission_ref, role_ref};
+use super::{caller, write_options};
 use crate::domain::{Role, RoleName, names::parse_description};
 use crate::proto::pb;
 use crate::service::{Outcome, PageRequest, RoleChange, RoleUpdate, Service};
@@ -46,7 +46,10 @@ impl pb::role_service_server::RoleService for RoleApi {
             requires_approval: req.requires_approval,
         };
         Ok(Response::new(
-            self.service.idempotent(&caller, opts, |o| self.service.create_role(&caller, change, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.create_role(&caller, change, o)
+                })
                 .await?
                 .value
                 .into(),
@@ -107,7 +110,10 @@ impl pb::role_service_server::RoleService for RoleApi {
             etag: req.etag,
         };
         Ok(Response::new(
-            self.service.idempotent(&caller, opts, |o| self.service.update_role(&caller, &r, update, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.update_role(&caller, &r, update, o)
+                })
                 .await?
                 .value
                 .into(),
@@ -147,7 +153,10 @@ impl pb::role_service_server::RoleService for RoleApi {
             return Err(Status::internal("internal error"));
         };
         Ok(role_response(
-            self.service.idempotent(&caller, opts, |o| self.service.add_permissions_to_role(&caller, &r, &refs, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service.add_permissions_to_role(&caller, &r, &refs, o)
+                })
                 .await?,
         ))
     }
@@ -167,7 +176,11 @@ impl pb::role_service_server::RoleService for RoleApi {
             return Err(Status::internal("internal error"));
         };
         Ok(role_response(
-            self.service.idempotent(&caller, opts, |o| self.service.remove_permissions_from_role(&caller, &r, &refs, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service
+                        .remove_permissions_from_role(&caller, &r, &refs, o)
+                })
                 .await?,
         ))
     }
@@ -187,7 +200,11 @@ impl pb::role_service_server::RoleService for RoleApi {
             return Err(Status::internal("internal error"));
         };
         Ok(role_response(
-            self.service.idempotent(&caller, opts, |o| self.service.remove_permission_from_role(&caller, &r, &p, req.allow_missing, o))
+            self.service
+                .idempotent(&caller, opts, |o| {
+                    self.service
+                        .remove_permission_from_role(&caller, &r, &p, req.allow_missing, o)
+                })
                 .await?,
         ))
     }

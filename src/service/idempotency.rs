@@ -27,7 +27,12 @@ struct Stored<T> {
 
 impl Service {
     /// Runs `op` once per key: replays the stored outcome of an earlier identical request.
-    pub async fn idempotent<T, F, Fut>(&self, caller: &Caller, opts: WriteOptions, op: F) -> Result<Outcome<T>, Error>
+    pub async fn idempotent<T, F, Fut>(
+        &self,
+        caller: &Caller,
+        opts: WriteOptions,
+        op: F,
+    ) -> Result<Outcome<T>, Error>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(WriteOptions) -> Fut,
@@ -41,29 +46,64 @@ impl Service {
         }
         match op(opts).await {
             // A concurrent request with the same key committed first; ours rolled back.
-            Err(Error::AlreadyExists { kind: "idempotency key", .. }) => self.replay(caller, &key).await?.ok_or_else(Error::conflict),
+            Err(Error::AlreadyExists {
+                kind: "idempotency key",
+                ..
+            }) => self.replay(caller, &key).await?.ok_or_else(Error::conflict),
             other => other,
         }
     }
 
-    async fn replay<T: DeserializeOwned>(&self, caller: &Caller, key: &IdempotencyKey) -> Result<Option<Outcome<T>>, Error> {
-        let Some(stored) = self.store.find_idempotency_key(caller, &key.key).await? else { return Ok(None) };
+    async fn replay<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Outcome<T>>, Error> {
+        let Some(stored) = self.store.find_idempotency_key(caller, &key.key).await? else {
+            return Ok(None);
+        };
         if stored.create_time + IDEMPOTENCY_WINDOW <= self.now() {
             return Ok(None);
         }
         if stored.request_hash != key.request_hash {
-            return Err(Error::precondition(Reason::IdempotencyKeyReused, "this idempotency-key was used for a different request")
-                .with_meta("idempotency_key", key.key.clone()));
+            return Err(Error::precondition(
+                Reason::IdempotencyKeyReused,
+                "this idempotency-key was used for a different request",
+            )
+            .with_meta("idempotency_key", key.key.clone()));
         }
-        let stored: Stored<T> = serde_json::from_slice(&stored.response)
-            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("corrupt stored idempotent response")))?;
-        Ok(Some(Outcome { value: stored.value, revision: stored.revision, impact: None }))
+        let stored: Stored<T> = serde_json::from_slice(&stored.response).map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context("corrupt stored idempotent response"))
+        })?;
+        Ok(Some(Outcome {
+            value: stored.value,
+            revision: stored.revision,
+            impact: None,
+        }))
     }
 
     /// Called by `finish` inside the write's transaction.
-    pub(super) async fn remember(&self, tx: &crate::store::WriteTx, rpc: &str, key: &IdempotencyKey, value: &impl Serialize) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(&Stored { value, revision: tx.revision })
-            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("serialising idempotent response")))?;
-        tx.insert_idempotency_key(&key.key, rpc, &key.request_hash, bytes, tx.now - IDEMPOTENCY_WINDOW).await
+    pub(super) async fn remember(
+        &self,
+        tx: &crate::store::WriteTx,
+        rpc: &str,
+        key: &IdempotencyKey,
+        value: &impl Serialize,
+    ) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(&Stored {
+            value,
+            revision: tx.revision,
+        })
+        .map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context("serialising idempotent response"))
+        })?;
+        tx.insert_idempotency_key(
+            &key.key,
+            rpc,
+            &key.request_hash,
+            bytes,
+            tx.now - IDEMPOTENCY_WINDOW,
+        )
+        .await
     }
 }

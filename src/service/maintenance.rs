@@ -29,9 +29,12 @@ impl Service {
         let mut changed = self.expire_overdue_requests().await?;
         changed += self.mark_expired_assignments().await?;
         let now = self.now();
-        let keep = chrono::Duration::from_std(retention.changes).unwrap_or(chrono::Duration::days(7));
+        let keep =
+            chrono::Duration::from_std(retention.changes).unwrap_or(chrono::Duration::days(7));
         self.store.prune_changes(now - keep).await?;
-        self.store.prune_idempotency_keys(now - IDEMPOTENCY_WINDOW).await?;
+        self.store
+            .prune_idempotency_keys(now - IDEMPOTENCY_WINDOW)
+            .await?;
         Ok(changed)
     }
 
@@ -61,7 +64,12 @@ impl Service {
     }
 
     /// Runs `sweep` every `interval` until `stop` flips.
-    pub async fn run_sweeper(self, interval: Duration, retention: Retention, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run_sweeper(
+        self,
+        interval: Duration,
+        retention: Retention,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -185,7 +185,8 @@ impl Service {
         let change: Change = tx.commit(kind, target).await?;
         self.sync.apply_own(&change).await?;
         if opts.wait_for_propagation {
-            self.wait_for_propagation(change.revision, self.settings.propagation_wait).await?;
+            self.wait_for_propagation(change.revision, self.settings.propagation_wait)
+                .await?;
         }
         Ok(Outcome {
             value,

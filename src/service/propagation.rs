@@ -31,11 +31,17 @@ pub struct ReplicaIdentity {
 
 impl Service {
     fn live_since(&self) -> DateTime<Utc> {
-        Utc::now() - chrono::Duration::from_std(self.replica.liveness).unwrap_or(chrono::Duration::seconds(10))
+        Utc::now()
+            - chrono::Duration::from_std(self.replica.liveness)
+                .unwrap_or(chrono::Duration::seconds(10))
     }
 
     /// How many live replicas have applied `revision`, and which have not.
-    pub async fn get_propagation(&self, caller: &Caller, revision: Revision) -> Result<Propagation, Error> {
+    pub async fn get_propagation(
+        &self,
+        caller: &Caller,
+        revision: Revision,
+    ) -> Result<Propagation, Error> {
         self.authorize(caller, perm::CHECKS_RUN)?;
         self.propagation(revision).await
     }
@@ -43,14 +49,24 @@ impl Service {
     async fn propagation(&self, revision: Revision) -> Result<Propagation, Error> {
         let live = self.store.live_replicas(self.live_since()).await?;
         let total = u32::try_from(live.len()).unwrap_or(u32::MAX);
-        let lagging: Vec<ReplicaState> = live.into_iter().filter(|r| r.applied < revision).collect();
+        let lagging: Vec<ReplicaState> =
+            live.into_iter().filter(|r| r.applied < revision).collect();
         let applied = total - u32::try_from(lagging.len()).unwrap_or(0);
-        Ok(Propagation { revision, applied, total, lagging })
+        Ok(Propagation {
+            revision,
+            applied,
+            total,
+            lagging,
+        })
     }
 
     /// Returns once every live replica has applied `revision`, or DEADLINE_EXCEEDED naming the
     /// laggards after `timeout`.
-    pub(super) async fn wait_for_propagation(&self, revision: Revision, timeout: Duration) -> Result<(), Error> {
+    pub(super) async fn wait_for_propagation(
+        &self,
+        revision: Revision,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         // Our own applied revision is recorded right away rather than at the next heartbeat.
         self.report_applied().await?;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -60,10 +76,19 @@ impl Service {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                let names: Vec<String> = state.lagging.iter().map(|r| format!("{}@{}", r.id, r.applied)).collect();
+                let names: Vec<String> = state
+                    .lagging
+                    .iter()
+                    .map(|r| format!("{}@{}", r.id, r.applied))
+                    .collect();
                 return Err(Error::DeadlineExceeded {
-                    message: format!("revision {revision} not yet applied by: {}", names.join(", ")),
-                    metadata: [("lagging".to_owned(), names.join(","))].into_iter().collect(),
+                    message: format!(
+                        "revision {revision} not yet applied by: {}",
+                        names.join(", ")
+                    ),
+                    metadata: [("lagging".to_owned(), names.join(","))]
+                        .into_iter()
+                        .collect(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -73,7 +98,14 @@ impl Service {
     /// Records this replica's applied revision and heartbeat now. Called at start-up too, so
     /// a replica counts for propagation before it serves its first request.
     pub async fn report_applied(&self) -> Result<(), Error> {
-        self.store.heartbeat(&self.replica.id, self.engine.applied_revision(), Utc::now(), self.replica.started).await
+        self.store
+            .heartbeat(
+                &self.replica.id,
+                self.engine.applied_revision(),
+                Utc::now(),
+                self.replica.started,
+            )
+            .await
     }
 
     /// Heartbeats every `heartbeat` and whenever the applied revision moves (at most every
@@ -99,6 +131,9 @@ impl Service {
             let stale = Utc::now() - chrono::Duration::hours(1);
             let _ = self.store.remove_replicas(None, stale).await;
         }
-        let _ = self.store.remove_replicas(Some(&self.replica.id), Utc::now()).await;
+        let _ = self
+            .store
+            .remove_replicas(Some(&self.replica.id), Utc::now())
+            .await;
     }
 }

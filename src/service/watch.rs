@@ -11,18 +11,35 @@ const BATCH: u64 = 500;
 
 impl Service {
     /// A channel of changes after `since`; OUT_OF_RANGE when the log no longer reaches back.
-    pub async fn watch_changes(&self, caller: &Caller, since: Revision) -> Result<mpsc::Receiver<Result<Change, Error>>, Error> {
+    pub async fn watch_changes(
+        &self,
+        caller: &Caller,
+        since: Revision,
+    ) -> Result<mpsc::Receiver<Result<Change, Error>>, Error> {
         self.authorize(caller, perm::AUDIT_READ)?;
         let oldest = self.store.oldest_change().await?;
         let current = self.engine.applied_revision();
-        let gone = if oldest.0 == 0 { since < current } else { since.0 + 1 < oldest.0 };
+        let gone = if oldest.0 == 0 {
+            since < current
+        } else {
+            since.0 + 1 < oldest.0
+        };
         if gone {
             return Err(Error::OutOfRange {
-                message: format!("revision {since} is older than the change log's retention; the oldest retained is {oldest}"),
+                message: format!(
+                    "revision {since} is older than the change log's retention; the oldest retained is {oldest}"
+                ),
             });
         }
-        if since > current && !self.engine.wait_for(since, self.settings.consistency_wait).await {
-            return Err(Error::Unavailable { message: format!("revision {since} is ahead of this replica") });
+        if since > current
+            && !self
+                .engine
+                .wait_for(since, self.settings.consistency_wait)
+                .await
+        {
+            return Err(Error::Unavailable {
+                message: format!("revision {since} is ahead of this replica"),
+            });
         }
         let (tx, rx) = mpsc::channel(64);
         let service = self.clone();
@@ -34,7 +51,11 @@ impl Service {
             loop {
                 // Read everything committed so far, then wait for the index to move on.
                 loop {
-                    let batch = match service.store.changes_after(last, Some(&tenant), BATCH).await {
+                    let batch = match service
+                        .store
+                        .changes_after(last, Some(&tenant), BATCH)
+                        .await
+                    {
                         Ok(batch) => batch,
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;

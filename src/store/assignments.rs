@@ -216,7 +216,11 @@ impl WriteTx {
 
 impl super::Store {
     /// ACTIVE assignments whose expire_time has passed, across tenants.
-    pub async fn overdue_assignments(&self, now: chrono::DateTime<chrono::Utc>, limit: u64) -> Result<Vec<Assignment>, Error> {
+    pub async fn overdue_assignments(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u64,
+    ) -> Result<Vec<Assignment>, Error> {
         use sea_orm::QuerySelect;
         let rows = assignment::Entity::find()
             .filter(assignment::Column::Status.eq(ACTIVE))
@@ -243,8 +247,14 @@ impl WriteTx {
         use sea_orm::sea_query::Expr;
         let result = assignment::Entity::update_many()
             .col_expr(assignment::Column::Status, Expr::value("EXPIRED"))
-            .col_expr(assignment::Column::UpdateTime, Expr::value(micros(self.now)))
-            .col_expr(assignment::Column::Revision, Expr::value(rev_i64(self.revision)))
+            .col_expr(
+                assignment::Column::UpdateTime,
+                Expr::value(micros(self.now)),
+            )
+            .col_expr(
+                assignment::Column::Revision,
+                Expr::value(rev_i64(self.revision)),
+            )
             .filter(assignment::Column::Id.eq(id.to_string()))
             .filter(assignment::Column::Status.eq(ACTIVE))
             .exec(&self.txn)

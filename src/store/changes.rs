@@ -122,7 +122,11 @@ impl Store {
     /// Drops change-log rows older than `before`, always keeping the newest one so the log
     /// still says where it stands.
     pub async fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
-        let newest = change::Entity::find().order_by_desc(change::Column::Revision).one(self.conn()).await.map_err(db_error)?;
+        let newest = change::Entity::find()
+            .order_by_desc(change::Column::Revision)
+            .one(self.conn())
+            .await
+            .map_err(db_error)?;
         let Some(newest) = newest else { return Ok(0) };
         let result = change::Entity::delete_many()
             .filter(change::Column::Time.lt(micros(before)))

@@ -16,12 +16,24 @@ pub struct StoredResponse {
 }
 
 impl Store {
-    pub async fn find_idempotency_key(&self, caller: &Caller, key: &str) -> Result<Option<StoredResponse>, Error> {
-        let row = idempotency_key::Entity::find_by_id((caller.tenant.to_string(), caller.subject.to_string(), key.to_owned()))
-            .one(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(row.map(|r| StoredResponse { request_hash: r.request_hash, response: r.response, create_time: from_micros(r.create_time) }))
+    pub async fn find_idempotency_key(
+        &self,
+        caller: &Caller,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, Error> {
+        let row = idempotency_key::Entity::find_by_id((
+            caller.tenant.to_string(),
+            caller.subject.to_string(),
+            key.to_owned(),
+        ))
+        .one(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(row.map(|r| StoredResponse {
+            request_hash: r.request_hash,
+            response: r.response,
+            create_time: from_micros(r.create_time),
+        }))
     }
 
     /// Drops keys older than `before` (retention).
@@ -39,7 +51,14 @@ impl WriteTx {
     /// Records the response of this write under `key`, replacing a key older than `stale_before`.
     /// A live key already there (a concurrent retry won) is ALREADY_EXISTS of kind
     /// "idempotency key", and this write rolls back.
-    pub async fn insert_idempotency_key(&self, key: &str, rpc: &str, request_hash: &str, response: Vec<u8>, stale_before: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn insert_idempotency_key(
+        &self,
+        key: &str,
+        rpc: &str,
+        request_hash: &str,
+        response: Vec<u8>,
+        stale_before: DateTime<Utc>,
+    ) -> Result<(), Error> {
         idempotency_key::Entity::delete_many()
             .filter(idempotency_key::Column::TenantId.eq(self.caller.tenant.as_str()))
             .filter(idempotency_key::Column::Caller.eq(self.caller.subject.as_str()))
@@ -61,7 +80,11 @@ impl WriteTx {
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                Error::AlreadyExists { kind: "idempotency key", key: key.to_owned(), existing_id: None }
+                Error::AlreadyExists {
+                    kind: "idempotency key",
+                    key: key.to_owned(),
+                    existing_id: None,
+                }
             } else {
                 db_error(e)
             }

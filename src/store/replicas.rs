@@ -18,7 +18,13 @@ pub struct ReplicaState {
 
 impl Store {
     /// Upserts this replica's applied revision and heartbeat.
-    pub async fn heartbeat(&self, id: &str, applied: Revision, now: DateTime<Utc>, started: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn heartbeat(
+        &self,
+        id: &str,
+        applied: Revision,
+        now: DateTime<Utc>,
+        started: DateTime<Utc>,
+    ) -> Result<(), Error> {
         replica::Entity::insert(replica::ActiveModel {
             id: Set(id.to_owned()),
             applied_revision: Set(rev_i64(applied)),
@@ -27,7 +33,10 @@ impl Store {
         })
         .on_conflict(
             OnConflict::column(replica::Column::Id)
-                .update_columns([replica::Column::AppliedRevision, replica::Column::HeartbeatTime])
+                .update_columns([
+                    replica::Column::AppliedRevision,
+                    replica::Column::HeartbeatTime,
+                ])
                 .to_owned(),
         )
         .exec(self.conn())
@@ -44,11 +53,21 @@ impl Store {
             .all(self.conn())
             .await
             .map_err(db_error)?;
-        Ok(rows.into_iter().map(|r| ReplicaState { id: r.id, applied: rev_from(r.applied_revision) }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| ReplicaState {
+                id: r.id,
+                applied: rev_from(r.applied_revision),
+            })
+            .collect())
     }
 
     /// Forgets this replica (clean shutdown) or replicas silent since `before`.
-    pub async fn remove_replicas(&self, id: Option<&str>, before: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn remove_replicas(
+        &self,
+        id: Option<&str>,
+        before: DateTime<Utc>,
+    ) -> Result<(), Error> {
         let mut q = replica::Entity::delete_many();
         q = match id {
             Some(id) => q.filter(replica::Column::Id.eq(id)),

@@ -115,7 +115,9 @@ mod public_keys {
     use crate::helpers::*;
 
     fn fixture(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
     }
 
     fn claims() -> serde_json::Value {
@@ -127,7 +129,10 @@ mod public_keys {
     }
 
     async fn status_of(app: &TestApp, token: &str) -> Result<(), tonic::Status> {
-        app.roles().list_roles(with_token(token, ListRolesRequest::default())).await.map(|_| ())
+        app.roles()
+            .list_roles(with_token(token, ListRolesRequest::default()))
+            .await
+            .map(|_| ())
     }
 
     /// RS256, ES256 and EdDSA keys verify their own tokens; an HS256 token "signed" with a public
@@ -141,7 +146,11 @@ mod public_keys {
             |url| {
                 let mut config = test_config(url);
                 config.auth.hs256_secret = None;
-                config.auth.public_key_files = vec![fixture("rsa-public.pem"), fixture("ec-public.pem"), fixture("ed25519-public.pem")];
+                config.auth.public_key_files = vec![
+                    fixture("rsa-public.pem"),
+                    fixture("ec-public.pem"),
+                    fixture("ed25519-public.pem"),
+                ];
                 config
             },
             None,
@@ -151,19 +160,41 @@ mod public_keys {
 
         // Act + Assert
         for (alg, key) in [
-            (Algorithm::RS256, EncodingKey::from_rsa_pem(&read("rsa-private.pem")).unwrap()),
-            (Algorithm::ES256, EncodingKey::from_ec_pem(&read("ec-private.pem")).unwrap()),
-            (Algorithm::EdDSA, EncodingKey::from_ed_pem(&read("ed25519-private.pem")).unwrap()),
+            (
+                Algorithm::RS256,
+                EncodingKey::from_rsa_pem(&read("rsa-private.pem")).unwrap(),
+            ),
+            (
+                Algorithm::ES256,
+                EncodingKey::from_ec_pem(&read("ec-private.pem")).unwrap(),
+            ),
+            (
+                Algorithm::EdDSA,
+                EncodingKey::from_ed_pem(&read("ed25519-private.pem")).unwrap(),
+            ),
         ] {
-            status_of(&app, &signed(alg, key)).await.unwrap_or_else(|e| panic!("{alg:?} token refused: {e:?}"));
+            status_of(&app, &signed(alg, key))
+                .await
+                .unwrap_or_else(|e| panic!("{alg:?} token refused: {e:?}"));
         }
         for public in ["rsa-public.pem", "ec-public.pem", "ed25519-public.pem"] {
             let confused = signed(Algorithm::HS256, EncodingKey::from_secret(&read(public)));
             let err = status_of(&app, &confused).await.unwrap_err();
-            assert_eq!(err.code(), Code::Unauthenticated, "HS256 with {public} as secret");
+            assert_eq!(
+                err.code(),
+                Code::Unauthenticated,
+                "HS256 with {public} as secret"
+            );
         }
-        let hs = signed(Algorithm::HS256, EncodingKey::from_secret(SECRET.as_bytes()));
-        assert_eq!(status_of(&app, &hs).await.unwrap_err().code(), Code::Unauthenticated, "no HS256 key is configured");
+        let hs = signed(
+            Algorithm::HS256,
+            EncodingKey::from_secret(SECRET.as_bytes()),
+        );
+        assert_eq!(
+            status_of(&app, &hs).await.unwrap_err().code(),
+            Code::Unauthenticated,
+            "no HS256 key is configured"
+        );
         app.finish().await;
     }
 
@@ -174,7 +205,9 @@ mod public_keys {
         // Arrange: the Ed25519 public key as a JWK (its raw 32 bytes end the SPKI DER).
         let pem = std::fs::read_to_string(fixture("ed25519-public.pem")).unwrap();
         let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
         let dir = tempfile::tempdir().unwrap();
         let jwks = dir.path().join("jwks.json");
@@ -192,14 +225,17 @@ mod public_keys {
             None,
         )
         .await;
-        let key = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-private.pem")).unwrap()).unwrap();
+        let key = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-private.pem")).unwrap())
+            .unwrap();
         let with_kid = |kid: &str| {
             let mut header = Header::new(Algorithm::EdDSA);
             header.kid = Some(kid.into());
             jsonwebtoken::encode(&header, &claims(), &key).unwrap()
         };
         // Act + Assert
-        status_of(&app, &with_kid("k1")).await.expect("kid k1 verifies");
+        status_of(&app, &with_kid("k1"))
+            .await
+            .expect("kid k1 verifies");
         let err = status_of(&app, &with_kid("other")).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
         app.finish().await;

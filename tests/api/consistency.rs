@@ -23,7 +23,12 @@ async fn finish_both(mut a: TestApp, b: TestApp) {
 }
 
 fn check_at(identity: &str, permission: &str, revision: u64) -> CheckRequest {
-    CheckRequest { identity_id: identity.into(), permission: permission.into(), at_least_revision: revision, explain: false }
+    CheckRequest {
+        identity_id: identity.into(),
+        permission: permission.into(),
+        at_least_revision: revision,
+        explain: false,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,26 +44,54 @@ async fn a_revocation_on_one_replica_is_never_allowed_on_the_other_at_its_revisi
     // Act: assign and revoke on A; check on B at each returned revision.
     for _ in 0..ROUNDS {
         let assigned = a.assign("editor", "alice").await;
-        let granted = b.authz().check(authed(ADMIN, check_at("alice", "docs:read", assigned.revision))).await.unwrap().into_inner();
+        let granted = b
+            .authz()
+            .check(authed(
+                ADMIN,
+                check_at("alice", "docs:read", assigned.revision),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
         if !granted.allowed {
             missed_grants += 1;
         }
         assert!(granted.revision >= assigned.revision);
         let revoked = a
             .assignments()
-            .revoke_assignment(authed(ADMIN, RevokeAssignmentRequest { assignment_id: assigned.id, ..Default::default() }))
+            .revoke_assignment(authed(
+                ADMIN,
+                RevokeAssignmentRequest {
+                    assignment_id: assigned.id,
+                    ..Default::default()
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
-        let denied = b.authz().check(authed(ADMIN, check_at("alice", "docs:read", revoked.revision))).await.unwrap().into_inner();
+        let denied = b
+            .authz()
+            .check(authed(
+                ADMIN,
+                check_at("alice", "docs:read", revoked.revision),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
         if denied.allowed {
             stale_allows += 1;
         }
     }
 
     // Assert
-    println!("{ROUNDS} assign/revoke rounds across replicas in {:?}", started.elapsed());
-    assert_eq!(stale_allows, 0, "a revoked grant was allowed at the revocation's revision");
+    println!(
+        "{ROUNDS} assign/revoke rounds across replicas in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        stale_allows, 0,
+        "a revoked grant was allowed at the revocation's revision"
+    );
     assert_eq!(missed_grants, 0, "a grant was missing at its revision");
     finish_both(a, b).await;
 }
@@ -70,19 +103,57 @@ async fn wait_for_propagation_returns_once_every_replica_has_the_revision() {
     // Act
     let p = a
         .permissions()
-        .create_permission(authed(ADMIN, CreatePermissionRequest { name: "docs:read".into(), wait_for_propagation: true, ..Default::default() }))
+        .create_permission(authed(
+            ADMIN,
+            CreatePermissionRequest {
+                name: "docs:read".into(),
+                wait_for_propagation: true,
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     // Assert: both replicas report the revision, and B answers at it without waiting.
-    let state = b.authz().get_propagation(authed(ADMIN, GetPropagationRequest { revision: p.revision })).await.unwrap().into_inner();
-    assert_eq!((state.replicas_applied, state.replicas_total), (2, 2), "{state:?}");
+    let state = b
+        .authz()
+        .get_propagation(authed(
+            ADMIN,
+            GetPropagationRequest {
+                revision: p.revision,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (state.replicas_applied, state.replicas_total),
+        (2, 2),
+        "{state:?}"
+    );
     assert!(state.lagging.is_empty());
-    let ahead = b.authz().get_propagation(authed(ADMIN, GetPropagationRequest { revision: p.revision + 1000 })).await.unwrap().into_inner();
+    let ahead = b
+        .authz()
+        .get_propagation(authed(
+            ADMIN,
+            GetPropagationRequest {
+                revision: p.revision + 1000,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(ahead.replicas_applied, 0);
     assert_eq!(ahead.lagging.len(), 2);
     // A revision no replica can reach in time is UNAVAILABLE, never a stale answer.
-    let err = b.authz().check(authed(ADMIN, check_at("alice", "docs:read", p.revision + 1000))).await.unwrap_err();
+    let err = b
+        .authz()
+        .check(authed(
+            ADMIN,
+            check_at("alice", "docs:read", p.revision + 1000),
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     finish_both(a, b).await;
 }
@@ -93,15 +164,34 @@ async fn wait_for_propagation_returns_once_every_replica_has_the_revision() {
 async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
     // Arrange
     let (a, b) = two_replicas().await;
-    let start = a.authz().check(authed(ADMIN, check_at("x", "x", 0))).await.unwrap().into_inner().revision;
-    let mut watch = b.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: start })).await.unwrap().into_inner();
+    let start = a
+        .authz()
+        .check(authed(ADMIN, check_at("x", "x", 0)))
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    let mut watch = b
+        .audit()
+        .watch_changes(authed(
+            ADMIN,
+            WatchChangesRequest {
+                since_revision: start,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     let raw = Database::connect(&a.db.url).await.unwrap();
     let slow = raw.begin().await.unwrap();
 
     // Act 1: the slow writer takes revision N and holds it.
     use sea_orm::TransactionTrait as _;
     let row = slow
-        .query_one_raw(Statement::from_string(DbBackend::Postgres, "UPDATE revision_counter SET revision = revision + 1 WHERE id = 1 RETURNING revision"))
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "UPDATE revision_counter SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+        ))
         .await
         .unwrap()
         .unwrap();
@@ -109,10 +199,23 @@ async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
     // Act 2: a fast writer starts meanwhile through the API; it must not commit N+1 first.
     let fast = {
         let mut client = a.permissions();
-        tokio::spawn(async move { client.create_permission(authed(ADMIN, CreatePermissionRequest { name: "fast:one".into(), ..Default::default() })).await })
+        tokio::spawn(async move {
+            client
+                .create_permission(authed(
+                    ADMIN,
+                    CreatePermissionRequest {
+                        name: "fast:one".into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!fast.is_finished(), "the later writer waits for revision N to commit");
+    assert!(
+        !fast.is_finished(),
+        "the later writer waits for revision N to commit"
+    );
     // Act 3: the slow writer records a permission of its own at N and commits.
     let perm_id = uuid::Uuid::now_v7().to_string();
     let now = chrono::Utc::now().timestamp_micros();
@@ -127,7 +230,9 @@ async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
     ))
     .await
     .unwrap();
-    slow.execute_unprepared(&format!("SELECT pg_notify('warden_changes', '{n}')")).await.unwrap();
+    slow.execute_unprepared(&format!("SELECT pg_notify('warden_changes', '{n}')"))
+        .await
+        .unwrap();
     slow.commit().await.unwrap();
     let fast = fast.await.unwrap().unwrap().into_inner();
 
@@ -135,15 +240,37 @@ async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
     assert_eq!(fast.revision, n as u64 + 1);
     let mut revisions = Vec::new();
     while revisions.len() < 2 {
-        let event = tokio::time::timeout(Duration::from_secs(10), watch.message()).await.expect("in time").unwrap().unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(10), watch.message())
+            .await
+            .expect("in time")
+            .unwrap()
+            .unwrap();
         revisions.push(event.revision);
     }
-    assert_eq!(revisions, vec![n as u64, n as u64 + 1], "watched in order, none skipped");
+    assert_eq!(
+        revisions,
+        vec![n as u64, n as u64 + 1],
+        "watched in order, none skipped"
+    );
     for replica in [&a, &b] {
-        let check = |p: &str| authed(ADMIN, CheckRequest { identity_id: "x".into(), permission: p.into(), at_least_revision: n as u64 + 1, explain: false });
+        let check = |p: &str| {
+            authed(
+                ADMIN,
+                CheckRequest {
+                    identity_id: "x".into(),
+                    permission: p.into(),
+                    at_least_revision: n as u64 + 1,
+                    explain: false,
+                },
+            )
+        };
         for p in ["slow:one", "fast:one"] {
             let r = replica.authz().check(check(p)).await.unwrap().into_inner();
-            assert_ne!(r.reason, CheckReason::UnknownPermission as i32, "{p} known to the index");
+            assert_ne!(
+                r.reason,
+                CheckReason::UnknownPermission as i32,
+                "{p} known to the index"
+            );
         }
     }
     raw.close().await.ok();
@@ -160,7 +287,14 @@ async fn a_replica_whose_listen_connection_dies_converges_from_the_log() {
         assignments.push(a.assign("editor", &format!("user-{i}")).await);
     }
     let last = assignments.last().unwrap().revision;
-    assert!(b.authz().check(authed(ADMIN, check_at("user-99", "docs:read", last))).await.unwrap().into_inner().allowed);
+    assert!(
+        b.authz()
+            .check(authed(ADMIN, check_at("user-99", "docs:read", last)))
+            .await
+            .unwrap()
+            .into_inner()
+            .allowed
+    );
 
     // Act: kill every LISTEN connection on the database, then revoke all 100 on A.
     let db_name = a.db.url.rsplit('/').next().unwrap().to_owned();
@@ -174,22 +308,42 @@ async fn a_replica_whose_listen_connection_dies_converges_from_the_log() {
         .unwrap();
     assert!(!killed.is_empty(), "found the LISTEN connections");
     for x in &assignments {
-        a.assignments().revoke_assignment(authed(ADMIN, RevokeAssignmentRequest { assignment_id: x.id.clone(), ..Default::default() })).await.unwrap();
+        a.assignments()
+            .revoke_assignment(authed(
+                ADMIN,
+                RevokeAssignmentRequest {
+                    assignment_id: x.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
     }
     let revoked_at = Instant::now();
 
     // Assert: B converges without anyone passing a revision, and denies all 100.
     let deadline = revoked_at + Duration::from_secs(20);
     loop {
-        let items = (0..100).map(|i| check_at(&format!("user-{i}"), "docs:read", 0)).collect();
-        let results = b.authz().batch_check(authed(ADMIN, BatchCheckRequest { items })).await.unwrap().into_inner().results;
+        let items = (0..100)
+            .map(|i| check_at(&format!("user-{i}"), "docs:read", 0))
+            .collect();
+        let results = b
+            .authz()
+            .batch_check(authed(ADMIN, BatchCheckRequest { items }))
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
         if results.iter().all(|r| !r.allowed) {
             break;
         }
         assert!(Instant::now() < deadline, "B did not converge within 20 s");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    println!("replica B denied all 100 revocations {:?} after the last one committed (LISTEN killed)", revoked_at.elapsed());
+    println!(
+        "replica B denied all 100 revocations {:?} after the last one committed (LISTEN killed)",
+        revoked_at.elapsed()
+    );
     admin.close().await.ok();
     finish_both(a, b).await;
 }

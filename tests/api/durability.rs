@@ -36,9 +36,14 @@ fn start(url: &str) -> Server {
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     let addr = loop {
-        assert!(Instant::now() < deadline, "warden did not report its address");
+        assert!(
+            Instant::now() < deadline,
+            "warden did not report its address"
+        );
         let line = lines.next().expect("warden exited before serving").unwrap();
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
         if json["fields"]["message"] == "warden serving" {
             break json["fields"]["addr"].as_str().unwrap().to_owned();
         }
@@ -49,20 +54,30 @@ fn start(url: &str) -> Server {
 }
 
 fn sigterm(server: &mut Server) -> std::process::ExitStatus {
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "warden did not exit after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "warden did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 async fn channel(addr: &str) -> Channel {
-    Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 async fn committed_changes_survive_a_sigterm_restart(backend: Backend) {
@@ -73,15 +88,38 @@ async fn committed_changes_survive_a_sigterm_restart(backend: Backend) {
     let mut permissions = permission_service_client::PermissionServiceClient::new(ch.clone());
     let mut roles = role_service_client::RoleServiceClient::new(ch.clone());
     for i in 0..10 {
-        permissions.create_permission(authed(ADMIN, CreatePermissionRequest { name: format!("p:{i}"), ..Default::default() })).await.unwrap();
+        permissions
+            .create_permission(authed(
+                ADMIN,
+                CreatePermissionRequest {
+                    name: format!("p:{i}"),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
     }
     let role = roles
-        .create_role(authed(ADMIN, CreateRoleRequest { name: "editor".into(), permissions: vec![perm_name("p:1"), perm_name("p:2")], ..Default::default() }))
+        .create_role(authed(
+            ADMIN,
+            CreateRoleRequest {
+                name: "editor".into(),
+                permissions: vec![perm_name("p:1"), perm_name("p:2")],
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
     let removed = roles
-        .remove_permission_from_role(authed(ADMIN, RemovePermissionFromRoleRequest { role: Some(role_name("editor")), permission: Some(perm_name("p:2")), ..Default::default() }))
+        .remove_permission_from_role(authed(
+            ADMIN,
+            RemovePermissionFromRoleRequest {
+                role: Some(role_name("editor")),
+                permission: Some(perm_name("p:2")),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -94,11 +132,26 @@ async fn committed_changes_survive_a_sigterm_restart(backend: Backend) {
 
     // Assert
     let mut roles = role_service_client::RoleServiceClient::new(ch.clone());
-    let after = roles.get_role(authed(ADMIN, GetRoleRequest { role: Some(role_id(&role.id)) })).await.unwrap().into_inner();
+    let after = roles
+        .get_role(authed(
+            ADMIN,
+            GetRoleRequest {
+                role: Some(role_id(&role.id)),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(after.permissions, vec!["p:1"]);
     assert_eq!(after.revision, removed.revision);
     let listed = permission_service_client::PermissionServiceClient::new(ch)
-        .list_permissions(authed(ADMIN, ListPermissionsRequest { name_prefix: "p:".into(), ..Default::default() }))
+        .list_permissions(authed(
+            ADMIN,
+            ListPermissionsRequest {
+                name_prefix: "p:".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();

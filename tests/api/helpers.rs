@@ -70,7 +70,8 @@ pub fn init_tracing() {
 
 /// The PostgreSQL server tests create their databases on. Never skipped: without it, fail.
 pub fn postgres_admin_url() -> String {
-    std::env::var("WARDEN_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("WARDEN_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A fresh database: a temporary SQLite file, or a new PostgreSQL database.
@@ -86,17 +87,35 @@ impl TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("warden.db").display());
-                Self { url, name: None, _dir: Some(dir) }
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("warden.db").display()
+                );
+                Self {
+                    url,
+                    name: None,
+                    _dir: Some(dir),
+                }
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url();
                 let name = format!("warden_test_{}", uuid::Uuid::now_v7().simple());
-                let conn = Database::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin} is unreachable: {e}"));
-                conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+                let conn = Database::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is unreachable: {e}"));
+                conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
                 conn.close().await.ok();
-                let base = admin.rsplit_once('/').map(|(b, _)| b).expect("URL with a database path");
-                Self { url: format!("{base}/{name}"), name: Some(name), _dir: None }
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b)
+                    .expect("URL with a database path");
+                Self {
+                    url: format!("{base}/{name}"),
+                    name: Some(name),
+                    _dir: None,
+                }
             }
         }
     }
@@ -106,7 +125,9 @@ impl TestDatabase {
         if let Some(name) = &self.name
             && let Ok(conn) = Database::connect(&postgres_admin_url()).await
         {
-            let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+            let _ = conn
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
             conn.close().await.ok();
         }
     }
@@ -151,14 +172,20 @@ pub async fn spawn_with_clock(backend: Backend, start: chrono::DateTime<chrono::
 }
 
 /// Starts a server on an existing database, with a config tweak and an optional manual clock.
-pub async fn spawn_on(db: Arc<TestDatabase>, config: impl FnOnce(&str) -> Config, clock: Option<ManualClock>) -> TestApp {
+pub async fn spawn_on(
+    db: Arc<TestDatabase>,
+    config: impl FnOnce(&str) -> Config,
+    clock: Option<ManualClock>,
+) -> TestApp {
     init_tracing();
     let config = config(&db.url);
     let clock_dyn: Arc<dyn Clock> = match &clock {
         Some(c) => Arc::new(c.clone()),
         None => Arc::new(SystemClock),
     };
-    let app = warden::App::build_with_clock(config, clock_dyn).await.expect("app builds, migrations run, index loads");
+    let app = warden::App::build_with_clock(config, clock_dyn)
+        .await
+        .expect("app builds, migrations run, index loads");
     let addr = app.local_addr();
     let service = app.service().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -166,8 +193,19 @@ pub async fn spawn_on(db: Arc<TestDatabase>, config: impl FnOnce(&str) -> Config
         stopped.await.ok();
     }));
     // The listener is bound before spawning, so connecting cannot race the server.
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connects");
-    TestApp { channel, db, clock, service, stop: Some(stop), task: Some(task) }
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connects");
+    TestApp {
+        channel,
+        db,
+        clock,
+        service,
+        stop: Some(stop),
+        task: Some(task),
+    }
 }
 
 impl TestApp {
@@ -183,7 +221,9 @@ impl TestApp {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("server task").expect("server exits cleanly");
+            task.await
+                .expect("server task")
+                .expect("server exits cleanly");
         }
     }
 
@@ -200,7 +240,9 @@ impl TestApp {
     pub fn assignments(&self) -> assignment_service_client::AssignmentServiceClient<Channel> {
         assignment_service_client::AssignmentServiceClient::new(self.channel.clone())
     }
-    pub fn change_requests(&self) -> change_request_service_client::ChangeRequestServiceClient<Channel> {
+    pub fn change_requests(
+        &self,
+    ) -> change_request_service_client::ChangeRequestServiceClient<Channel> {
         change_request_service_client::ChangeRequestServiceClient::new(self.channel.clone())
     }
     pub fn groups(&self) -> group_service_client::GroupServiceClient<Channel> {
@@ -217,7 +259,13 @@ impl TestApp {
 
     pub async fn create_permission(&self, name: &str) -> pb::Permission {
         self.permissions()
-            .create_permission(authed(ADMIN, CreatePermissionRequest { name: name.into(), ..Default::default() }))
+            .create_permission(authed(
+                ADMIN,
+                CreatePermissionRequest {
+                    name: name.into(),
+                    ..Default::default()
+                },
+            ))
             .await
             .unwrap_or_else(|e| panic!("create permission {name}: {e}"))
             .into_inner()
@@ -225,14 +273,28 @@ impl TestApp {
 
     pub async fn create_role(&self, name: &str, permissions: &[&str]) -> pb::Role {
         for p in permissions {
-            if self.permissions().get_permission(authed(ADMIN, GetPermissionRequest { permission: Some(perm_name(p)) })).await.is_err() {
+            if self
+                .permissions()
+                .get_permission(authed(
+                    ADMIN,
+                    GetPermissionRequest {
+                        permission: Some(perm_name(p)),
+                    },
+                ))
+                .await
+                .is_err()
+            {
                 self.create_permission(p).await;
             }
         }
         self.roles()
             .create_role(authed(
                 ADMIN,
-                CreateRoleRequest { name: name.into(), permissions: permissions.iter().map(|p| perm_name(p)).collect(), ..Default::default() },
+                CreateRoleRequest {
+                    name: name.into(),
+                    permissions: permissions.iter().map(|p| perm_name(p)).collect(),
+                    ..Default::default()
+                },
             ))
             .await
             .unwrap_or_else(|e| panic!("create role {name}: {e}"))
@@ -244,7 +306,12 @@ impl TestApp {
             .assignments()
             .assign_role(authed(
                 ADMIN,
-                AssignRoleRequest { role: Some(role_name(role)), identity: Some(user(identity)), force: true, ..Default::default() },
+                AssignRoleRequest {
+                    role: Some(role_name(role)),
+                    identity: Some(user(identity)),
+                    force: true,
+                    ..Default::default()
+                },
             ))
             .await
             .unwrap_or_else(|e| panic!("assign {role} to {identity}: {e}"))
@@ -257,7 +324,14 @@ impl TestApp {
 
     pub async fn check(&self, identity: &str, permission: &str) -> bool {
         self.authz()
-            .check(authed(ADMIN, CheckRequest { identity_id: identity.into(), permission: permission.into(), ..Default::default() }))
+            .check(authed(
+                ADMIN,
+                CheckRequest {
+                    identity_id: identity.into(),
+                    permission: permission.into(),
+                    ..Default::default()
+                },
+            ))
             .await
             .expect("check")
             .into_inner()
@@ -265,7 +339,16 @@ impl TestApp {
     }
 
     pub async fn get_role(&self, name: &str) -> pb::Role {
-        self.roles().get_role(authed(ADMIN, GetRoleRequest { role: Some(role_name(name)) })).await.expect("get role").into_inner()
+        self.roles()
+            .get_role(authed(
+                ADMIN,
+                GetRoleRequest {
+                    role: Some(role_name(name)),
+                },
+            ))
+            .await
+            .expect("get role")
+            .into_inner()
     }
 
     /// Audit events of the default tenant, newest first.
@@ -275,7 +358,14 @@ impl TestApp {
         loop {
             let page = self
                 .audit()
-                .list_audit_events(authed(ADMIN, ListAuditEventsRequest { page_size: 1000, page_token: token, ..Default::default() }))
+                .list_audit_events(authed(
+                    ADMIN,
+                    ListAuditEventsRequest {
+                        page_size: 1000,
+                        page_token: token,
+                        ..Default::default()
+                    },
+                ))
                 .await
                 .expect("list audit events")
                 .into_inner();
@@ -299,7 +389,12 @@ pub fn token_with(claims: Value) -> String {
 }
 
 pub fn sign(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 /// A request carrying a bearer token for `sub` in the default tenant.
@@ -309,35 +404,51 @@ pub fn authed<T>(sub: &str, message: T) -> Request<T> {
 
 pub fn with_token<T>(token: &str, message: T) -> Request<T> {
     let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", MetadataValue::try_from(format!("Bearer {token}")).unwrap());
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
     request
 }
 
 pub fn perm_name(name: &str) -> pb::PermissionRef {
-    pb::PermissionRef { r#ref: Some(permission_ref::Ref::Name(name.into())) }
+    pb::PermissionRef {
+        r#ref: Some(permission_ref::Ref::Name(name.into())),
+    }
 }
 
 pub fn perm_id(id: &str) -> pb::PermissionRef {
-    pb::PermissionRef { r#ref: Some(permission_ref::Ref::Id(id.into())) }
+    pb::PermissionRef {
+        r#ref: Some(permission_ref::Ref::Id(id.into())),
+    }
 }
 
 pub fn role_name(name: &str) -> pb::RoleRef {
-    pb::RoleRef { r#ref: Some(role_ref::Ref::Name(name.into())) }
+    pb::RoleRef {
+        r#ref: Some(role_ref::Ref::Name(name.into())),
+    }
 }
 
 pub fn role_id(id: &str) -> pb::RoleRef {
-    pb::RoleRef { r#ref: Some(role_ref::Ref::Id(id.into())) }
+    pb::RoleRef {
+        r#ref: Some(role_ref::Ref::Id(id.into())),
+    }
 }
 
 pub fn user(id: &str) -> pb::Identity {
-    pb::Identity { id: id.into(), kind: IdentityKind::User as i32 }
+    pb::Identity {
+        id: id.into(),
+        kind: IdentityKind::User as i32,
+    }
 }
 
 /// Asserts the code and the `ErrorInfo.reason`.
 #[track_caller]
 pub fn assert_error(status: &Status, code: Code, reason: &str) {
     assert_eq!(status.code(), code, "unexpected status: {status:?}");
-    let info = status.get_details_error_info().unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
     assert_eq!(info.reason, reason, "unexpected reason in {status:?}");
     assert_eq!(info.domain, "warden");
 }
@@ -345,8 +456,14 @@ pub fn assert_error(status: &Status, code: Code, reason: &str) {
 /// Asserts INVALID_ARGUMENT with a violation on `field`.
 #[track_caller]
 pub fn assert_invalid(status: &Status, field: &str) {
-    assert_eq!(status.code(), Code::InvalidArgument, "unexpected status: {status:?}");
-    let bad = status.get_details_bad_request().unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "unexpected status: {status:?}"
+    );
+    let bad = status
+        .get_details_bad_request()
+        .unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
     assert!(
         bad.field_violations.iter().any(|v| v.field == field),
         "no violation on {field:?} in {:?}",

@@ -8,7 +8,10 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
         if path.is_dir() {
             sources(&path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+            out.push((
+                path.display().to_string(),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
         }
     }
 }
@@ -20,7 +23,9 @@ fn layers_import_only_what_they_may() {
     sources(&root, &mut files);
     assert!(files.len() > 20, "found the sources");
     // Code mentions, not prose: `tonic::` paths and `use` lines.
-    let uses = |text: &str, krate: &str| text.contains(&format!("{krate}::")) || text.contains(&format!("use {krate}"));
+    let uses = |text: &str, krate: &str| {
+        text.contains(&format!("{krate}::")) || text.contains(&format!("use {krate}"))
+    };
     for (path, text) in &files {
         let in_dir = |d: &str| path.contains(&format!("/src/{d}/"));
         if in_dir("domain") || in_dir("engine") {

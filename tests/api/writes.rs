@@ -8,7 +8,9 @@ use crate::helpers::*;
 
 fn keyed<T>(key: &str, message: T) -> tonic::Request<T> {
     let mut request = authed(ADMIN, message);
-    request.metadata_mut().insert("idempotency-key", MetadataValue::try_from(key).unwrap());
+    request
+        .metadata_mut()
+        .insert("idempotency-key", MetadataValue::try_from(key).unwrap());
     request
 }
 
