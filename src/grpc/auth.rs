@@ -1,6 +1,7 @@
 //! Bearer-JWT authentication as a tower layer: every RPC but health and reflection carries a
 //! valid token, and its `sub` and tenant claim become the `Caller` in the request extensions.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,6 +10,7 @@ use std::task::{Context, Poll};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use parking_lot::RwLock;
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 use tonic::Status;
@@ -38,11 +40,27 @@ pub struct Verifier {
     tenant_claim: String,
     default_tenant: TenantId,
     leeway: u64,
+    /// Tokens that verified, until they expire: services reuse one token for many calls, and
+    /// the signature check would otherwise run on every Check. Keyed by the whole token, so only
+    /// the exact bytes that verified can hit.
+    verified: RwLock<HashMap<Box<str>, Verified>>,
 }
+
+/// A verified token's caller and its `exp`.
+#[derive(Debug, Clone)]
+struct Verified {
+    subject: IdentityId,
+    tenant: TenantId,
+    exp: i64,
+}
+
+/// Past this many live tokens the cache is emptied rather than grown.
+const VERIFIED_CAPACITY: usize = 16_384;
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
+            .field("verified", &self.verified.read().len())
             .field("keys", &self.keys.len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
@@ -114,11 +132,40 @@ impl Verifier {
             tenant_claim: auth.tenant_claim.clone(),
             default_tenant,
             leeway: auth.leeway_seconds,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
     /// The caller a token proves, or UNAUTHENTICATED saying what is wrong (never echoing keys).
     pub fn verify(&self, token: &str) -> Result<(IdentityId, TenantId), Status> {
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX / 4);
+        // Same rule as the full check: expired once `exp` is more than the leeway in the past.
+        if let Some(hit) = self.verified.read().get(token)
+            && now <= hit.exp.saturating_add(leeway)
+        {
+            return Ok((hit.subject.clone(), hit.tenant.clone()));
+        }
+        let (subject, tenant, exp) = self.verify_signature(token)?;
+        let mut cache = self.verified.write();
+        if cache.len() >= VERIFIED_CAPACITY {
+            cache.retain(|_, v| now <= v.exp.saturating_add(leeway));
+            if cache.len() >= VERIFIED_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            token.into(),
+            Verified {
+                subject: subject.clone(),
+                tenant: tenant.clone(),
+                exp,
+            },
+        );
+        Ok((subject, tenant))
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<(IdentityId, TenantId, i64), Status> {
         // decode_header refuses `alg: none` and unknown algorithms outright.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Status::unauthenticated("malformed bearer token"))?;
@@ -153,7 +200,11 @@ impl Verifier {
             }
             validation.set_required_spec_claims(&required);
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
-                Ok(data) => return self.caller_of(&data.claims),
+                Ok(data) => {
+                    let (subject, tenant) = self.caller_of(&data.claims)?;
+                    let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                    return Ok((subject, tenant, exp));
+                }
                 Err(e) => last = Status::unauthenticated(describe(&e)),
             }
         }
@@ -368,4 +419,59 @@ fn trace_id<B>(req: &http::Request<B>) -> String {
         .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .unwrap_or_default()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier() -> Verifier {
+        let auth = AuthConfig {
+            hs256_secret: Some("unit-test-secret-with-at-least-32-bytes".to_owned().into()),
+            leeway_seconds: 0,
+            ..AuthConfig::default()
+        };
+        Verifier::from_config(&auth, TenantId::parse("default").unwrap()).unwrap()
+    }
+
+    fn token(exp_in: i64) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({"sub": "alice", "exp": now + exp_in});
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"unit-test-secret-with-at-least-32-bytes"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_verified_token_is_served_from_the_cache_until_it_expires() {
+        let v = verifier();
+        let live = token(600);
+        assert_eq!(v.verify(&live).unwrap().0.as_str(), "alice");
+        assert_eq!(v.verified.read().len(), 1);
+        // A cached entry past its exp is not trusted: the token is checked again and refused.
+        let expired = token(-60);
+        v.verified.write().insert(
+            expired.as_str().into(),
+            Verified {
+                subject: IdentityId::parse("sub", "alice").unwrap(),
+                tenant: TenantId::parse("default").unwrap(),
+                exp: chrono::Utc::now().timestamp() - 60,
+            },
+        );
+        assert_eq!(
+            v.verify(&expired).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        // A token differing in one byte of its signature never hits the cache.
+        let mut forged = live.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(
+            v.verify(&forged).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+    }
 }
