@@ -63,7 +63,7 @@ pub fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            warden::telemetry::init(warden::config::LogFormat::Text);
+            let _ = warden::telemetry::init(warden::config::LogFormat::Text, None);
         }
     });
 }
@@ -116,6 +116,7 @@ impl TestDatabase {
 pub fn test_config(url: &str) -> Config {
     Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
         database: DatabaseConfig::at(url),
         auth: AuthConfig {
             hs256_secret: Some(SECRET.to_owned().into()),
@@ -132,6 +133,8 @@ pub fn test_config(url: &str) -> Config {
 /// One running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The admin HTTP address: `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: std::net::SocketAddr,
     pub channel: Channel,
     pub db: Arc<TestDatabase>,
     pub clock: Option<ManualClock>,
@@ -154,13 +157,14 @@ pub async fn spawn_on(db: Arc<TestDatabase>, config: impl FnOnce(&str) -> Config
     };
     let app = warden::App::build_with_clock(config, clock_dyn).await.expect("app builds, migrations run, index loads");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
         stopped.await.ok();
     }));
     // The listener is bound before spawning, so connecting cannot race the server.
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connects");
-    TestApp { addr, channel, db, clock, stop: Some(stop), task: Some(task) }
+    TestApp { addr, metrics_addr, channel, db, clock, stop: Some(stop), task: Some(task) }
 }
 
 impl TestApp {

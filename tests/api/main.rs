@@ -8,3 +8,4 @@ mod auth;
 mod catalogue;
 mod durability;
 mod layering;
+mod ops;
