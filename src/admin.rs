@@ -55,12 +55,22 @@ pub fn install() {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(RPCS_TOTAL, "RPCs finished, by method and gRPC code");
-    describe_histogram!(RPC_DURATION, Unit::Seconds, "RPC duration, by method and gRPC code");
+    describe_histogram!(
+        RPC_DURATION,
+        Unit::Seconds,
+        "RPC duration, by method and gRPC code"
+    );
     describe_gauge!(RPCS_IN_FLIGHT, "RPCs being handled now, by method");
     describe_counter!(CHECK_DECISIONS, "Check decisions, by result");
     describe_gauge!("warden_index_tenants", "Tenants in the in-memory index");
-    describe_gauge!("warden_index_assignments", "Assignments in the in-memory index");
-    describe_gauge!("warden_applied_revision", "Newest revision this replica has applied");
+    describe_gauge!(
+        "warden_index_assignments",
+        "Assignments in the in-memory index"
+    );
+    describe_gauge!(
+        "warden_applied_revision",
+        "Newest revision this replica has applied"
+    );
     describe_gauge!(
         "warden_database_revision",
         "Newest committed revision in the database, sampled by the health ping"
@@ -70,7 +80,10 @@ fn describe() {
         "Committed revisions this replica has not applied yet, sampled by the health ping"
     );
     describe_gauge!("warden_db_pool_connections", "Open database connections");
-    describe_gauge!("warden_db_pool_idle_connections", "Idle database connections");
+    describe_gauge!(
+        "warden_db_pool_idle_connections",
+        "Idle database connections"
+    );
     describe_gauge!("warden_db_pool_max_connections", "Database pool ceiling");
     describe_gauge!("warden_up", "1 while gRPC health is SERVING, else 0");
 }
@@ -118,7 +131,10 @@ async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
     let handle = handle();
     handle.run_upkeep();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         handle.render(),
     )
 }

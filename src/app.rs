@@ -241,9 +241,8 @@ impl App {
         let _ = stop_tx.send(true);
         let _ = sync_task.await;
         let _ = probe_task.await;
-        match admin_task.await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "admin HTTP server failed"),
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(e)) = admin_task.await {
+            tracing::warn!(error = %e, "admin HTTP server failed");
         }
         self.store.close().await;
         tracing::info!("warden stopped");

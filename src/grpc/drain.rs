@@ -62,10 +62,8 @@ pub struct DrainService<S> {
 }
 
 /// Resolves once shutdown reaches `phase` (or its sender is gone, which means the same).
-fn reached(mut rx: watch::Receiver<Phase>, phase: Phase) -> impl Future<Output = ()> + Send {
-    async move {
-        let _ = rx.wait_for(|p| *p >= phase).await;
-    }
+async fn reached(mut rx: watch::Receiver<Phase>, phase: Phase) {
+    let _ = rx.wait_for(|p| *p >= phase).await;
 }
 
 impl<S, B> Service<http::Request<B>> for DrainService<S>
@@ -100,8 +98,7 @@ where
                     return Ok(status::shutting_down().into_http());
                 }
             };
-            if wire::status_code(response.headers()).is_some() || response.body().is_end_stream()
-            {
+            if wire::status_code(response.headers()).is_some() || response.body().is_end_stream() {
                 return Ok(response);
             }
             Ok(response.map(|body| {
