@@ -615,20 +615,43 @@ impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::Tra
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_traceparent_becomes_the_parent_of_the_server_span() {
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
-    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+type Exports = mpsc::UnboundedReceiver<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>;
 
-    // Arrange: a receiver, and this process's subscriber exporting to it.
+/// Starts a receiver; its endpoint URL and what it receives.
+async fn otlp_receiver() -> (String, Exports) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, mut exported) = mpsc::unbounded_channel();
+    let (tx, exported) = mpsc::unbounded_channel();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(Receiver(tx)))
             .serve_with_incoming(TcpIncoming::from(listener)),
     );
+    (endpoint, exported)
+}
+
+/// Waits for an exported span named `name`.
+async fn exported_span(exported: &mut Exports, name: &str) -> opentelemetry_proto::tonic::trace::v1::Span {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let batch = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exported.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no span {name} was exported"))
+            .expect("receiver open");
+        let found = batch.resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans).find(|s| s.name == name);
+        if let Some(span) = found {
+            return span;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_traceparent_becomes_the_parent_of_the_server_span() {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+
+    // Arrange: a receiver, and this process's subscriber exporting to it.
+    let (endpoint, mut exported) = otlp_receiver().await;
     let telemetry = warden::telemetry::init(warden::config::LogFormat::Text, Some(&endpoint))
         .expect("the first subscriber in this test process");
     let app = spawn_app(Backend::Sqlite).await;
@@ -645,22 +668,7 @@ async fn a_client_traceparent_becomes_the_parent_of_the_server_span() {
 
     // Assert: the exported server span belongs to the client's trace, under the client's span.
     let decode = |hex: &str| (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect::<Vec<u8>>();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let span = loop {
-        let batch = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), exported.recv())
-            .await
-            .expect("the server span is exported")
-            .expect("receiver open");
-        let found = batch
-            .resource_spans
-            .into_iter()
-            .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans)
-            .find(|s| s.name == "warden.v1.AuthorizationService/Check");
-        if let Some(span) = found {
-            break span;
-        }
-    };
+    let span = exported_span(&mut exported, "warden.v1.AuthorizationService/Check").await;
     assert_eq!(span.trace_id, decode(&trace_id), "same trace as the client");
     assert_eq!(span.parent_span_id, decode(&parent_span_id), "child of the client's span");
     assert_eq!(span.kind, SpanKind::Server as i32);
@@ -671,4 +679,27 @@ async fn a_client_traceparent_becomes_the_parent_of_the_server_span() {
     );
     app.finish().await;
     telemetry.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exports_spans_to_otel_exporter_otlp_endpoint_and_flushes_them_on_sigterm() {
+    // Arrange: the standard OpenTelemetry variable points the real binary at the receiver.
+    let (endpoint, mut exported) = otlp_receiver().await;
+    let db = TestDatabase::create(Backend::Sqlite).await;
+    let mut server = start_binary(&db.url, &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("WARDEN_SHUTDOWN_GRACE", "2s")]);
+    let channel = connect(server.addr).await;
+    permission_service_client::PermissionServiceClient::new(channel.clone())
+        .list_permissions(authed(ADMIN, ListPermissionsRequest::default()))
+        .await
+        .expect("list");
+
+    // Act: stop it before the batch exporter's own schedule (5 s) would send anything.
+    send_sigterm(&server.child);
+    let status = exit_within(&mut server.child, Duration::from_secs(10)).await;
+
+    // Assert: the span left with the shutdown flush.
+    assert!(status.success(), "exit status {status:?}");
+    let span = exported_span(&mut exported, "warden.v1.PermissionService/ListPermissions").await;
+    assert_eq!(span.trace_id.len(), 16, "a root span with a fresh trace id");
+    drop(channel);
 }
