@@ -222,6 +222,8 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     metrics_addr: SocketAddr,
+    /// Every JSON log line so far.
+    log: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
 }
 
 /// Starts `warden serve` on ephemeral ports and reads both addresses from its JSON log.
@@ -256,14 +258,19 @@ fn start_binary(url: &str, env: &[(&str, &str)]) -> Server {
     };
     // Keep draining the log so the child never blocks on a full pipe.
     let echo = std::env::var_os("TEST_LOG").is_some();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&log);
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             if echo {
                 eprintln!("warden: {line}");
             }
+            if let Ok(json) = serde_json::from_str(&line) {
+                kept.lock().unwrap().push(json);
+            }
         }
     });
-    Server { child, addr, metrics_addr }
+    Server { child, addr, metrics_addr, log }
 }
 
 fn send_sigterm(child: &Child) {
@@ -386,6 +393,49 @@ async fn sigterm_ends_rpcs_still_running_at_the_end_of_the_grace_period_and_exit
     assert!(took >= grace, "the RPC was given the grace period ({took:?})");
     assert!(took < grace + Duration::from_secs(3), "exited {took:?} after SIGTERM; grace is {grace:?}");
     drop(channel);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_error_leaks_nothing_and_is_logged_under_the_request_id_the_client_gets() {
+    // Arrange: the real binary, JSON logs, a database it reaches through a proxy.
+    let db = TestDatabase::create(Backend::Postgres).await;
+    let (_, target) = through(&db.url, "127.0.0.1:1".parse().unwrap());
+    let mut proxy = Proxy::start(&target).await;
+    let mut server = start_binary(
+        &through(&db.url, proxy.addr).0,
+        &[("WARDEN_DATABASE__CONNECT_TIMEOUT", "1s"), ("WARDEN_SHUTDOWN_GRACE", "2s")],
+    );
+    let channel = connect(server.addr).await;
+    proxy.stop().await;
+
+    // Act
+    let mut request = authed(ADMIN, CreatePermissionRequest { name: "docs:read".into(), ..Default::default() });
+    request.metadata_mut().insert("x-request-id", MetadataValue::from_static("req-internal-7"));
+    let err = permission_service_client::PermissionServiceClient::new(channel.clone())
+        .create_permission(request)
+        .await
+        .expect_err("the database is gone");
+
+    // Assert: the client learns nothing internal, but gets the id the log line carries.
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert_eq!(err.message(), "internal error");
+    assert_eq!(err.get_details_request_info().expect("RequestInfo").request_id, "req-internal-7");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let logged = server.log.lock().unwrap().iter().any(|line| {
+            line["level"] == "ERROR" && line["span"]["request_id"] == "req-internal-7" && line["span"]["name"] == "rpc"
+        });
+        if logged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ERROR line under request id req-internal-7");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.restart().await;
+    send_sigterm(&server.child);
+    assert!(exit_within(&mut server.child, Duration::from_secs(10)).await.success());
+    drop(channel);
+    db.drop_database().await;
 }
 
 // ----- limits -----
