@@ -4,25 +4,34 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
+use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::domain::{Clock, SystemClock, TenantId};
 use crate::engine::Engine;
-use crate::grpc::{self, SERVICE_NAMES, Verifier};
+use crate::grpc::{self, Phase, Verifier};
+use crate::health::{self, Health};
 use crate::service::{BootstrapAdmin, ReplicaIdentity, Retention, Service, Settings, Sync};
 use crate::store::{Store, StoreOptions};
 
-/// A built server: migrated, index loaded, listener bound, not yet serving.
+/// Once the grace period is over and every call has been ended, how long the connections get to
+/// deliver those last statuses before they are dropped.
+const LAST_WRITES: Duration = Duration::from_secs(1);
+
+/// A built server: migrated, index loaded, listeners bound, not yet serving.
 #[derive(Debug)]
 pub struct App {
     config: Config,
     listener: TcpListener,
+    admin_listener: TcpListener,
     store: Store,
+    engine: Arc<Engine>,
     service: Service,
     sync: Arc<Sync>,
     verifier: Arc<Verifier>,
@@ -86,6 +95,7 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let engine = Arc::new(Engine::from_snapshot(revision, tenants));
+        admin::install();
         let sync = Arc::new(Sync::new(store.clone(), Arc::clone(&engine)));
         let settings = Settings {
             consistency_wait: config.consistency_wait,
@@ -100,7 +110,7 @@ impl App {
         };
         let service = Service::new(
             store.clone(),
-            engine,
+            Arc::clone(&engine),
             Arc::clone(&sync),
             clock,
             settings,
@@ -123,14 +133,31 @@ impl App {
                     config.listen_addr
                 )
             })?;
+        let admin_listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "metrics_addr (WARDEN_METRICS_ADDR): cannot bind {}",
+                    config.metrics_addr
+                )
+            })?;
         Ok(Self {
             config,
             listener,
+            admin_listener,
             store,
+            engine,
             service,
             sync,
             verifier,
         })
+    }
+
+    /// The bound admin HTTP address (`/metrics`, `/healthz`, `/readyz`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The bound gRPC address (the real port when configured with port 0).
@@ -145,22 +172,26 @@ impl App {
         &self.service
     }
 
-    /// Serves until `shutdown` resolves, then drains: health flips to NOT_SERVING, new RPCs are
-    /// refused, in-flight ones get up to `shutdown_grace` to finish.
+    /// Serves until `shutdown` resolves, then drains as OPERATIONS.md says: health turns
+    /// NOT_SERVING, the listener closes and connections get GOAWAY, open response streams end with
+    /// UNAVAILABLE, in-flight RPCs get up to `shutdown_grace` to finish, and whatever still runs
+    /// then is ended too. Returns once every connection is closed, at most `shutdown_grace` plus
+    /// a second after `shutdown` resolved.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (reporter, health) = tonic_health::server::health_reporter();
-        set_health(&reporter, ServingStatus::Serving).await;
+        let (health, health_server) = Health::new().await;
+        let (phase_tx, phase_rx) = watch::channel(Phase::Serving);
         let router = grpc::router(
             self.service.clone(),
             Arc::clone(&self.verifier),
-            health,
+            health_server,
             &self.config.limits,
+            phase_rx.clone(),
         )?;
 
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
         let background = [
             tokio::spawn(
                 Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx.clone()),
@@ -171,46 +202,75 @@ impl App {
                 Retention {
                     changes: self.config.change_retention,
                 },
-                stop_rx,
+                stop_rx.clone(),
             )),
         ];
+        let probe_task = tokio::spawn(health::watch_database(
+            self.store.clone(),
+            Arc::clone(&self.engine),
+            health.clone(),
+            self.config.database.ping_interval,
+            self.config.database.connect_timeout,
+            stop_rx.clone(),
+        ));
+        let addr = self.local_addr();
+        let metrics_addr = self.metrics_addr();
+        let admin_state = AdminState {
+            engine: Arc::clone(&self.engine),
+            store: self.store.clone(),
+            health: health.clone(),
+        };
+        let mut admin_stop = stop_rx.clone();
+        let admin_task = tokio::spawn(admin::serve(self.admin_listener, admin_state, async move {
+            let _ = admin_stop.wait_for(|s| *s).await;
+        }));
 
-        let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
         let grace = self.config.shutdown_grace;
-        let drain_reporter = reporter.clone();
+        let drain_health = health.clone();
         let drain_service = self.service.clone();
-        tokio::spawn(async move {
+        let phases = tokio::spawn(async move {
             shutdown.await;
-            tracing::info!("shutdown requested; draining");
-            set_health(&drain_reporter, ServingStatus::NotServing).await;
+            tracing::info!(?grace, "shutdown requested; draining");
+            drain_health.start_draining().await;
             drain_service.start_draining();
-            let _ = drain_tx.send(true);
+            phase_tx.send_replace(Phase::Draining);
+            tokio::time::sleep(grace).await;
+            tracing::warn!("grace period over; ending the RPCs still running");
+            phase_tx.send_replace(Phase::Closing);
+            // Keep the sender alive until serving is over: dropping it reads as Closing anyway.
+            std::future::pending::<()>().await;
         });
-        let draining = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|d| *d).await;
+        let reached = |mut rx: watch::Receiver<Phase>, phase: Phase| async move {
+            let _ = rx.wait_for(|p| *p >= phase).await;
         };
 
-        let addr = self.local_addr();
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        tracing::info!(%addr, "warden serving");
-        let serve = router.serve_with_incoming_shutdown(incoming, draining(drain_rx.clone()));
-        // The drain is bounded: once the grace period after the signal is over, whatever is
-        // still open (a long WatchChanges stream, say) is cut.
+        tracing::info!(%addr, %metrics_addr, "warden serving");
+        let serve = router
+            .serve_with_incoming_shutdown(incoming, reached(phase_rx.clone(), Phase::Draining));
+        // Once Closing has ended every call, connections close on their own; the bound only
+        // guards against a peer that stops reading.
         let result = tokio::select! {
             r = serve => r.map_err(anyhow::Error::from),
             () = async {
-                draining(drain_rx).await;
-                tokio::time::sleep(grace).await;
+                reached(phase_rx, Phase::Closing).await;
+                tokio::time::sleep(LAST_WRITES).await;
             } => {
-                tracing::warn!("grace period over; closing remaining connections");
+                tracing::warn!("connections still open after the grace period; dropping them");
                 Ok(())
             }
         };
+        phases.abort();
         let _ = stop_tx.send(true);
         for task in background {
             let _ = task.await;
         }
+        let _ = probe_task.await;
+        if let Ok(Err(e)) = admin_task.await {
+            tracing::warn!(error = %e, "admin HTTP server failed");
+        }
         self.store.close().await;
+        tracing::info!("warden stopped");
         result
     }
 }
@@ -227,11 +287,4 @@ fn replica_id() -> String {
         "{host}-{}",
         &uuid::Uuid::now_v7().simple().to_string()[20..]
     )
-}
-
-async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
-    reporter.set_service_status("", status).await;
-    for name in SERVICE_NAMES {
-        reporter.set_service_status(name, status).await;
-    }
 }

@@ -23,6 +23,8 @@ pub struct Config {
     #[serde(deserialize_with = "list_or_csv")]
     pub bootstrap_admins: Vec<String>,
     pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint spans are exported to (`OTEL_EXPORTER_OTLP_ENDPOINT`); none: no export.
+    pub otlp_endpoint: Option<String>,
     pub limits: LimitsConfig,
     #[serde(with = "humantime_serde")]
     pub approval_ttl: Duration,
@@ -64,6 +66,9 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// How often health pings the database; health turns NOT_SERVING when a ping fails.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,9 +89,16 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub max_request_bytes: usize,
+    /// RPCs handled at once across all connections; more are refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_rpcs: usize,
     #[serde(with = "humantime_serde")]
     pub rpc_timeout: Duration,
+    /// HTTP/2 PING interval on idle connections, so dead peers and half-open NAT entries are noticed.
+    #[serde(with = "humantime_serde")]
+    pub http2_keepalive_interval: Duration,
+    /// How long an unanswered keepalive PING may wait before the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub http2_keepalive_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -107,6 +119,7 @@ impl Default for Config {
             default_tenant: "default".into(),
             bootstrap_admins: Vec::new(),
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
             limits: LimitsConfig::default(),
             approval_ttl: Duration::from_secs(7 * 24 * 3600),
             shutdown_grace: Duration::from_secs(20),
@@ -129,6 +142,7 @@ impl Default for DatabaseConfig {
             url: SecretString::from("sqlite://warden.db?mode=rwc"),
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(1),
         }
     }
 }
@@ -163,6 +177,8 @@ impl Default for LimitsConfig {
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_rpcs: 1024,
             rpc_timeout: Duration::from_secs(10),
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -184,7 +200,7 @@ const ENV_ALIASES: [(&str, &str); 10] = [
 /// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
-const ENV_ROOTS: [&str; 17] = [
+const ENV_ROOTS: [&str; 18] = [
     "listen_addr",
     "metrics_addr",
     "database",
@@ -192,6 +208,7 @@ const ENV_ROOTS: [&str; 17] = [
     "default_tenant",
     "bootstrap_admins",
     "log_format",
+    "otlp_endpoint",
     "limits",
     "approval_ttl",
     "shutdown_grace",
@@ -240,13 +257,21 @@ impl Config {
             });
 
         figment = figment.merge(env);
+        // The OpenTelemetry standard name, as every OTel SDK reads it; it wins over
+        // WARDEN_OTLP_ENDPOINT. Empty means unset (a chart may render it empty).
+        figment = figment.merge(
+            Env::raw()
+                .only(&["OTEL_EXPORTER_OTLP_ENDPOINT"])
+                .map(|_| "otlp_endpoint".into()),
+        );
         if let Some(addr) = &overrides.listen_addr {
             figment = figment.merge(("listen_addr", addr));
         }
         if let Some(url) = &overrides.database_url {
             figment = figment.merge(("database.url", url));
         }
-        let config: Config = figment.extract().map_err(|e| describe_figment_error(&e))?;
+        let mut config: Config = figment.extract().map_err(|e| describe_figment_error(&e))?;
+        config.otlp_endpoint = config.otlp_endpoint.filter(|e| !e.trim().is_empty());
         Ok(config)
     }
 
@@ -306,6 +331,22 @@ impl Config {
         }
         if self.limits.rpc_timeout.is_zero() {
             return Err("limits.rpc_timeout (WARDEN_LIMITS__RPC_TIMEOUT): must be positive".into());
+        }
+        if self.limits.http2_keepalive_interval.is_zero() {
+            return Err("limits.http2_keepalive_interval (WARDEN_LIMITS__HTTP2_KEEPALIVE_INTERVAL): must be positive".into());
+        }
+        if self.limits.http2_keepalive_timeout.is_zero() {
+            return Err("limits.http2_keepalive_timeout (WARDEN_LIMITS__HTTP2_KEEPALIVE_TIMEOUT): must be positive".into());
+        }
+        if self.database.ping_interval.is_zero() {
+            return Err(
+                "database.ping_interval (WARDEN_DATABASE__PING_INTERVAL): must be positive".into(),
+            );
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err("otlp_endpoint (OTEL_EXPORTER_OTLP_ENDPOINT): must be an http:// or https:// URL, e.g. http://otel-collector:4317".into());
         }
         if self.approval_ttl.is_zero() {
             return Err("approval_ttl (WARDEN_APPROVAL_TTL): must be positive".into());

@@ -4,12 +4,14 @@
 //! Layers: `grpc` (edge) -> `service` (use-cases) -> `store` (SeaORM) and `engine` (the
 //! in-memory index), all speaking `domain` types.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod grpc;
+pub mod health;
 pub mod proto;
 pub mod service;
 pub mod store;

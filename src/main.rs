@@ -24,7 +24,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // Connection tasks the drain already ended, and blocking database work, get a moment; the
+    // process does not wait on anything past that.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -48,7 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config =
                 Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
             config.skip_migrations = no_migrate;
-            telemetry::init(config.log_format);
+            let telemetry = telemetry::init(config.log_format, config.otlp_endpoint.as_deref())?;
             if dev {
                 prepare_dev(&mut config);
             }
@@ -56,7 +60,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if dev {
                 print_dev_banner(&config, app.local_addr())?;
             }
-            app.run_until(shutdown_signal()).await
+            let served = app.run_until(shutdown_signal()).await;
+            // The last spans (the drain's included) leave before the process does.
+            telemetry.shutdown().await;
+            served
         }
         Command::Migrate { database_url } => {
             let overrides = Overrides {
@@ -65,7 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let config =
                 Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
-            telemetry::init(config.log_format);
+            let _telemetry = telemetry::init(config.log_format, None)?;
             let store = warden::app::connect(&config).await?;
             store
                 .migrate()

@@ -43,6 +43,12 @@ pub enum Reason {
     SelfApproval,
     Unavailable,
     RevisionOutOfRange,
+    /// The server is at its concurrent-RPC limit; retry with backoff.
+    Overloaded,
+    /// The RPC ran past the server's `limits.rpc_timeout`.
+    RpcTimeout,
+    /// The server is draining for shutdown; retry on another replica.
+    ShuttingDown,
     Internal,
 }
 
@@ -71,6 +77,9 @@ impl Reason {
             Reason::SelfApproval => "SELF_APPROVAL",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",
+            Reason::Overloaded => "OVERLOADED",
+            Reason::RpcTimeout => "RPC_TIMEOUT",
+            Reason::ShuttingDown => "SHUTTING_DOWN",
             Reason::Internal => "INTERNAL",
         }
     }

@@ -17,6 +17,13 @@ use crate::domain::{
 
 pub use index::{Decision, GrantPath, Holder, TenantIndex};
 
+/// How big the index is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub tenants: usize,
+    pub assignments: usize,
+}
+
 /// Every tenant's index plus the revision applied so far.
 #[derive(Debug)]
 pub struct Engine {
@@ -44,6 +51,15 @@ impl Engine {
     /// The revision every answer currently includes.
     pub fn applied_revision(&self) -> Revision {
         *self.applied.borrow()
+    }
+
+    /// Index sizes, for metrics. Takes each tenant's read lock briefly.
+    pub fn stats(&self) -> IndexStats {
+        let tenants = self.tenants.read();
+        IndexStats {
+            tenants: tenants.len(),
+            assignments: tenants.values().map(|i| i.read().assignment_count()).sum(),
+        }
     }
 
     /// Applies one committed change. The caller guarantees revision order (see `service::sync`).

@@ -50,6 +50,18 @@ fn grant(g: GrantPath) -> pb::Grant {
     }
 }
 
+/// Counts one decision in `warden_check_decisions_total`.
+fn count(d: &Decision) {
+    let result = if d.allowed {
+        "allowed"
+    } else if d.unknown_permission {
+        "unknown_permission"
+    } else {
+        "denied"
+    };
+    metrics::counter!(crate::admin::CHECK_DECISIONS, "result" => result).increment(1);
+}
+
 fn response(d: Decision, revision: Revision) -> pb::CheckResponse {
     let reason = if d.allowed {
         pb::CheckReason::Granted
@@ -85,6 +97,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         let caller = caller(&request)?;
         let item = check_item("", request.get_ref())?;
         let (decision, revision) = self.service.check(&caller, &item).await?;
+        count(&decision);
         Ok(Response::new(response(decision, revision)))
     }
 
@@ -104,6 +117,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .map(|(i, item)| check_item(&format!("items[{i}]."), item))
             .collect::<Result<Vec<_>, _>>()?;
         let (decisions, revision) = self.service.batch_check(&caller, &items).await?;
+        decisions.iter().for_each(count);
         Ok(Response::new(pb::BatchCheckResponse {
             results: decisions
                 .into_iter()

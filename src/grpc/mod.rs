@@ -5,16 +5,23 @@ mod audit;
 mod auth;
 mod authorization;
 mod convert;
+mod drain;
 mod groups;
+mod limits;
+mod metrics;
 mod permissions;
 mod roles;
 mod status;
+mod trace;
+mod wire;
 
 use std::sync::Arc;
 
+use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tonic::{Request, Status};
+use tower::layer::util::{Identity, Stack};
 
 use crate::config::LimitsConfig;
 use sha2::{Digest as _, Sha256};
@@ -24,6 +31,16 @@ use crate::proto::{FILE_DESCRIPTOR_SET, pb};
 use crate::service::{IdempotencyKey, Service, WriteOptions};
 
 pub use auth::{AuthLayer, Verifier, mint_hs256};
+pub use drain::{DrainLayer, Phase};
+pub use limits::LimitLayer;
+pub use metrics::MetricsLayer;
+pub use trace::TraceLayer;
+
+/// The tower layers every RPC passes, outermost first (see `router`).
+pub type Layers = Stack<
+    AuthLayer,
+    Stack<LimitLayer, Stack<DrainLayer, Stack<MetricsLayer, Stack<TraceLayer, Identity>>>>,
+>;
 
 /// Every `warden.v1` service name, for health reporting.
 pub const SERVICE_NAMES: [&str; 7] = [
@@ -91,6 +108,7 @@ fn write_options<T: prost::Message>(
 }
 
 /// Builds the server: layers, the warden services, health and reflection v1 + v1alpha.
+/// `phase` is the shutdown state `App::run_until` advances.
 pub fn router(
     service: Service,
     verifier: Arc<Verifier>,
@@ -98,8 +116,8 @@ pub fn router(
         impl tonic_health::pb::health_server::Health,
     >,
     limits: &LimitsConfig,
-) -> Result<Router<tower::layer::util::Stack<AuthLayer, tower::layer::util::Identity>>, anyhow::Error>
-{
+    phase: watch::Receiver<Phase>,
+) -> Result<Router<Layers>, anyhow::Error> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -109,11 +127,30 @@ pub fn router(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    let methods = wire::Methods::from_descriptors(&[
+        FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ]);
     let max = limits.max_request_bytes;
     let router = Server::builder()
-        .timeout(limits.rpc_timeout)
-        .concurrency_limit_per_connection(limits.max_concurrent_rpcs)
-        // Auth runs innermost, after transport limits, and lets health and reflection through.
+        // Dead peers and stale NAT entries are found by PINGs, not by the next write failing.
+        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        // Outermost: the request id and the span exist before anything can refuse the call, so
+        // even a refusal is logged, traced and answered with its request id.
+        .layer(TraceLayer::default())
+        // Outside every layer that refuses calls (drain, limits, auth), so shed, timed-out and
+        // unauthenticated calls are counted too.
+        .layer(MetricsLayer::new(Arc::clone(&methods)))
+        // Outside the limits: a call cut at shutdown must also release its concurrency permit,
+        // and the drain must see streams however they were admitted.
+        .layer(DrainLayer::new(phase, methods))
+        // Before auth: shedding must cost less than verifying a token, or overload feeds on itself.
+        .layer(LimitLayer::new(
+            limits.max_concurrent_rpcs,
+            limits.rpc_timeout,
+        ))
+        // Auth runs innermost, right before the services, and lets health and reflection through.
         .layer(AuthLayer::new(verifier))
         .add_service(health)
         .add_service(reflection_v1)

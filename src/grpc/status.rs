@@ -3,7 +3,48 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt as _};
 
-use crate::domain::Error;
+use crate::domain::{Error, Reason};
+
+/// A status the transport layers produce for a call no handler decided: shed, timed out, cut by
+/// shutdown. Same shape as every other non-INVALID_ARGUMENT status: `ErrorInfo` with a reason.
+fn edge(code: Code, reason: Reason, message: String) -> Status {
+    let info = ErrorDetails::with_error_info(
+        reason.as_str(),
+        "warden",
+        std::collections::HashMap::<String, String>::new(),
+    );
+    Status::with_error_details(code, message, info)
+}
+
+/// RESOURCE_EXHAUSTED: `limits.max_concurrent_rpcs` RPCs are already being handled.
+pub(crate) fn overloaded() -> Status {
+    edge(
+        Code::ResourceExhausted,
+        Reason::Overloaded,
+        "the server is at its concurrent-RPC limit; retry with backoff".to_owned(),
+    )
+}
+
+/// DEADLINE_EXCEEDED: the handler ran past `limits.rpc_timeout`.
+pub(crate) fn timed_out(limit: std::time::Duration) -> Status {
+    edge(
+        Code::DeadlineExceeded,
+        Reason::RpcTimeout,
+        format!(
+            "the RPC did not finish within the server's {} limit",
+            humantime::format_duration(limit)
+        ),
+    )
+}
+
+/// UNAVAILABLE: the server is shutting down and ended this call; retry on another replica.
+pub(crate) fn shutting_down() -> Status {
+    edge(
+        Code::Unavailable,
+        Reason::ShuttingDown,
+        "the server is shutting down; retry on another replica".to_owned(),
+    )
+}
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {

@@ -39,6 +39,15 @@ pub struct Store {
     db: DatabaseConnection,
 }
 
+/// A snapshot of the connection pool, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections, idle or in use.
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Connection settings, taken from `Config` by `app`.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -91,6 +100,49 @@ impl Store {
     /// A cheap round trip, for health.
     pub async fn ping(&self) -> Result<(), Error> {
         self.db.ping().await.map_err(db_error)
+    }
+
+    /// The newest committed revision, read from the revision counter: one cheap round trip that
+    /// doubles as the health ping and gives the replication lag.
+    pub async fn latest_revision(&self) -> Result<Revision, Error> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT revision FROM revision_counter WHERE id = 1",
+            ))
+            .await
+            .map_err(db_error)?
+            .context("revision counter row is missing")?;
+        let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
+        Ok(rev_from(revision))
+    }
+
+    /// Connections the pool holds now, how many of them are idle, and its ceiling.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle, max) = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        };
+        PoolStats {
+            size,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
     }
 
     pub async fn close(self) {

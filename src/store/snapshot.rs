@@ -88,26 +88,30 @@ impl Store {
                 });
         }
         // Only the columns the index needs: a million rows must load in a few seconds.
-        let rows: Vec<(String, String, String, String, String, Option<i64>)> = assignment::Entity::find()
-            .select_only()
-            .column(assignment::Column::TenantId)
-            .column(assignment::Column::Id)
-            .column(assignment::Column::RoleId)
-            .column(assignment::Column::IdentityId)
-            .column(assignment::Column::IdentityKind)
-            .column(assignment::Column::ExpireTime)
-            .into_tuple()
-            .all(&txn)
-            .await
-            .map_err(db_error)?;
+        let rows: Vec<(String, String, String, String, String, Option<i64>)> =
+            assignment::Entity::find()
+                .select_only()
+                .column(assignment::Column::TenantId)
+                .column(assignment::Column::Id)
+                .column(assignment::Column::RoleId)
+                .column(assignment::Column::IdentityId)
+                .column(assignment::Column::IdentityKind)
+                .column(assignment::Column::ExpireTime)
+                .into_tuple()
+                .all(&txn)
+                .await
+                .map_err(db_error)?;
         for (tenant, id, role, identity, kind, expire) in rows {
-            tenants.entry(tenant).or_default().push(Delta::AssignmentPut {
-                id: stored_id(AssignmentId::parse, &id)?,
-                role: stored_id(RoleId::parse, &role)?,
-                identity: IdentityId::parse("identity", &identity)?,
-                kind: IdentityKind::parse(&kind).unwrap_or_default(),
-                expire_time: expire.map(from_micros),
-            });
+            tenants
+                .entry(tenant)
+                .or_default()
+                .push(Delta::AssignmentPut {
+                    id: stored_id(AssignmentId::parse, &id)?,
+                    role: stored_id(RoleId::parse, &role)?,
+                    identity: IdentityId::parse("identity", &identity)?,
+                    kind: IdentityKind::parse(&kind).unwrap_or_default(),
+                    expire_time: expire.map(from_micros),
+                });
         }
         for c in change_request::Entity::find()
             .all(&txn)

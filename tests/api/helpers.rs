@@ -63,7 +63,7 @@ pub fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            warden::telemetry::init(warden::config::LogFormat::Text);
+            let _ = warden::telemetry::init(warden::config::LogFormat::Text, None);
         }
     });
 }
@@ -136,6 +136,7 @@ impl TestDatabase {
 pub fn test_config(url: &str) -> Config {
     Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
         database: DatabaseConfig::at(url),
         auth: AuthConfig {
             hs256_secret: Some(SECRET.to_owned().into()),
@@ -151,6 +152,8 @@ pub fn test_config(url: &str) -> Config {
 
 /// One running server and what a test needs to talk to it.
 pub struct TestApp {
+    /// The admin HTTP address: `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_addr: std::net::SocketAddr,
     pub channel: Channel,
     pub db: Arc<TestDatabase>,
     pub clock: Option<ManualClock>,
@@ -188,6 +191,7 @@ pub async fn spawn_on(
         .expect("app builds, migrations run, index loads");
     let addr = app.local_addr();
     let service = app.service().clone();
+    let metrics_addr = app.metrics_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async {
         stopped.await.ok();
@@ -199,6 +203,7 @@ pub async fn spawn_on(
         .await
         .expect("connects");
     TestApp {
+        metrics_addr,
         channel,
         db,
         clock,

@@ -11,5 +11,6 @@ mod differential;
 mod durability;
 mod expiry;
 mod layering;
+mod ops;
 mod startup;
 mod writes;

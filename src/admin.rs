@@ -1,0 +1,179 @@
+//! The admin HTTP listener on `metrics_addr`: `/metrics` (Prometheus text), `/healthz` (the
+//! process answers) and `/readyz` (200 only while gRPC health is SERVING). Metric names are
+//! declared here; recording happens where the facts are (the RPC layer, `Check`, the health probe).
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::engine::Engine;
+use crate::health::Health;
+use crate::store::Store;
+
+/// Counter: RPCs finished, by `method` (`pkg.Service/Method`, or `unknown`) and `code`.
+pub const RPCS_TOTAL: &str = "warden_rpcs_total";
+/// Histogram: RPC duration in seconds until the last byte of the response, by `method` and `code`.
+pub const RPC_DURATION: &str = "warden_rpc_duration_seconds";
+/// Gauge: RPCs being handled now, by `method`.
+pub const RPCS_IN_FLIGHT: &str = "warden_rpcs_in_flight";
+/// Counter: `Check` and `BatchCheck` decisions, by `result` (allowed, denied, unknown_permission).
+pub const CHECK_DECISIONS: &str = "warden_check_decisions_total";
+
+const RPC_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
+fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(RPC_DURATION.to_owned()), &RPC_BUCKETS)
+            .expect("bucket list is not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics shows only gauges");
+        }
+        describe();
+        handle
+    })
+}
+
+/// Installs the recorder; idempotent. Called by `App::build` before anything records.
+pub fn install() {
+    let _ = handle();
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(RPCS_TOTAL, "RPCs finished, by method and gRPC code");
+    describe_histogram!(
+        RPC_DURATION,
+        Unit::Seconds,
+        "RPC duration, by method and gRPC code"
+    );
+    describe_gauge!(RPCS_IN_FLIGHT, "RPCs being handled now, by method");
+    describe_counter!(CHECK_DECISIONS, "Check decisions, by result");
+    describe_gauge!("warden_index_tenants", "Tenants in the in-memory index");
+    describe_gauge!(
+        "warden_index_assignments",
+        "Assignments in the in-memory index"
+    );
+    describe_gauge!(
+        "warden_applied_revision",
+        "Newest revision this replica has applied"
+    );
+    describe_gauge!(
+        "warden_database_revision",
+        "Newest committed revision in the database, sampled by the health ping"
+    );
+    describe_gauge!(
+        "warden_replication_lag_revisions",
+        "Committed revisions this replica has not applied yet, sampled by the health ping"
+    );
+    describe_gauge!("warden_db_pool_connections", "Open database connections");
+    describe_gauge!(
+        "warden_db_pool_idle_connections",
+        "Idle database connections"
+    );
+    describe_gauge!("warden_db_pool_max_connections", "Database pool ceiling");
+    describe_gauge!("warden_up", "1 while gRPC health is SERVING, else 0");
+}
+
+/// Records the applied revision and, when known, the database's newest and the lag between them.
+pub fn record_revisions(applied: u64, latest: Option<u64>) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("warden_applied_revision").set(applied as f64);
+    if let Some(latest) = latest {
+        #[allow(clippy::cast_precision_loss)]
+        {
+            metrics::gauge!("warden_database_revision").set(latest as f64);
+            metrics::gauge!("warden_replication_lag_revisions")
+                .set(latest.saturating_sub(applied) as f64);
+        }
+    }
+}
+
+/// What the admin routes read.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub engine: Arc<Engine>,
+    pub store: Store,
+    pub health: Health,
+}
+
+impl AdminState {
+    /// Gauges that are cheapest to read at scrape time rather than to keep current.
+    #[allow(clippy::cast_precision_loss)]
+    fn refresh_gauges(&self) {
+        let index = self.engine.stats();
+        metrics::gauge!("warden_index_tenants").set(index.tenants as f64);
+        metrics::gauge!("warden_index_assignments").set(index.assignments as f64);
+        metrics::gauge!("warden_applied_revision").set(self.engine.applied_revision().0 as f64);
+        let pool = self.store.pool_stats();
+        metrics::gauge!("warden_db_pool_connections").set(f64::from(pool.size));
+        metrics::gauge!("warden_db_pool_idle_connections").set(f64::from(pool.idle));
+        metrics::gauge!("warden_db_pool_max_connections").set(f64::from(pool.max));
+        metrics::gauge!("warden_up").set(if self.health.is_serving() { 1.0 } else { 0.0 });
+    }
+}
+
+async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
+    state.refresh_gauges();
+    let handle = handle();
+    handle.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AdminState>) -> (StatusCode, &'static str) {
+    if state.health.is_serving() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// Serves the admin routes on `listener` until `stop` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state);
+    // Histograms buffer samples until upkeep; scrapes run it too, but a server nobody scrapes
+    // must not grow without bound.
+    let upkeep = tokio::spawn(async {
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            ticker.tick().await;
+            handle().run_upkeep();
+        }
+    });
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await;
+    upkeep.abort();
+    result
+}
