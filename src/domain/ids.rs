@@ -118,6 +118,12 @@ impl IdentityId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Rebuilds an id from text that was validated on its way in (the index stores names as
+    /// plain text to keep them compact).
+    pub fn from_validated(raw: &str) -> Self {
+        Self(raw.into())
+    }
 }
 
 impl fmt::Display for IdentityId {

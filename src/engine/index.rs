@@ -1,37 +1,58 @@
 //! One tenant's authorization index: identity -> assignments (direct and through groups)
 //! -> roles -> permission slots. Pure data, fed by deltas; no I/O, no locks.
+//!
+//! Laid out for a million assignments in a few hundred megabytes at most: permissions, roles
+//! and identities are interned to `u32`s, identity names live in one text arena, and each
+//! identity's assignments form an intrusive list through a slab, so an assignment costs a slab
+//! entry, an id-map entry and (when its identity is new) a few bytes of name.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 
 use chrono::{DateTime, Utc};
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::domain::{
-    AssignmentId, ChangeRequestId, Delta, IdentityId, IdentityKind, PermissionId, RoleId,
+    AssignmentId, ChangeRequestId, Delta, GroupId, IdentityId, IdentityKind, PermissionId, RoleId,
 };
 
 /// Permissions are interned to small integers so a role's set is a sorted `Vec<u32>`.
 type Slot = u32;
 
+/// "No entry" in the `u32` links.
+const NONE: u32 = u32::MAX;
+
 #[derive(Debug, Clone)]
 struct RoleEntry {
+    id: RoleId,
     name: Box<str>,
     slots: Vec<Slot>,
     permission_ids: Vec<PermissionId>,
+    /// Deleted roles keep their slot (assignments never outlive them) but grant nothing.
+    removed: bool,
+}
+
+/// 32 bytes: the expiry of the few assignments that have one lives in a side map.
+#[derive(Debug, Clone)]
+struct AssignmentEntry {
+    id: AssignmentId,
+    role: u32,
+    /// `NONE` marks a free slab entry.
+    identity: u32,
+    /// The identity's next assignment.
+    next: u32,
+    kind: IdentityKind,
+    expires: bool,
 }
 
 #[derive(Debug, Clone)]
-struct AssignmentEntry {
-    role: RoleId,
-    identity: IdentityId,
-    kind: IdentityKind,
-    expire_time: Option<DateTime<Utc>>,
-}
-
-impl AssignmentEntry {
-    /// Grants nothing from `expire_time` on, exactly (API rule 10).
-    fn live_at(&self, now: DateTime<Utc>) -> bool {
-        self.expire_time.is_none_or(|t| now < t)
-    }
+struct IdentityEntry {
+    name_at: u32,
+    name_len: u32,
+    /// Head of the identity's assignment list.
+    first: u32,
+    /// Assignments plus group memberships (as member or as group) that keep it interned.
+    refs: u32,
 }
 
 /// How one identity holds a role: the assignment, and the group it came through, if any.
@@ -74,13 +95,32 @@ pub struct TenantIndex {
     /// slot -> name; `None` once the permission is deleted (slots are reused).
     names: Vec<Option<Box<str>>>,
     free_slots: Vec<Slot>,
-    roles: HashMap<RoleId, RoleEntry>,
-    assignments: HashMap<AssignmentId, AssignmentEntry>,
-    by_identity: HashMap<IdentityId, Vec<AssignmentId>>,
-    /// member -> the groups (as identities) it belongs to.
-    groups_of: HashMap<IdentityId, Vec<IdentityId>>,
-    members: HashMap<IdentityId, HashSet<IdentityId>>,
+
+    roles: Vec<RoleEntry>,
+    role_ix: HashMap<RoleId, u32>,
+
+    /// Identity names, back to back; `garbage` counts the bytes of forgotten ones.
+    arena: String,
+    garbage: usize,
+    identity_table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    identities: Vec<IdentityEntry>,
+    free_identities: Vec<u32>,
+
+    assignments: Vec<AssignmentEntry>,
+    /// slab index -> expiry in Unix microseconds, for assignments that expire.
+    expiries: HashMap<u32, i64>,
+    assignment_ix: HashMap<AssignmentId, u32>,
+    free_assignments: Vec<u32>,
+
+    /// group (identity) -> members (identities), and member -> groups.
+    members: HashMap<u32, HashSet<u32>>,
+    groups_of: HashMap<u32, Vec<u32>>,
     pending: HashMap<ChangeRequestId, (RoleId, IdentityId)>,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
 }
 
 impl TenantIndex {
@@ -99,17 +139,20 @@ impl TenantIndex {
                     .collect();
                 slots.sort_unstable();
                 slots.dedup();
-                self.roles.insert(
-                    *id,
-                    RoleEntry {
-                        name: name.as_str().into(),
-                        slots,
-                        permission_ids: permissions.clone(),
-                    },
-                );
+                let ix = self.role_slot(*id);
+                let role = &mut self.roles[ix as usize];
+                role.name = name.as_str().into();
+                role.slots = slots;
+                role.permission_ids.clone_from(permissions);
+                role.removed = false;
             }
             Delta::RoleRemoved { id } => {
-                self.roles.remove(id);
+                if let Some(ix) = self.role_ix.remove(id) {
+                    let role = &mut self.roles[ix as usize];
+                    role.removed = true;
+                    role.slots = Vec::new();
+                    role.permission_ids = Vec::new();
+                }
             }
             Delta::AssignmentPut {
                 id,
@@ -119,45 +162,70 @@ impl TenantIndex {
                 expire_time,
             } => {
                 self.remove_assignment(*id);
-                self.assignments.insert(
-                    *id,
-                    AssignmentEntry {
-                        role: *role,
-                        identity: identity.clone(),
-                        kind: *kind,
-                        expire_time: *expire_time,
-                    },
-                );
-                self.by_identity
-                    .entry(identity.clone())
-                    .or_default()
-                    .push(*id);
+                let role = self.role_slot(*role);
+                let who = self.intern(identity.as_str());
+                let entry = AssignmentEntry {
+                    id: *id,
+                    role,
+                    identity: who,
+                    next: self.identities[who as usize].first,
+                    kind: *kind,
+                    expires: expire_time.is_some(),
+                };
+                let at = match self.free_assignments.pop() {
+                    Some(at) => {
+                        self.assignments[at as usize] = entry;
+                        at
+                    }
+                    None => {
+                        self.assignments.push(entry);
+                        u32::try_from(self.assignments.len() - 1)
+                            .expect("fewer than 2^32 assignments")
+                    }
+                };
+                if let Some(t) = expire_time {
+                    self.expiries.insert(at, micros(*t));
+                }
+                let person = &mut self.identities[who as usize];
+                person.first = at;
+                person.refs += 1;
+                self.assignment_ix.insert(*id, at);
             }
             Delta::AssignmentRemoved { id } => self.remove_assignment(*id),
             Delta::GroupMembersAdded { group, members } => {
-                let group = IdentityId::from(*group);
-                let set = self.members.entry(group.clone()).or_default();
+                let group = self.intern_group(*group);
+                // Held while members are added, so it cannot be forgotten half-way.
+                self.identities[group as usize].refs += 1;
                 for member in members {
-                    if set.insert(member.clone()) {
-                        self.groups_of
-                            .entry(member.clone())
-                            .or_default()
-                            .push(group.clone());
+                    let m = self.intern(member.as_str());
+                    if self.members.entry(group).or_default().insert(m) {
+                        self.groups_of.entry(m).or_default().push(group);
+                        self.identities[m as usize].refs += 1;
+                        self.identities[group as usize].refs += 1;
                     }
                 }
+                self.release(group);
             }
             Delta::GroupMembersRemoved { group, members } => {
-                let group = IdentityId::from(*group);
-                self.remove_members(&group, members);
+                let Some(group) = self.find_identity(&IdentityId::from(*group).to_string()) else {
+                    return;
+                };
+                let found: Vec<u32> = members
+                    .iter()
+                    .filter_map(|m| self.find_identity(m.as_str()))
+                    .collect();
+                self.remove_members(group, &found);
             }
             Delta::GroupRemoved { group } => {
-                let group = IdentityId::from(*group);
-                let members: Vec<IdentityId> = self
+                let Some(group) = self.find_identity(&IdentityId::from(*group).to_string()) else {
+                    return;
+                };
+                let all: Vec<u32> = self
                     .members
                     .get(&group)
-                    .map(|m| m.iter().cloned().collect())
+                    .map(|m| m.iter().copied().collect())
                     .unwrap_or_default();
-                self.remove_members(&group, &members);
+                self.remove_members(group, &all);
                 self.members.remove(&group);
             }
             Delta::PendingGrantPut { id, role, identity } => {
@@ -192,7 +260,7 @@ impl TenantIndex {
         self.slot_by_id.insert(id, slot);
         self.slot_by_name.insert(name.into(), slot);
         // Roles that named this permission before it was known (replay order) pick it up now.
-        for role in self.roles.values_mut() {
+        for role in &mut self.roles {
             if role.permission_ids.contains(&id) && !role.slots.contains(&slot) {
                 role.slots.push(slot);
                 role.slots.sort_unstable();
@@ -207,88 +275,219 @@ impl TenantIndex {
         if let Some(name) = self.names[slot as usize].take() {
             self.slot_by_name.remove(&name);
         }
-        for role in self.roles.values_mut() {
+        for role in &mut self.roles {
             role.slots.retain(|s| *s != slot);
             role.permission_ids.retain(|p| *p != id);
         }
         self.free_slots.push(slot);
     }
 
-    fn remove_assignment(&mut self, id: AssignmentId) {
-        if let Some(old) = self.assignments.remove(&id)
-            && let Some(list) = self.by_identity.get_mut(&old.identity)
-        {
-            list.retain(|a| *a != id);
-            if list.is_empty() {
-                self.by_identity.remove(&old.identity);
-            }
+    /// The role's slot, creating an empty one for a role not seen yet.
+    fn role_slot(&mut self, id: RoleId) -> u32 {
+        if let Some(&ix) = self.role_ix.get(&id) {
+            return ix;
         }
+        self.roles.push(RoleEntry {
+            id,
+            name: "".into(),
+            slots: Vec::new(),
+            permission_ids: Vec::new(),
+            removed: false,
+        });
+        let ix = u32::try_from(self.roles.len() - 1).expect("fewer than 2^32 roles");
+        self.role_ix.insert(id, ix);
+        ix
     }
 
-    fn remove_members(&mut self, group: &IdentityId, members: &[IdentityId]) {
-        if let Some(set) = self.members.get_mut(group) {
-            for member in members {
-                if set.remove(member)
-                    && let Some(groups) = self.groups_of.get_mut(member)
-                {
-                    groups.retain(|g| g != group);
-                    if groups.is_empty() {
-                        self.groups_of.remove(member);
-                    }
+    fn name_of(&self, ix: u32) -> &str {
+        let e = &self.identities[ix as usize];
+        &self.arena[e.name_at as usize..(e.name_at + e.name_len) as usize]
+    }
+
+    fn find_identity(&self, name: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        self.identity_table
+            .find(hash, |&ix| self.name_of(ix) == name)
+            .copied()
+    }
+
+    /// The identity's index, interning it (with no references yet) if new.
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(ix) = self.find_identity(name) {
+            return ix;
+        }
+        let name_at = u32::try_from(self.arena.len()).expect("identity arena under 4 GiB");
+        self.arena.push_str(name);
+        let entry = IdentityEntry {
+            name_at,
+            name_len: u32::try_from(name.len()).expect("short identity"),
+            first: NONE,
+            refs: 0,
+        };
+        let ix = match self.free_identities.pop() {
+            Some(ix) => {
+                self.identities[ix as usize] = entry;
+                ix
+            }
+            None => {
+                self.identities.push(entry);
+                u32::try_from(self.identities.len() - 1).expect("fewer than 2^32 identities")
+            }
+        };
+        let hash = self.hasher.hash_one(name);
+        let Self {
+            identity_table,
+            identities,
+            arena,
+            hasher,
+            ..
+        } = self;
+        identity_table.insert_unique(hash, ix, |&other| {
+            let e = &identities[other as usize];
+            hasher.hash_one(&arena[e.name_at as usize..(e.name_at + e.name_len) as usize])
+        });
+        ix
+    }
+
+    fn intern_group(&mut self, group: GroupId) -> u32 {
+        self.intern(&IdentityId::from(group).to_string())
+    }
+
+    /// Drops one reference; forgets the identity when none remain.
+    fn release(&mut self, ix: u32) {
+        let entry = &mut self.identities[ix as usize];
+        entry.refs = entry.refs.saturating_sub(1);
+        if entry.refs > 0 || entry.first != NONE {
+            return;
+        }
+        let name = self.name_of(ix).to_owned();
+        let hash = self.hasher.hash_one(name.as_str());
+        if let Ok(found) = self.identity_table.find_entry(hash, |&other| other == ix) {
+            found.remove();
+        }
+        self.garbage += name.len();
+        self.free_identities.push(ix);
+        self.compact_arena();
+    }
+
+    /// Rewrites the arena once most of it is names of forgotten identities.
+    fn compact_arena(&mut self) {
+        if self.garbage < 64 * 1024 || self.garbage * 2 < self.arena.len() {
+            return;
+        }
+        let free: HashSet<u32> = self.free_identities.iter().copied().collect();
+        let mut arena = String::with_capacity(self.arena.len() - self.garbage);
+        for (ix, e) in self.identities.iter_mut().enumerate() {
+            if free.contains(&u32::try_from(ix).unwrap_or(NONE)) {
+                e.name_len = 0;
+                e.name_at = 0;
+                continue;
+            }
+            let start = arena.len();
+            arena.push_str(&self.arena[e.name_at as usize..(e.name_at + e.name_len) as usize]);
+            e.name_at = u32::try_from(start).expect("identity arena under 4 GiB");
+        }
+        self.arena = arena;
+        self.garbage = 0;
+    }
+
+    fn remove_assignment(&mut self, id: AssignmentId) {
+        let Some(at) = self.assignment_ix.remove(&id) else {
+            return;
+        };
+        let who = self.assignments[at as usize].identity;
+        let next = self.assignments[at as usize].next;
+        // Unlink from the identity's list.
+        if self.identities[who as usize].first == at {
+            self.identities[who as usize].first = next;
+        } else {
+            let mut cursor = self.identities[who as usize].first;
+            while cursor != NONE {
+                if self.assignments[cursor as usize].next == at {
+                    self.assignments[cursor as usize].next = next;
+                    break;
+                }
+                cursor = self.assignments[cursor as usize].next;
+            }
+        }
+        self.assignments[at as usize].identity = NONE;
+        self.assignments[at as usize].next = NONE;
+        if self.assignments[at as usize].expires {
+            self.expiries.remove(&at);
+            self.assignments[at as usize].expires = false;
+        }
+        self.free_assignments.push(at);
+        self.release(who);
+    }
+
+    fn remove_members(&mut self, group: u32, members: &[u32]) {
+        for &m in members {
+            let removed = self
+                .members
+                .get_mut(&group)
+                .is_some_and(|set| set.remove(&m));
+            if !removed {
+                continue;
+            }
+            if let Some(groups) = self.groups_of.get_mut(&m) {
+                groups.retain(|g| *g != group);
+                if groups.is_empty() {
+                    self.groups_of.remove(&m);
                 }
             }
+            self.release(m);
+            self.release(group);
+        }
+        if self.members.get(&group).is_some_and(HashSet::is_empty) {
+            self.members.remove(&group);
         }
     }
 
-    /// Every assignment that reaches `identity`: its own, then its groups'.
-    fn reaching<'a>(
-        &'a self,
-        identity: &'a str,
-    ) -> impl Iterator<
-        Item = (
-            &'a AssignmentId,
-            &'a AssignmentEntry,
-            Option<&'a IdentityId>,
-        ),
-    > + 'a {
-        let direct = self
-            .by_identity
-            .get(identity)
-            .into_iter()
-            .flatten()
-            .map(move |a| (a, None));
-        let via_groups =
-            self.groups_of
-                .get(identity)
-                .into_iter()
-                .flatten()
-                .flat_map(move |group| {
-                    self.by_identity
-                        .get(group)
-                        .into_iter()
-                        .flatten()
-                        .map(move |a| (a, Some(group)))
-                });
-        direct
-            .chain(via_groups)
-            .filter_map(move |(id, group)| self.assignments.get(id).map(|entry| (id, entry, group)))
+    /// Every live-or-expired assignment that reaches identity `ix`: its own, then its groups'.
+    fn reaching(
+        &self,
+        ix: Option<u32>,
+        mut visit: impl FnMut(u32, &AssignmentEntry, Option<u32>) -> bool,
+    ) {
+        let Some(ix) = ix else { return };
+        let mut walk = |head: u32, group: Option<u32>| {
+            let mut cursor = head;
+            while cursor != NONE {
+                let entry = &self.assignments[cursor as usize];
+                if !visit(cursor, entry, group) {
+                    return false;
+                }
+                cursor = entry.next;
+            }
+            true
+        };
+        if !walk(self.identities[ix as usize].first, None) {
+            return;
+        }
+        for &group in self.groups_of.get(&ix).into_iter().flatten() {
+            if !walk(self.identities[group as usize].first, Some(group)) {
+                return;
+            }
+        }
     }
 
-    fn path(
-        &self,
-        id: &AssignmentId,
-        entry: &AssignmentEntry,
-        group: Option<&IdentityId>,
-    ) -> GrantPath {
+    /// Grants nothing from its expiry on, exactly (API rule 10).
+    fn live_at(&self, at: u32, entry: &AssignmentEntry, now: i64) -> bool {
+        !entry.expires || self.expiries.get(&at).is_none_or(|expire| now < *expire)
+    }
+
+    fn grants(&self, entry: &AssignmentEntry, slot: Slot) -> bool {
+        let role = &self.roles[entry.role as usize];
+        !role.removed && role.slots.binary_search(&slot).is_ok()
+    }
+
+    fn path(&self, entry: &AssignmentEntry, group: Option<u32>) -> GrantPath {
+        let role = &self.roles[entry.role as usize];
         GrantPath {
-            assignment: *id,
-            role: entry.role,
-            role_name: self
-                .roles
-                .get(&entry.role)
-                .map(|r| r.name.to_string())
-                .unwrap_or_default(),
-            group: group.cloned(),
+            assignment: entry.id,
+            role: role.id,
+            role_name: role.name.to_string(),
+            group: group.map(|g| IdentityId::from_validated(self.name_of(g))),
         }
     }
 
@@ -306,40 +505,40 @@ impl TenantIndex {
                 ..Decision::default()
             };
         };
+        let now = micros(now);
+        let who = self.find_identity(identity);
         let mut decision = Decision::default();
-        for (id, entry, group) in self.reaching(identity) {
-            let grants = self
-                .roles
-                .get(&entry.role)
-                .is_some_and(|r| r.slots.binary_search(&slot).is_ok());
-            if !grants {
-                continue;
+        self.reaching(who, |at, entry, group| {
+            if !self.grants(entry, slot) {
+                return true;
             }
-            if entry.live_at(now) {
+            if self.live_at(at, entry, now) {
                 decision.allowed = true;
                 if !explain {
-                    return decision;
+                    return false;
                 }
-                decision.grants.push(self.path(id, entry, group));
+                decision.grants.push(self.path(entry, group));
             } else if explain {
-                decision.expired.push(self.path(id, entry, group));
+                decision.expired.push(self.path(entry, group));
             }
-        }
+            true
+        });
         if explain && !decision.allowed {
             let mut roles: Vec<(RoleId, String)> = self
                 .roles
                 .iter()
-                .filter(|(_, r)| r.slots.binary_search(&slot).is_ok())
-                .map(|(id, r)| (*id, r.name.to_string()))
+                .filter(|r| !r.removed && r.slots.binary_search(&slot).is_ok())
+                .map(|r| (r.id, r.name.to_string()))
                 .collect();
             roles.sort_by(|a, b| a.1.cmp(&b.1));
-            let reaches = |who: &IdentityId| {
-                who.as_str() == identity
-                    || self
-                        .groups_of
-                        .get(identity)
-                        .is_some_and(|groups| groups.contains(who))
-            };
+            let groups: Vec<&str> = who
+                .and_then(|ix| self.groups_of.get(&ix))
+                .into_iter()
+                .flatten()
+                .map(|g| self.name_of(*g))
+                .collect();
+            let reaches =
+                |who: &IdentityId| who.as_str() == identity || groups.contains(&who.as_str());
             let mut pending: Vec<ChangeRequestId> = self
                 .pending
                 .iter()
@@ -375,23 +574,23 @@ impl TenantIndex {
         identity: &str,
         now: DateTime<Utc>,
     ) -> BTreeMap<String, Vec<(RoleId, String)>> {
+        let now = micros(now);
         let mut out: BTreeMap<String, Vec<(RoleId, String)>> = BTreeMap::new();
-        for (_, entry, _) in self.reaching(identity) {
-            if !entry.live_at(now) {
-                continue;
+        self.reaching(self.find_identity(identity), |at, entry, _| {
+            let role = &self.roles[entry.role as usize];
+            if !self.live_at(at, entry, now) || role.removed {
+                return true;
             }
-            let Some(role) = self.roles.get(&entry.role) else {
-                continue;
-            };
             for slot in &role.slots {
                 if let Some(Some(name)) = self.names.get(*slot as usize) {
                     let via = out.entry(name.to_string()).or_default();
-                    if !via.iter().any(|(id, _)| *id == entry.role) {
-                        via.push((entry.role, role.name.to_string()));
+                    if !via.iter().any(|(id, _)| *id == role.id) {
+                        via.push((role.id, role.name.to_string()));
                     }
                 }
             }
-        }
+            true
+        });
         for via in out.values_mut() {
             via.sort_by(|a, b| a.1.cmp(&b.1));
         }
@@ -402,34 +601,29 @@ impl TenantIndex {
     /// permission is unknown. Group holders are expanded to their members.
     pub fn holders(&self, permission: &str, now: DateTime<Utc>) -> Option<Vec<Holder>> {
         let slot = *self.slot_by_name.get(permission)?;
+        let now = micros(now);
         let mut out = Vec::new();
-        for entry in self.assignments.values() {
-            if !entry.live_at(now) {
+        for (at, entry) in (0u32..).zip(&self.assignments) {
+            if entry.identity == NONE || !self.live_at(at, entry, now) || !self.grants(entry, slot)
+            {
                 continue;
             }
-            let Some(role) = self.roles.get(&entry.role) else {
-                continue;
-            };
-            if role.slots.binary_search(&slot).is_err() {
-                continue;
-            }
+            let role = &self.roles[entry.role as usize];
             let holder = |identity: IdentityId, kind, group| Holder {
                 identity,
                 kind,
-                role: entry.role,
+                role: role.id,
                 role_name: role.name.to_string(),
                 group,
             };
+            let name = IdentityId::from_validated(self.name_of(entry.identity));
             if entry.kind == IdentityKind::Group {
                 for member in self.members.get(&entry.identity).into_iter().flatten() {
-                    out.push(holder(
-                        member.clone(),
-                        IdentityKind::User,
-                        Some(entry.identity.clone()),
-                    ));
+                    let member = IdentityId::from_validated(self.name_of(*member));
+                    out.push(holder(member, IdentityKind::User, Some(name.clone())));
                 }
             } else {
-                out.push(holder(entry.identity.clone(), entry.kind, None));
+                out.push(holder(name, entry.kind, None));
             }
         }
         out.sort_by(|a, b| {
@@ -438,39 +632,41 @@ impl TenantIndex {
         Some(out)
     }
 
-    /// Every identity that any assignment or group membership mentions (dry-run impact).
+    /// Every identity whose access `deltas` may change (dry-run impact).
     pub fn identities_reached_by(&self, deltas: &[Delta]) -> HashSet<IdentityId> {
         let mut out = HashSet::new();
-        let add_assignees = |entry_identity: &IdentityId, out: &mut HashSet<IdentityId>| {
-            if let Some(members) = self.members.get(entry_identity) {
-                out.extend(members.iter().cloned());
+        let add_assignees = |who: u32, out: &mut HashSet<IdentityId>| {
+            for member in self.members.get(&who).into_iter().flatten() {
+                out.insert(IdentityId::from_validated(self.name_of(*member)));
             }
-            out.insert(entry_identity.clone());
+            out.insert(IdentityId::from_validated(self.name_of(who)));
         };
+        let live = || self.assignments.iter().filter(|a| a.identity != NONE);
         for delta in deltas {
             match delta {
                 Delta::RolePut { id, .. } | Delta::RoleRemoved { id } => {
-                    for entry in self.assignments.values().filter(|a| a.role == *id) {
-                        add_assignees(&entry.identity, &mut out);
-                    }
-                }
-                Delta::PermissionRemoved { id } => {
-                    if let Some(slot) = self.slot_by_id.get(id) {
-                        for entry in self.assignments.values() {
-                            if self
-                                .roles
-                                .get(&entry.role)
-                                .is_some_and(|r| r.slots.contains(slot))
-                            {
-                                add_assignees(&entry.identity, &mut out);
-                            }
+                    if let Some(&ix) = self.role_ix.get(id) {
+                        for entry in live().filter(|a| a.role == ix) {
+                            add_assignees(entry.identity, &mut out);
                         }
                     }
                 }
-                Delta::AssignmentPut { identity, .. } => add_assignees(identity, &mut out),
+                Delta::PermissionRemoved { id } => {
+                    if let Some(&slot) = self.slot_by_id.get(id) {
+                        for entry in live().filter(|a| self.grants(a, slot)) {
+                            add_assignees(entry.identity, &mut out);
+                        }
+                    }
+                }
+                Delta::AssignmentPut { identity, .. } => {
+                    out.insert(identity.clone());
+                    if let Some(ix) = self.find_identity(identity.as_str()) {
+                        add_assignees(ix, &mut out);
+                    }
+                }
                 Delta::AssignmentRemoved { id } => {
-                    if let Some(entry) = self.assignments.get(id) {
-                        add_assignees(&entry.identity, &mut out);
+                    if let Some(&at) = self.assignment_ix.get(id) {
+                        add_assignees(self.assignments[at as usize].identity, &mut out);
                     }
                 }
                 Delta::GroupMembersAdded { members, .. }
@@ -478,7 +674,9 @@ impl TenantIndex {
                     out.extend(members.iter().cloned());
                 }
                 Delta::GroupRemoved { group } => {
-                    add_assignees(&IdentityId::from(*group), &mut out);
+                    if let Some(ix) = self.find_identity(&IdentityId::from(*group).to_string()) {
+                        add_assignees(ix, &mut out);
+                    }
                 }
                 Delta::PermissionPut { .. }
                 | Delta::PendingGrantPut { .. }
@@ -488,8 +686,150 @@ impl TenantIndex {
         out
     }
 
+    /// Gives back spare capacity once a snapshot is loaded.
+    pub fn shrink_to_fit(&mut self) {
+        self.assignments.shrink_to_fit();
+        self.identities.shrink_to_fit();
+        self.arena.shrink_to_fit();
+        self.assignment_ix.shrink_to_fit();
+        self.identity_table.shrink_to_fit(|&ix| {
+            let e = &self.identities[ix as usize];
+            self.hasher
+                .hash_one(&self.arena[e.name_at as usize..(e.name_at + e.name_len) as usize])
+        });
+    }
+
     /// Numbers for metrics and benchmarks.
     pub fn assignment_count(&self) -> usize {
-        self.assignments.len()
+        self.assignment_ix.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident(s: &str) -> IdentityId {
+        IdentityId::parse("id", s).unwrap()
+    }
+
+    #[test]
+    fn assignments_grant_through_roles_and_groups_and_are_forgotten_cleanly() {
+        // Arrange
+        let mut index = TenantIndex::default();
+        let (p, r, g) = (PermissionId::new(), RoleId::new(), GroupId::new());
+        let (a1, a2) = (AssignmentId::new(), AssignmentId::new());
+        let now = Utc::now();
+        index.apply(&Delta::PermissionPut {
+            id: p,
+            name: "docs:read".into(),
+        });
+        index.apply(&Delta::RolePut {
+            id: r,
+            name: "reader".into(),
+            permissions: vec![p],
+        });
+        index.apply(&Delta::AssignmentPut {
+            id: a1,
+            role: r,
+            identity: ident("alice"),
+            kind: IdentityKind::User,
+            expire_time: None,
+        });
+        index.apply(&Delta::GroupMembersAdded {
+            group: g,
+            members: vec![ident("bob"), ident("carol")],
+        });
+        index.apply(&Delta::AssignmentPut {
+            id: a2,
+            role: r,
+            identity: IdentityId::from(g),
+            kind: IdentityKind::Group,
+            expire_time: Some(now + chrono::Duration::hours(1)),
+        });
+        // Act + Assert
+        for who in ["alice", "bob", "carol"] {
+            assert!(index.check(who, "docs:read", now, false).allowed, "{who}");
+        }
+        assert!(
+            !index
+                .check("bob", "docs:read", now + chrono::Duration::hours(1), false)
+                .allowed,
+            "expired at its instant"
+        );
+        assert!(!index.check("dave", "docs:read", now, false).allowed);
+        assert!(index.check("alice", "nope", now, false).unknown_permission);
+        index.apply(&Delta::GroupMembersRemoved {
+            group: g,
+            members: vec![ident("bob")],
+        });
+        assert!(!index.check("bob", "docs:read", now, false).allowed);
+        index.apply(&Delta::AssignmentRemoved { id: a1 });
+        assert!(!index.check("alice", "docs:read", now, false).allowed);
+        assert!(
+            index.find_identity("alice").is_none(),
+            "an identity with nothing left is forgotten"
+        );
+        index.apply(&Delta::GroupRemoved { group: g });
+        index.apply(&Delta::AssignmentRemoved { id: a2 });
+        assert!(index.find_identity("carol").is_none());
+        assert_eq!(index.assignment_count(), 0);
+    }
+
+    #[test]
+    fn slots_and_names_are_reused_and_the_arena_compacts() {
+        let mut index = TenantIndex::default();
+        let (p, r) = (PermissionId::new(), RoleId::new());
+        index.apply(&Delta::PermissionPut {
+            id: p,
+            name: "x".into(),
+        });
+        index.apply(&Delta::RolePut {
+            id: r,
+            name: "r".into(),
+            permissions: vec![p],
+        });
+        let now = Utc::now();
+        for round in 0..3 {
+            let ids: Vec<AssignmentId> = (0..5000).map(|_| AssignmentId::new()).collect();
+            for (i, id) in ids.iter().enumerate() {
+                let who = ident(&format!("user-{round}-{i:05}-padding-to-grow-the-arena"));
+                index.apply(&Delta::AssignmentPut {
+                    id: *id,
+                    role: r,
+                    identity: who,
+                    kind: IdentityKind::User,
+                    expire_time: None,
+                });
+            }
+            assert!(
+                index
+                    .check(
+                        &format!("user-{round}-04999-padding-to-grow-the-arena"),
+                        "x",
+                        now,
+                        false
+                    )
+                    .allowed
+            );
+            for id in &ids {
+                index.apply(&Delta::AssignmentRemoved { id: *id });
+            }
+        }
+        assert_eq!(index.assignments.len(), 5000, "slab entries are reused");
+        assert!(
+            index.arena.len() < 5000 * 60,
+            "the arena was compacted: {} bytes",
+            index.arena.len()
+        );
+        let who = ident("late");
+        index.apply(&Delta::AssignmentPut {
+            id: AssignmentId::new(),
+            role: r,
+            identity: who,
+            kind: IdentityKind::User,
+            expire_time: None,
+        });
+        assert!(index.check("late", "x", now, false).allowed);
     }
 }

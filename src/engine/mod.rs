@@ -40,6 +40,7 @@ impl Engine {
             for delta in &deltas {
                 index.apply(delta);
             }
+            index.shrink_to_fit();
             map.insert(tenant, Arc::new(RwLock::new(index)));
         }
         Self {
