@@ -2,8 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
 use super::convert::Problems;
+use super::{caller, take_caller};
 use crate::domain::{Error, IdentityId, PermissionName, Revision};
 use crate::engine::{Decision, GrantPath};
 use crate::proto::pb;
@@ -92,9 +92,9 @@ fn response(d: Decision, revision: Revision) -> pb::CheckResponse {
 impl pb::authorization_service_server::AuthorizationService for AuthorizationApi {
     async fn check(
         &self,
-        request: Request<pb::CheckRequest>,
+        mut request: Request<pb::CheckRequest>,
     ) -> Result<Response<pb::CheckResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = take_caller(&mut request)?;
         let item = check_item("", request.get_ref())?;
         let (decision, revision) = self.service.check(&caller, &item).await?;
         count(&decision);
@@ -103,9 +103,9 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
 
     async fn batch_check(
         &self,
-        request: Request<pb::BatchCheckRequest>,
+        mut request: Request<pb::BatchCheckRequest>,
     ) -> Result<Response<pb::BatchCheckResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = take_caller(&mut request)?;
         let req = request.into_inner();
         if req.items.is_empty() || req.items.len() > MAX_BATCH {
             return Err(Error::invalid("items", "must hold 1 to 1000 checks").into());

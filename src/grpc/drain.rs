@@ -98,7 +98,13 @@ where
                     return Ok(status::shutting_down().into_http());
                 }
             };
-            if wire::status_code(response.headers()).is_some() || response.body().is_end_stream() {
+            // A unary response is produced whole by the handler; only streams are cut at the
+            // drain. Not wrapping unary bodies also keeps the phase watch (one shared lock) off
+            // the Check path.
+            if close_body_at == Phase::Closing
+                || wire::status_code(response.headers()).is_some()
+                || response.body().is_end_stream()
+            {
                 return Ok(response);
             }
             Ok(response.map(|body| {

@@ -2,14 +2,17 @@
 //! last byte of its response, including the ones the layers inside refuse (unauthenticated,
 //! shed, timed out). Names are declared in `crate::admin`.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body::{Body as _, Frame, SizeHint};
+use metrics::{Counter, Gauge, Histogram};
+use parking_lot::RwLock;
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
@@ -20,11 +23,52 @@ use crate::admin::{RPC_DURATION, RPCS_IN_FLIGHT, RPCS_TOTAL};
 #[derive(Debug, Clone)]
 pub struct MetricsLayer {
     methods: Arc<Methods>,
+    handles: Arc<HandleCache>,
 }
 
 impl MetricsLayer {
     pub(crate) fn new(methods: Arc<Methods>) -> Self {
-        Self { methods }
+        Self {
+            methods,
+            handles: Arc::default(),
+        }
+    }
+}
+
+/// Registered metric handles per method label, so the hot path does one map lookup instead of
+/// building and hashing label sets four times per RPC.
+#[derive(Debug, Default)]
+struct HandleCache(RwLock<HashMap<String, Arc<MethodHandles>>>);
+
+struct MethodHandles {
+    method: String,
+    in_flight: Gauge,
+    /// Counter and histogram per gRPC code (0-16), registered on first use.
+    by_code: [OnceLock<(Counter, Histogram)>; 17],
+}
+
+impl std::fmt::Debug for MethodHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MethodHandles")
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+impl HandleCache {
+    fn get(&self, method: &str) -> Arc<MethodHandles> {
+        if let Some(found) = self.0.read().get(method) {
+            return Arc::clone(found);
+        }
+        let method = method.to_owned();
+        let mut map = self.0.write();
+        Arc::clone(map.entry(method.clone()).or_insert_with(|| {
+            Arc::new(MethodHandles {
+                in_flight: metrics::gauge!(RPCS_IN_FLIGHT, "method" => method.clone()),
+                method,
+                by_code: std::array::from_fn(|_| OnceLock::new()),
+            })
+        }))
     }
 }
 
@@ -35,6 +79,7 @@ impl<S> Layer<S> for MetricsLayer {
         MetricsService {
             inner,
             methods: Arc::clone(&self.methods),
+            handles: Arc::clone(&self.handles),
         }
     }
 }
@@ -43,6 +88,7 @@ impl<S> Layer<S> for MetricsLayer {
 pub struct MetricsService<S> {
     inner: S,
     methods: Arc<Methods>,
+    handles: Arc<HandleCache>,
 }
 
 impl<S, B> Service<http::Request<B>> for MetricsService<S>
@@ -63,11 +109,11 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let mut call = Observed {
-            method: self.methods.label(req.uri().path()),
+            handles: self.handles.get(self.methods.label(req.uri().path())),
             start: Instant::now(),
             done: false,
         };
-        metrics::gauge!(RPCS_IN_FLIGHT, "method" => call.method.clone()).increment(1.0);
+        call.handles.in_flight.increment(1.0);
         let future = inner.call(req);
         Box::pin(async move {
             let response = match future.await {
@@ -93,7 +139,7 @@ where
 
 /// One RPC being measured; recorded exactly once, when its outcome is known or it is dropped.
 struct Observed {
-    method: String,
+    handles: Arc<MethodHandles>,
     start: Instant,
     done: bool,
 }
@@ -104,12 +150,17 @@ impl Observed {
             return;
         }
         self.done = true;
-        let code = wire::code_name(code);
-        let method = std::mem::take(&mut self.method);
-        metrics::gauge!(RPCS_IN_FLIGHT, "method" => method.clone()).decrement(1.0);
-        metrics::histogram!(RPC_DURATION, "method" => method.clone(), "code" => code)
-            .record(self.start.elapsed().as_secs_f64());
-        metrics::counter!(RPCS_TOTAL, "method" => method, "code" => code).increment(1);
+        let handles = &self.handles;
+        handles.in_flight.decrement(1.0);
+        let (total, duration) = handles.by_code[(code as usize).min(16)].get_or_init(|| {
+            let name = wire::code_name(code);
+            (
+                metrics::counter!(RPCS_TOTAL, "method" => handles.method.clone(), "code" => name),
+                metrics::histogram!(RPC_DURATION, "method" => handles.method.clone(), "code" => name),
+            )
+        });
+        duration.record(self.start.elapsed().as_secs_f64());
+        total.increment(1);
     }
 }
 

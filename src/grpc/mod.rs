@@ -62,6 +62,14 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
 }
 
+/// Like `caller`, but moves the caller out of the request instead of cloning it (hot path).
+fn take_caller<T>(request: &mut Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions_mut()
+        .remove::<Caller>()
+        .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+}
+
 /// The write options of a mutating request: its flags and, when it sent an `idempotency-key`
 /// (1-128 printable ASCII), that key with a hash of the method and the encoded body.
 fn write_options<T: prost::Message>(

@@ -86,15 +86,15 @@ impl Methods {
     }
 
     /// The metric label for `path` (`/pkg.Service/Method`).
-    pub(crate) fn label(&self, path: &str) -> String {
+    pub(crate) fn label<'a>(&self, path: &'a str) -> &'a str {
         let name = path.strip_prefix('/').unwrap_or(path);
         if self.known.contains(name) {
-            name.to_owned()
+            name
         } else if name.starts_with("grpc.reflection.") {
             // Reflection's descriptors are not in our sets; its one method is well known.
-            "grpc.reflection/ServerReflectionInfo".to_owned()
+            "grpc.reflection/ServerReflectionInfo"
         } else {
-            "unknown".to_owned()
+            "unknown"
         }
     }
 
