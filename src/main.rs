@@ -9,6 +9,11 @@ use warden::cli::{Cli, Command};
 use warden::config::{Config, Overrides};
 use warden::{App, telemetry};
 
+// Every RPC allocates (h2 frames, headers, protobuf): under load glibc's malloc took about 15%
+// of the server's CPU in a profile, mimalloc is the usual remedy for tokio/h2 servers.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEV_DATABASE: &str = "sqlite://warden-dev.db?mode=rwc";
 const DEV_ADMIN: &str = "dev-admin";
 

@@ -50,16 +50,22 @@ fn grant(g: GrantPath) -> pb::Grant {
     }
 }
 
-/// Counts one decision in `warden_check_decisions_total`.
+/// Counts one decision in `warden_check_decisions_total`. The three handles are registered once
+/// (after the recorder is installed at start-up), not looked up per Check.
 fn count(d: &Decision) {
-    let result = if d.allowed {
-        "allowed"
+    static DECISIONS: std::sync::OnceLock<[metrics::Counter; 3]> = std::sync::OnceLock::new();
+    let [allowed, unknown, denied] = DECISIONS.get_or_init(|| {
+        ["allowed", "unknown_permission", "denied"]
+            .map(|result| metrics::counter!(crate::admin::CHECK_DECISIONS, "result" => result))
+    });
+    let counter = if d.allowed {
+        allowed
     } else if d.unknown_permission {
-        "unknown_permission"
+        unknown
     } else {
-        "denied"
+        denied
     };
-    metrics::counter!(crate::admin::CHECK_DECISIONS, "result" => result).increment(1);
+    counter.increment(1);
 }
 
 fn response(d: Decision, revision: Revision) -> pb::CheckResponse {
