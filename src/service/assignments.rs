@@ -1,5 +1,5 @@
-//! Assignments and change requests (API rules 4, 5, 6, 10 and no escalation): Dfns's assign /
-//! revoke with approval, the second-admin rule, and expiry.
+//! Assignments (API rules 4, 5, 10 and no escalation): Dfns's assign and revoke, filing a
+//! change request when the role requires approval.
 
 use chrono::{DateTime, Utc};
 
@@ -30,11 +30,11 @@ pub enum AssignResult {
     Pending(ChangeRequest),
 }
 
-fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
+pub(super) fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
     serde_json::to_value(value).ok()
 }
 
-fn put_delta(a: &Assignment) -> Delta {
+pub(super) fn put_delta(a: &Assignment) -> Delta {
     Delta::AssignmentPut {
         id: a.id,
         role: a.role_id,
@@ -297,302 +297,8 @@ impl Service {
         Ok(page(rows, &query, &filters, |a| a.id.to_string()))
     }
 
-    // ----- change requests -----
-
-    pub async fn get_change_request(
-        &self,
-        caller: &Caller,
-        id: ChangeRequestId,
-    ) -> Result<ChangeRequest, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
-        self.store
-            .find_change_request(&caller.tenant, id)
-            .await?
-            .ok_or_else(|| Error::not_found("change request", id.to_string()))
-    }
-
-    pub async fn list_change_requests(
-        &self,
-        caller: &Caller,
-        status: Option<ChangeRequestStatus>,
-        paging: &PageRequest,
-    ) -> Result<Page<ChangeRequest>, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
-        let filters = format!("status={status:?}");
-        let query = paging.query(&filters)?;
-        let rows = self
-            .store
-            .list_change_requests(&caller.tenant, status, &query)
-            .await?;
-        Ok(page(rows, &query, &filters, |c| c.id.to_string()))
-    }
-
-    /// Rule 6: a second admin applies the request atomically, or it ends FAILED with the reason
-    /// when the world changed meanwhile.
-    pub async fn approve_change_request(
-        &self,
-        caller: &Caller,
-        id: ChangeRequestId,
-        comment: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        self.authorize(caller, perm::CHANGE_REQUESTS_APPROVE)?;
-        let mut tx = self.begin(caller).await?;
-        let before = self.pending_request(&tx, id).await?;
-        if before.requester == caller.subject.as_str() {
-            return Err(Error::Forbidden {
-                reason: Reason::SelfApproval,
-                message: "a change request must be approved by someone other than its requester"
-                    .into(),
-            });
-        }
-        let mut after = before.clone();
-        after.decided_by = caller.subject.to_string();
-        after.decision_comment = comment;
-        after.update_time = tx.now;
-        after.revision = tx.revision;
-        match self.apply_request(&mut tx, caller, &before).await {
-            Ok(resulting) => {
-                after.status = ChangeRequestStatus::Applied;
-                after.resulting_assignment_id = Some(resulting);
-            }
-            Err(Error::Denied { missing }) => return Err(Error::Denied { missing }),
-            Err(Error::Internal(e)) => return Err(Error::Internal(e)),
-            Err(other) => {
-                after.status = ChangeRequestStatus::Failed;
-                after.failure_reason = other.to_string();
-            }
-        }
-        self.close_request(tx, &before, after, opts, "change_request.approved")
-            .await
-    }
-
-    pub async fn reject_change_request(
-        &self,
-        caller: &Caller,
-        id: ChangeRequestId,
-        comment: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        self.authorize(caller, perm::CHANGE_REQUESTS_APPROVE)?;
-        let tx = self.begin(caller).await?;
-        let before = self.pending_request(&tx, id).await?;
-        let after = ChangeRequest {
-            status: ChangeRequestStatus::Rejected,
-            decided_by: caller.subject.to_string(),
-            decision_comment: comment,
-            update_time: tx.now,
-            revision: tx.revision,
-            ..before.clone()
-        };
-        self.close_request(tx, &before, after, opts, "change_request.rejected")
-            .await
-    }
-
-    pub async fn cancel_change_request(
-        &self,
-        caller: &Caller,
-        id: ChangeRequestId,
-        comment: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
-        let tx = self.begin(caller).await?;
-        let before = self.pending_request(&tx, id).await?;
-        if before.requester != caller.subject.as_str() {
-            return Err(Error::Forbidden {
-                reason: Reason::NotRequester,
-                message: "only the requester can cancel a change request".into(),
-            });
-        }
-        let after = ChangeRequest {
-            status: ChangeRequestStatus::Cancelled,
-            decided_by: caller.subject.to_string(),
-            decision_comment: comment,
-            update_time: tx.now,
-            revision: tx.revision,
-            ..before.clone()
-        };
-        self.close_request(tx, &before, after, opts, "change_request.cancelled")
-            .await
-    }
-
-    /// Marks PENDING requests past their TTL as EXPIRED; returns how many.
-    pub async fn expire_overdue_requests(&self) -> Result<usize, Error> {
-        let overdue = self.store.overdue_change_requests(self.now(), 100).await?;
-        let mut expired = 0;
-        for cr in overdue {
-            let caller = system_caller(&cr)?;
-            let tx = self.begin(&caller).await?;
-            let after = ChangeRequest {
-                status: ChangeRequestStatus::Expired,
-                update_time: tx.now,
-                revision: tx.revision,
-                ..cr.clone()
-            };
-            match self
-                .close_request(
-                    tx,
-                    &cr,
-                    after,
-                    WriteOptions::default(),
-                    "change_request.expired",
-                )
-                .await
-            {
-                Ok(_) => expired += 1,
-                // Decided meanwhile: nothing to expire.
-                Err(Error::Precondition { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(expired)
-    }
-
-    async fn pending_request(
-        &self,
-        tx: &WriteTx,
-        id: ChangeRequestId,
-    ) -> Result<ChangeRequest, Error> {
-        let cr = tx
-            .find_change_request(id)
-            .await?
-            .ok_or_else(|| Error::not_found("change request", id.to_string()))?;
-        if cr.status != ChangeRequestStatus::Pending {
-            return Err(Error::precondition(
-                Reason::ChangeRequestNotPending,
-                format!("change request {id} is {:?}, not pending", cr.status),
-            )
-            .with_meta("status", format!("{:?}", cr.status).to_uppercase()));
-        }
-        if tx.now >= cr.expire_time {
-            return Err(Error::precondition(
-                Reason::ChangeRequestExpired,
-                format!(
-                    "change request {id} expired at {}",
-                    cr.expire_time.to_rfc3339()
-                ),
-            ));
-        }
-        Ok(cr)
-    }
-
-    async fn close_request(
-        &self,
-        mut tx: WriteTx,
-        before: &ChangeRequest,
-        after: ChangeRequest,
-        opts: WriteOptions,
-        kind: &str,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        if !tx.decide_change_request(&after).await? {
-            return Err(Error::precondition(
-                Reason::ChangeRequestNotPending,
-                format!("change request {} was decided meanwhile", before.id),
-            ));
-        }
-        if before.kind == ChangeRequestKind::Assign {
-            tx.record(Delta::PendingGrantRemoved { id: before.id });
-        }
-        tx.audit(AuditRecord {
-            target_kind: "change_request",
-            target_id: after.id.to_string(),
-            before: snapshot(before),
-            after: snapshot(&after),
-            reason: after.decision_comment.clone(),
-        });
-        let target = after.id.to_string();
-        self.finish(tx, opts, kind, &target, after).await
-    }
-
-    /// Applies an approved request inside `tx`; any error but Denied/Internal becomes the
-    /// FAILED reason.
-    async fn apply_request(
-        &self,
-        tx: &mut WriteTx,
-        approver: &Caller,
-        cr: &ChangeRequest,
-    ) -> Result<AssignmentId, Error> {
-        let role = tx.find_role(&Ref::Id(cr.role_id)).await?.ok_or_else(|| {
-            Error::precondition(
-                Reason::NotFound,
-                format!("role '{}' was deleted", cr.role_name),
-            )
-        })?;
-        // Escalation is checked against the approver, who is the one granting now.
-        self.ensure_may_hold_out(approver, &role)?;
-        match cr.kind {
-            ChangeRequestKind::Assign => {
-                if cr.assignment_expire_time.is_some_and(|t| t <= tx.now) {
-                    return Err(Error::precondition(
-                        Reason::ChangeRequestExpired,
-                        "the requested assignment's expire_time has passed",
-                    ));
-                }
-                if let Some(existing) = tx.find_assignment_of(role.id, &cr.identity.id).await?
-                    && existing.expire_time.is_none_or(|t| tx.now < t)
-                {
-                    return Err(Error::precondition(
-                        Reason::AlreadyExists,
-                        format!(
-                            "'{}' already holds role '{}' (assignment {})",
-                            cr.identity.id, role.name, existing.id
-                        ),
-                    ));
-                }
-                if cr.identity.kind == IdentityKind::Group {
-                    self.ensure_group_exists(tx, &cr.identity.id).await?;
-                }
-                let a = Assignment {
-                    id: AssignmentId::new(),
-                    tenant: cr.tenant.clone(),
-                    role_id: role.id,
-                    role_name: role.name.clone(),
-                    identity: cr.identity.clone(),
-                    is_immutable: false,
-                    expire_time: cr.assignment_expire_time,
-                    reason: cr.reason.clone(),
-                    create_time: tx.now,
-                    update_time: tx.now,
-                    revision: tx.revision,
-                };
-                tx.insert_assignment(&a).await?;
-                tx.record(put_delta(&a));
-                tx.audit(AuditRecord {
-                    target_kind: "assignment",
-                    target_id: a.id.to_string(),
-                    before: None,
-                    after: snapshot(&a),
-                    reason: format!("change request {} approved", cr.id),
-                });
-                Ok(a.id)
-            }
-            ChangeRequestKind::Revoke => {
-                let id = cr.assignment_id.ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("revoke request without assignment"))
-                })?;
-                let a = tx.find_assignment(id).await?.ok_or_else(|| {
-                    Error::precondition(
-                        Reason::NotFound,
-                        format!("assignment {id} no longer exists"),
-                    )
-                })?;
-                tx.delete_assignment(a.id).await?;
-                tx.record(Delta::AssignmentRemoved { id: a.id });
-                tx.audit(AuditRecord {
-                    target_kind: "assignment",
-                    target_id: a.id.to_string(),
-                    before: snapshot(&a),
-                    after: None,
-                    reason: format!("change request {} approved", cr.id),
-                });
-                Ok(a.id)
-            }
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
-    fn new_request(
+    pub(super) fn new_request(
         &self,
         tx: &WriteTx,
         caller: &Caller,
@@ -630,26 +336,20 @@ impl Service {
 
     /// No escalation for assignments: handing out (or taking away) a role needs every
     /// permission it grants, even when assigning it to oneself.
-    fn ensure_may_hold_out(&self, caller: &Caller, role: &Role) -> Result<(), Error> {
+    pub(super) fn ensure_may_hold_out(&self, caller: &Caller, role: &Role) -> Result<(), Error> {
         let names: Vec<&str> = role.permissions.iter().map(String::as_str).collect();
         self.ensure_may_grant(caller, &names)
     }
 
-    async fn ensure_group_exists(&self, tx: &WriteTx, id: &IdentityId) -> Result<(), Error> {
+    pub(super) async fn ensure_group_exists(
+        &self,
+        tx: &WriteTx,
+        id: &IdentityId,
+    ) -> Result<(), Error> {
         let group = crate::domain::GroupId::parse("identity.id", id.as_str())?;
         if tx.find_group(group).await?.is_none() {
             return Err(Error::not_found("group", id.to_string()));
         }
         Ok(())
     }
-}
-
-fn system_caller(cr: &ChangeRequest) -> Result<Caller, Error> {
-    Ok(Caller {
-        subject: IdentityId::parse("actor", "warden:system")?,
-        tenant: cr.tenant.clone(),
-        request_id: format!("sweeper-{}", uuid::Uuid::now_v7()),
-        rpc: "sweeper".into(),
-        trace_id: String::new(),
-    })
 }

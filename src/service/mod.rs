@@ -6,6 +6,7 @@ mod audit;
 mod authorization;
 mod bootstrap;
 mod catalogue;
+mod change_requests;
 mod groups;
 mod idempotency;
 mod maintenance;
