@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::paging::page;
+use super::snapshot;
 use super::{Outcome, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{
@@ -28,10 +29,6 @@ pub struct AssignRequest {
 pub enum AssignResult {
     Assignment(Assignment),
     Pending(ChangeRequest),
-}
-
-pub(super) fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
-    serde_json::to_value(value).ok()
 }
 
 pub(super) fn put_delta(a: &Assignment) -> Delta {

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::paging::page;
+use super::snapshot;
 use super::{Outcome, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{
@@ -26,10 +27,6 @@ pub struct RoleUpdate {
     pub description: Option<String>,
     pub requires_approval: Option<bool>,
     pub etag: Option<String>,
-}
-
-fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
-    serde_json::to_value(value).ok()
 }
 
 fn system_role_immutable(role: &Role) -> Error {

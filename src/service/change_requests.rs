@@ -1,8 +1,9 @@
 //! Change requests (API rule 6): the second-admin rule, atomic application with the FAILED
 //! outcome when the world changed meanwhile, and expiry after the TTL.
 
-use super::assignments::{put_delta, snapshot};
+use super::assignments::put_delta;
 use super::paging::page;
+use super::snapshot;
 use super::{Outcome, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{

@@ -1,15 +1,12 @@
 //! Groups (API rule 9): a role assigned to a group is held by all its members.
 
 use super::paging::page;
+use super::snapshot;
 use super::{Outcome, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{
     AuditRecord, Caller, Delta, Error, Group, GroupId, GroupName, IdentityId, Page, Reason,
 };
-
-fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
-    serde_json::to_value(value).ok()
-}
 
 impl Service {
     pub async fn create_group(

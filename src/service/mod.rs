@@ -36,6 +36,11 @@ pub use paging::PageRequest;
 pub use propagation::{Propagation, ReplicaIdentity};
 pub use sync::Sync;
 
+/// A record as JSON for the audit trail's before/after.
+fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}
+
 /// Options every mutating request carries.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
