@@ -127,6 +127,33 @@ impl Engine {
         }
     }
 
+    /// Many decisions in one tenant under one lock, in order (BatchCheck).
+    pub fn check_many(
+        &self,
+        tenant: &TenantId,
+        queries: &[(&str, &str, bool)],
+        now: DateTime<Utc>,
+    ) -> Vec<Decision> {
+        match self.tenant(tenant) {
+            Some(index) => {
+                let index = index.read();
+                queries
+                    .iter()
+                    .map(|(identity, permission, explain)| {
+                        index.check(identity, permission, now, *explain)
+                    })
+                    .collect()
+            }
+            None => queries
+                .iter()
+                .map(|_| Decision {
+                    unknown_permission: true,
+                    ..Decision::default()
+                })
+                .collect(),
+        }
+    }
+
     /// The subset of `permissions` that `identity` does not hold.
     pub fn missing<'p>(
         &self,

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Turns one benches/run.sh output directory into the Markdown tables of BENCHMARKS.md.
+
+  report.py OUTDIR     reads OUTDIR/{env.txt,results.tsv,scale.tsv,propagation.json}; prints Markdown
+
+Every figure is the median over the repetitions (req/s also shows min-max). Latencies are h2load's
+per-request times (nearest-rank percentiles of the --log-file, as ../shared/bench/summarize.py).
+"""
+import csv
+import json
+import statistics
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+# Targets of issue 4's Performance section.
+FLOOR_RATIO = 0.85
+P99_MS = 1.5
+SCALE_WITHIN = 0.10
+BYTES_PER_ASSIGNMENT = 150
+COLD_START_S = 3.0
+PROPAGATION_P99_MS = 50.0
+
+
+def med(rows, key):
+    return statistics.median(float(r[key]) for r in rows)
+
+
+def load_results(out):
+    path = out / "results.tsv"
+    groups = OrderedDict()
+    if path.exists():
+        with open(path) as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                groups.setdefault((row["section"], row["mode"], row["config"], row["target"]), []).append(row)
+    return groups
+
+
+DISTURBED = 0.35  # cores busy with neither the server nor h2load
+
+
+def other(rows):
+    """CPU the rest of the machine used during the runs (median; max marked when a run was disturbed)."""
+    vals = [float(r["machine_busy"]) - float(r["server_cpu"]) - float(r["h2load_cpu"]) for r in rows]
+    cell = f"{statistics.median(vals):.2f}"
+    if max(vals) > DISTURBED:
+        cell += f" (max {max(vals):.2f}!)"
+    return cell
+
+
+def streams(config):
+    c, m = config[1:].split("m")
+    return f"{c} x {m}"
+
+
+def rps_cell(rows):
+    rps = [float(r["rps"]) for r in rows]
+    return f"{statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f})"
+
+
+def check_table(groups, verdicts):
+    rows = [(k, v) for k, v in groups.items() if k[0] == "check"]
+    if not rows:
+        return
+    print("### Check: Warden beside the tonic floor and Cerbos\n")
+    print("| cpu | conns x streams | target | req/s median (min-max) | p50 ms | p99 ms | p99.9 ms | server CPU (cores) | µs CPU/req | h2load CPU | other CPU | vs floor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    floor = {(k[1], k[2]): med(v, "rps") for k, v in rows if k[3] == "tonic-floor"}
+    bearer = {(k[1], k[2]): med(v, "rps") for k, v in rows if k[3] == "tonic-floor+bearer"}
+    for (sec, mode, config, target), v in rows:
+        rps = med(v, "rps")
+        cpu = med(v, "server_cpu")
+        ratio = rps / floor[(mode, config)] if (mode, config) in floor else None
+        print(f"| {mode} | {streams(config)} | {target} | {rps_cell(v)} | {med(v, 'p50_us') / 1000:.3f} | "
+              f"{med(v, 'p99_us') / 1000:.3f} | {med(v, 'p999_us') / 1000:.3f} | {cpu:.2f} | {cpu / rps * 1e6:.1f} | "
+              f"{med(v, 'h2load_cpu'):.2f} | {other(v)} | {f'{ratio:.2f}' if ratio is not None else '-'} |")
+        if target == "warden" and config == "c1m64":
+            extra = ""
+            if (mode, config) in bearer:
+                extra = f"; {rps / bearer[(mode, config)]:.2f} x the floor sent the same bearer header"
+            verdicts.append((f"Check throughput, 1 x 64 streams, {mode}", f">= {FLOOR_RATIO} x floor",
+                             f"{ratio:.2f} x floor ({rps:,.0f} vs {floor[(mode, config)]:,.0f} req/s{extra})", ratio >= FLOOR_RATIO))
+            p99 = med(v, "p99_us") / 1000
+            verdicts.append((f"Check p99, 1 x 64 streams, {mode}", f"< {P99_MS} ms", f"{p99:.3f} ms", p99 < P99_MS))
+    print()
+
+
+def batch_table(groups, verdicts):
+    rows = [(k, v) for k, v in groups.items() if k[0] == "batch"]
+    if not rows:
+        return
+    print("### BatchCheck (100 items per request)\n")
+    print("| cpu | conns x streams | batches/s median (min-max) | decisions/s | p50 ms | p99 ms | server CPU (cores) | µs CPU/decision | other CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    items = int(__import__("os").environ.get("BATCH_ITEMS", "100"))
+    for (sec, mode, config, target), v in rows:
+        rps = med(v, "rps")
+        cpu = med(v, "server_cpu")
+        print(f"| {mode} | {streams(config)} | {rps_cell(v)} | {rps * items:,.0f} | {med(v, 'p50_us') / 1000:.3f} | "
+              f"{med(v, 'p99_us') / 1000:.3f} | {cpu:.2f} | {cpu / (rps * items) * 1e6:.2f} | {other(v)} |")
+        if config == "c1m64":
+            verdicts.append((f"BatchCheck decisions/s, 1 x 64 streams, {mode}", "(for the record)", f"{rps * items:,.0f}", None))
+    print()
+
+
+def scale_tables(out, groups, verdicts):
+    rows = [(k, v) for k, v in groups.items() if k[0] == "scale"]
+    path = out / "scale.tsv"
+    events = []
+    if path.exists():
+        with open(path) as f:
+            events = list(csv.DictReader(f, delimiter="\t"))
+    if not rows and not events:
+        return
+    if rows:
+        print("### Scale: Check throughput, small against large index\n")
+        print("| cpu | conns x streams | server | req/s median (min-max) | p50 ms | p99 ms | server CPU | µs CPU/req | other CPU | large / small |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        by_mode = OrderedDict()
+        for (sec, mode, config, target), v in rows:
+            by_mode.setdefault((mode, config), []).append((target, v))
+        for (mode, config), targets in by_mode.items():
+            small = med(targets[0][1], "rps")
+            for target, v in targets:
+                rps = med(v, "rps")
+                cpu = med(v, "server_cpu")
+                print(f"| {mode} | {streams(config)} | {target} | {rps_cell(v)} | {med(v, 'p50_us') / 1000:.3f} | "
+                      f"{med(v, 'p99_us') / 1000:.3f} | {cpu:.2f} | {cpu / rps * 1e6:.1f} | {other(v)} | {rps / small:.3f} |")
+            if len(targets) == 2:
+                ratio = med(targets[1][1], "rps") / small
+                verdicts.append((f"Scale: {targets[1][0]} vs {targets[0][0]}, {streams(config)}, {mode}",
+                                 f"within {SCALE_WITHIN:.0%}", f"{ratio:.3f} x", abs(1 - ratio) <= SCALE_WITHIN))
+        print()
+    if not events:
+        return
+    dbs = OrderedDict()
+    for e in events:
+        d = dbs.setdefault(e["db"], {"tenants": int(e["tenants"]), "assignments": int(e["assignments"])})
+        d.setdefault(e["event"], []).append(e["value"])
+    print("### Scale: memory (VmRSS of the idle server 3 s after SERVING)\n")
+    print("| database | tenants | assignments | VmRSS MiB | VmHWM (peak) MiB | VmRSS after malloc_trim(0) MiB |")
+    print("|---|---|---|---|---|---|")
+    mem = {}
+    for db, d in dbs.items():
+        if "rss_kib" not in d:
+            continue
+        rss, hwm = (int(x) for x in d["rss_kib"][0].split())
+        trim = int(d["rss_after_malloc_trim_kib"][0]) if "rss_after_malloc_trim_kib" in d else None
+        mem[db] = (d["assignments"], rss, hwm, trim)
+        print(f"| {db} | {d['tenants']:,} | {d['assignments']:,} | {rss / 1024:.1f} | {hwm / 1024:.1f} | "
+              f"{f'{trim / 1024:.1f}' if trim else '-'} |")
+    print()
+    large = mem.get("warden_bench_large")
+    if large:
+        print("Bytes per assignment (difference of VmRSS divided by the difference of assignments):\n")
+        print("| baseline | assignments added | bytes/assignment (VmRSS) | bytes/assignment (after malloc_trim) |")
+        print("|---|---|---|---|")
+        for base, what in (("warden_bench_catalogue", f"the same {dbs['warden_bench_catalogue']['tenants']:,} tenants' permissions and roles, no assignments"),
+                           ("warden_bench_small", "small database (the tenants' catalogues count too)")):
+            if base not in mem:
+                continue
+            b = mem[base]
+            n = large[0] - b[0]
+            per = (large[1] - b[1]) * 1024 / n
+            per_trim = (large[3] - b[3]) * 1024 / n if large[3] and b[3] else None
+            print(f"| {base}: {what} | {n:,} | {per:.0f} | {f'{per_trim:.0f}' if per_trim else '-'} |")
+            if base == "warden_bench_catalogue":
+                verdicts.append((f"Index bytes per assignment (VmRSS, {large[0]:,} vs {b[0]:,} assignments)",
+                                 f"<= {BYTES_PER_ASSIGNMENT} B", f"{per:.0f} B"
+                                 + (f" ({per_trim:.0f} B after malloc_trim)" if per_trim else ""),
+                                 per <= BYTES_PER_ASSIGNMENT))
+        print()
+    print("### Scale: start-up to gRPC health SERVING\n")
+    print("| database | tenants | assignments | start | port open s | SERVING s |")
+    print("|---|---|---|---|---|---|")
+    for db, d in dbs.items():
+        for v in d.get("first_start_serving_s", []):
+            print(f"| {db} | {d['tenants']:,} | {d['assignments']:,} | first (bootstraps admin) | - | {float(v):.3f} |")
+        for i, v in enumerate(d.get("cold_start", []), 1):
+            port, serving = v.split()
+            print(f"| {db} | {d['tenants']:,} | {d['assignments']:,} | cold start {i} | {float(port):.3f} | {float(serving):.3f} |")
+    print()
+    cold = [float(v.split()[1]) for d in dbs.values() for v in d.get("cold_start", [])]
+    n_cold = next((d["assignments"] for d in dbs.values() if d.get("cold_start")), 0)
+    if cold:
+        verdicts.append((f"Cold start, {n_cold:,} assignments on PostgreSQL (median; max)", f"< {COLD_START_S} s",
+                         f"{statistics.median(cold):.2f} s; {max(cold):.2f} s", max(cold) < COLD_START_S))
+
+
+def propagation_table(out, verdicts):
+    path = out / "propagation.json"
+    if not path.exists():
+        return
+    p = json.loads(path.read_text())
+    r = p["revoke_to_deny_ms"]
+    print("### Propagation: revoke on A, Check on B denies\n")
+    print("| rounds | p50 ms | p90 ms | p99 ms | max ms | denied on B's first poll | timeouts | assign -> allowed on B p50 / p99 ms | RevokeAssignment RPC p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    a = p["assign_to_allow_ms"]
+    rv = p["revoke_rpc_ms"]
+    print(f"| {p['rounds']:,} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | "
+          f"{p['rounds_denied_on_first_poll']:,} of {p['rounds']:,} | {p['timeouts']} | {a['p50']:.2f} / {a['p99']:.2f} | "
+          f"{rv['p50']:.2f} / {rv['p99']:.2f} |")
+    print()
+    verdicts.append(("Propagation revoke -> deny on another replica, p99", f"< {PROPAGATION_P99_MS:.0f} ms",
+                     f"{r['p99']:.2f} ms (p50 {r['p50']:.2f} ms, {p['rounds']:,} rounds)",
+                     r["p99"] < PROPAGATION_P99_MS and p["timeouts"] == 0))
+
+
+def main(argv):
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = Path(argv[1])
+    print("## Environment\n")
+    print("```")
+    print((out / "env.txt").read_text().rstrip())
+    print("```\n")
+    groups = load_results(out)
+    verdicts = []
+    check_table(groups, verdicts)
+    batch_table(groups, verdicts)
+    scale_tables(out, groups, verdicts)
+    propagation_table(out, verdicts)
+    print("### Against the targets\n")
+    print("| what | target | measured | met |")
+    print("|---|---|---|---|")
+    for what, target, got, ok in verdicts:
+        print(f"| {what} | {target} | {got} | {'-' if ok is None else ('yes' if ok else '**no**')} |")
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

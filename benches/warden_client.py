@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""gRPC client helpers for benches/run.sh (grpcio; stubs generated from proto/ at run time).
+
+  warden_client.py spawn --addr HOST:PORT --stdout F --stderr F [--timeout S] -- CMD ARGS...
+      Starts CMD (a `warden serve`), polls its port every 2 ms and then grpc.health.v1.Health/Check
+      until SERVING, and prints one JSON line {"pid", "port_open_s", "serving_s"}: seconds from
+      just before the process was started. The server is left running (stop it by pid).
+
+  warden_client.py propagation --a HOST:PORT --b HOST:PORT --token T --rounds N --stubs DIR --out TSV
+      Two replicas on one PostgreSQL. Per round: AssignRole on A, poll Check on B until it allows,
+      RevokeAssignment on A, then poll Check on B (no at_least_revision) every --poll-ms until it
+      denies. Writes one TSV row per round and prints a JSON summary: p50/p90/p99/max of the
+      revoke -> deny delay measured from the moment RevokeAssignment returned on A to the moment
+      the first denying Check returned from B.
+"""
+import argparse
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return float("nan")
+    k = math.ceil(p / 100.0 * len(sorted_vals))  # nearest rank, as ../shared/bench/summarize.py
+    return sorted_vals[max(0, min(len(sorted_vals), k) - 1)]
+
+
+# --------------------------------------------------------------------------------------- spawn
+def spawn(args):
+    import grpc  # imported before the clock starts
+
+    host, port = args.addr.rsplit(":", 1)
+    out = open(args.stdout, "ab")
+    err = open(args.stderr, "ab")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(args.cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    deadline = t0 + args.timeout
+
+    def dead_or_late(what):
+        if proc.poll() is not None:
+            raise SystemExit(f"spawn: the server exited (status {proc.returncode}) before {what}; see {args.stderr}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"spawn: no {what} within {args.timeout}s; see {args.stderr}")
+
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                break
+        except OSError:
+            dead_or_late("open port")
+            time.sleep(0.002)
+    port_open = time.monotonic() - t0
+    channel = grpc.insecure_channel(args.addr)
+    health = channel.unary_unary("/grpc.health.v1.Health/Check")  # raw bytes in and out
+    while True:
+        try:
+            if health(b"", timeout=1.0) == b"\x08\x01":  # HealthCheckResponse{status: SERVING}
+                break
+        except grpc.RpcError:
+            pass
+        dead_or_late("SERVING")
+        time.sleep(0.002)
+    serving = time.monotonic() - t0
+    channel.close()
+    print(json.dumps({"pid": proc.pid, "port_open_s": round(port_open, 4), "serving_s": round(serving, 4)}))
+    return 0
+
+
+# --------------------------------------------------------------------------------- propagation
+def load_stubs(stubs_dir, proto_root):
+    """Generates the Python stubs for proto/warden/v1/*.proto into stubs_dir and imports them."""
+    from grpc_tools import protoc
+    import grpc_tools
+
+    wkt = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    protos = sorted(
+        os.path.join("warden", "v1", f) for f in os.listdir(os.path.join(proto_root, "warden", "v1")) if f.endswith(".proto")
+    )
+    protos.append(os.path.join("google", "rpc", "error_details.proto"))
+    os.makedirs(stubs_dir, exist_ok=True)
+    rc = protoc.main(["protoc", f"-I{proto_root}", f"-I{wkt}", f"--python_out={stubs_dir}",
+                      f"--grpc_python_out={stubs_dir}", *protos])
+    if rc != 0:
+        raise SystemExit(f"protoc failed ({rc})")
+    sys.path.insert(0, stubs_dir)
+    from warden.v1 import assignments_pb2, assignments_pb2_grpc, authorization_pb2, authorization_pb2_grpc
+    from warden.v1 import common_pb2, permissions_pb2, permissions_pb2_grpc, roles_pb2, roles_pb2_grpc
+    return {
+        "assignments_pb2": assignments_pb2, "assignments_grpc": assignments_pb2_grpc,
+        "authorization_pb2": authorization_pb2, "authorization_grpc": authorization_pb2_grpc,
+        "common_pb2": common_pb2, "permissions_pb2": permissions_pb2, "permissions_grpc": permissions_pb2_grpc,
+        "roles_pb2": roles_pb2, "roles_grpc": roles_pb2_grpc,
+    }
+
+
+def propagation(args):
+    import grpc
+
+    s = load_stubs(args.stubs, args.proto)
+    md = (("authorization", f"Bearer {args.token}"),)
+    ch_a = grpc.insecure_channel(args.a)
+    ch_b = grpc.insecure_channel(args.b)
+    perms = s["permissions_grpc"].PermissionServiceStub(ch_a)
+    roles = s["roles_grpc"].RoleServiceStub(ch_a)
+    assign_a = s["assignments_grpc"].AssignmentServiceStub(ch_a)
+    authz_b = s["authorization_grpc"].AuthorizationServiceStub(ch_b)
+    common = s["common_pb2"]
+
+    def ignore_exists(call):
+        try:
+            call()
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+
+    ignore_exists(lambda: perms.CreatePermission(s["permissions_pb2"].CreatePermissionRequest(name="prop.read"), metadata=md))
+    ignore_exists(lambda: roles.CreateRole(
+        s["roles_pb2"].CreateRoleRequest(name="prop.reader", permissions=[common.PermissionRef(name="prop.read")]), metadata=md))
+
+    identity = "user:prop"
+    check_req = s["authorization_pb2"].CheckRequest(identity_id=identity, permission="prop.read")
+    poll = args.poll_ms / 1000.0
+
+    def wait_on_b(want_allowed, since, min_revision):
+        """Polls B until Check says want_allowed; returns (delay from `since` to the answer, polls, revision)."""
+        polls = 0
+        while True:
+            r = authz_b.Check(check_req, metadata=md, timeout=5)
+            polls += 1
+            done = time.monotonic()
+            if r.allowed == want_allowed:
+                return done - since, polls, r.revision
+            if done - since > args.round_timeout:
+                return None, polls, r.revision
+            time.sleep(poll)
+
+    # a leftover assignment from an interrupted run would make the first wait for "denied" fail
+    rows, revoke_delays, assign_delays, timeouts, early = [], [], [], 0, 0
+    warm = max(10, args.rounds // 100)
+    t_start = time.monotonic()
+    for i in range(warm + args.rounds):
+        t = time.monotonic()
+        ar = assign_a.AssignRole(s["assignments_pb2"].AssignRoleRequest(
+            role=common.RoleRef(name="prop.reader"), identity=common.Identity(id=identity), force=True),
+            metadata=md, timeout=10)
+        assigned = time.monotonic()
+        a_delay, a_polls, _ = wait_on_b(True, assigned, ar.revision)
+        rr = assign_a.RevokeAssignment(s["assignments_pb2"].RevokeAssignmentRequest(
+            assignment_id=ar.assignment.id, force=True), metadata=md, timeout=10)
+        revoked = time.monotonic()
+        r_delay, r_polls, seen_rev = wait_on_b(False, revoked, rr.revision)
+        if i < warm:
+            continue
+        if r_delay is None or a_delay is None:
+            timeouts += 1
+        else:
+            revoke_delays.append(r_delay)
+            assign_delays.append(a_delay)
+            if seen_rev < rr.revision:
+                early += 1  # denied at an older revision than the revoke's: would be a bug
+        rows.append((i - warm, (assigned - t) * 1e3, (a_delay or -1) * 1e3, a_polls,
+                     (revoked - assigned - (a_delay or 0)) * 1e3, (r_delay or -1) * 1e3, r_polls, rr.revision, seen_rev))
+    elapsed = time.monotonic() - t_start
+    with open(args.out, "w") as f:
+        f.write("round\tassign_rpc_ms\tassign_visible_on_b_ms\tassign_polls\trevoke_rpc_ms\trevoke_visible_on_b_ms\trevoke_polls\trevoke_revision\tdeny_revision\n")
+        for row in rows:
+            f.write("\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + "\n")
+    rd = sorted(d * 1e3 for d in revoke_delays)
+    ad = sorted(d * 1e3 for d in assign_delays)
+    revoke_rpc = sorted(r[4] for r in rows)
+    first_poll_denied = sum(1 for r in rows if r[6] == 1)
+    summary = {
+        "rounds": len(rows), "warmup_rounds": warm, "timeouts": timeouts, "denied_below_revoke_revision": early,
+        "revoke_to_deny_ms": {"p50": pct(rd, 50), "p90": pct(rd, 90), "p99": pct(rd, 99), "max": rd[-1] if rd else None,
+                              "mean": sum(rd) / len(rd) if rd else None},
+        "assign_to_allow_ms": {"p50": pct(ad, 50), "p99": pct(ad, 99), "max": ad[-1] if ad else None},
+        "revoke_rpc_ms": {"p50": pct(revoke_rpc, 50), "p99": pct(revoke_rpc, 99)},
+        "rounds_denied_on_first_poll": first_poll_denied,
+        "poll_interval_ms": args.poll_ms, "elapsed_s": round(elapsed, 1),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd_name", required=True)
+    sp = sub.add_parser("spawn")
+    sp.add_argument("--addr", required=True)
+    sp.add_argument("--stdout", required=True)
+    sp.add_argument("--stderr", required=True)
+    sp.add_argument("--timeout", type=float, default=120)
+    sp.add_argument("cmd", nargs=argparse.REMAINDER)
+    pp = sub.add_parser("propagation")
+    pp.add_argument("--a", required=True)
+    pp.add_argument("--b", required=True)
+    pp.add_argument("--token", required=True)
+    pp.add_argument("--rounds", type=int, default=1000)
+    pp.add_argument("--poll-ms", type=float, default=0.5)
+    pp.add_argument("--round-timeout", type=float, default=5.0)
+    pp.add_argument("--stubs", default=os.path.join(tempfile.gettempdir(), "warden-bench-stubs"))
+    pp.add_argument("--proto", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
+    pp.add_argument("--out", required=True)
+    args = p.parse_args()
+    if args.cmd_name == "spawn":
+        if args.cmd and args.cmd[0] == "--":
+            args.cmd = args.cmd[1:]
+        if not args.cmd:
+            p.error("spawn: no command")
+        return spawn(args)
+    return propagation(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Warden request bodies for h2load, and checks of Warden's answers (standard library only).
+
+The protobuf wire format is written by hand, as ../shared/bench/encode_requests.py does for the
+tonic floor and Cerbos, so h2load can send the exact bytes from a file.
+
+  wire.py encode OUTDIR
+      OUTDIR/warden_check.bin  warden.v1.CheckRequest {identity_id:"user:alice", permission:"document.read"}
+      OUTDIR/warden_batch.bin  warden.v1.BatchCheckRequest with BATCH_ITEMS items: even items ask
+                               for user:alice (allowed), odd items for user:bob (denied: bob holds
+                               another role), all for document.read
+  wire.py check-check BODY     exits 0 only if BODY (a raw gRPC response body, as curl saves it)
+                               is one uncompressed CheckResponse frame with allowed=true; prints its size
+  wire.py check-batch BODY     same for a BatchCheckResponse: BATCH_ITEMS results, each allowed
+                               exactly as encode intended (alternating true/false)
+
+Field numbers (proto/warden/v1/authorization.proto):
+  CheckRequest  { identity_id=1; permission=2; at_least_revision=3; explain=4; }
+  CheckResponse { allowed=1; revision=2; reason=3; ... }   reason GRANTED=1 NO_GRANT=2
+  BatchCheckRequest { repeated CheckRequest items=1; }  BatchCheckResponse { repeated CheckResponse results=1; }
+"""
+import os
+import struct
+import sys
+from pathlib import Path
+
+BATCH_ITEMS = int(os.environ.get("BATCH_ITEMS", "100"))
+ALLOWED = ("user:alice", "document.read")
+DENIED = ("user:bob", "document.read")
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return bytes(out)
+
+
+def ld(field: int, payload: bytes) -> bytes:
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def frame(msg: bytes) -> bytes:
+    return b"\x00" + struct.pack(">I", len(msg)) + msg
+
+
+def check_request(identity: str, permission: str) -> bytes:
+    return ld(1, identity.encode()) + ld(2, permission.encode())
+
+
+def batch_expectation():
+    return [(ALLOWED if i % 2 == 0 else DENIED) for i in range(BATCH_ITEMS)]
+
+
+def decode(buf: bytes):
+    out, i = [], 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(buf, i)
+        elif wt == 2:
+            n, i = read_varint(buf, i)
+            v, i = buf[i : i + n], i + n
+        else:
+            raise ValueError(f"unexpected wire type {wt}")
+        out.append((field, wt, v))
+    return out
+
+
+def read_varint(buf: bytes, i: int):
+    shift = n = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def unframe(body: bytes) -> bytes:
+    if len(body) < 5:
+        raise SystemExit(f"response body too short for a gRPC frame ({len(body)} bytes): a gRPC error?")
+    flag, n = body[0], struct.unpack(">I", body[1:5])[0]
+    if flag != 0 or len(body) != 5 + n:
+        raise SystemExit(f"not one uncompressed frame: flag={flag} len={n} body={len(body)}")
+    return body[5:]
+
+
+def check_response(msg: bytes) -> dict:
+    fields = {f: v for f, wt, v in decode(msg) if wt == 0}
+    return {"allowed": fields.get(1, 0) == 1, "revision": fields.get(2, 0), "reason": fields.get(3, 0)}
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "encode":
+        out = Path(argv[2])
+        out.mkdir(parents=True, exist_ok=True)
+        single = frame(check_request(*ALLOWED))
+        batch = frame(b"".join(ld(1, check_request(*item)) for item in batch_expectation()))
+        for name, body in (("warden_check.bin", single), ("warden_batch.bin", batch)):
+            (out / name).write_bytes(body)
+            print(f"{name}: {len(body)} bytes")
+        return 0
+    if len(argv) == 3 and argv[1] == "check-check":
+        body = Path(argv[2]).read_bytes()
+        r = check_response(unframe(body))
+        if not r["allowed"] or r["reason"] != 1:
+            raise SystemExit(f"warden Check: not allowed/GRANTED: {r}")
+        print(f"warden Check: allowed=true reason=GRANTED revision={r['revision']} (response frame {len(body)} bytes)")
+        return 0
+    if len(argv) == 3 and argv[1] == "check-batch":
+        body = Path(argv[2]).read_bytes()
+        results = [check_response(v) for f, wt, v in decode(unframe(body)) if f == 1 and wt == 2]
+        want = [item == ALLOWED for item in batch_expectation()]
+        got = [r["allowed"] for r in results]
+        if got != want:
+            raise SystemExit(f"warden BatchCheck: expected {want}, got {got}")
+        print(f"warden BatchCheck: {len(results)} results, {sum(got)} allowed and {len(got) - sum(got)} denied "
+              f"as expected (response frame {len(body)} bytes)")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
