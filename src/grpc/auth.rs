@@ -394,20 +394,12 @@ impl<S> AuthService<S> {
         Ok(Caller {
             subject,
             tenant,
-            request_id: request_id(req),
+            // The trace layer, outside this one, has already settled the id in the header.
+            request_id: super::trace::request_id(req.headers()),
             rpc: path.to_owned(),
             trace_id: trace_id(req),
         })
     }
-}
-
-/// The client's `x-request-id` when it is sane, else a fresh one.
-fn request_id<B>(req: &http::Request<B>) -> String {
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
 /// The trace id of a W3C `traceparent` header, if one was sent.

@@ -123,7 +123,7 @@ where
 }
 
 /// The client's `x-request-id` when it is sane, else a fresh UUIDv7.
-fn request_id(headers: &HeaderMap) -> String {
+pub(super) fn request_id(headers: &HeaderMap) -> String {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())

@@ -109,10 +109,6 @@ impl Service {
         self.draining.send_replace(true);
     }
 
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
