@@ -17,16 +17,18 @@ pub struct AuthorizationApi {
     pub(crate) service: Service,
 }
 
-fn check_item(prefix: &str, req: &pb::CheckRequest) -> Result<CheckItem, Error> {
+pub(super) fn check_item(prefix: &str, req: &pb::CheckRequest) -> Result<CheckItem, Error> {
+    // Field names are only built when there is a prefix (the single Check is the hot path).
+    let field = |name: &'static str| {
+        if prefix.is_empty() {
+            std::borrow::Cow::Borrowed(name)
+        } else {
+            std::borrow::Cow::Owned(format!("{prefix}{name}"))
+        }
+    };
     let mut problems = Problems::default();
-    let identity = problems.take(IdentityId::parse(
-        &format!("{prefix}identity_id"),
-        &req.identity_id,
-    ));
-    let permission = problems.take(PermissionName::parse(
-        &format!("{prefix}permission"),
-        &req.permission,
-    ));
+    let identity = problems.take(IdentityId::parse(&field("identity_id"), &req.identity_id));
+    let permission = problems.take(PermissionName::parse(&field("permission"), &req.permission));
     problems.finish()?;
     match (identity, permission) {
         (Some(identity), Some(permission)) => Ok(CheckItem {
@@ -52,7 +54,7 @@ fn grant(g: GrantPath) -> pb::Grant {
 
 /// Counts one decision in `warden_check_decisions_total`. The three handles are registered once
 /// (after the recorder is installed at start-up), not looked up per Check.
-fn count(d: &Decision) {
+pub(super) fn count(d: &Decision) {
     static DECISIONS: std::sync::OnceLock<[metrics::Counter; 3]> = std::sync::OnceLock::new();
     let [allowed, unknown, denied] = DECISIONS.get_or_init(|| {
         ["allowed", "unknown_permission", "denied"]
@@ -68,7 +70,7 @@ fn count(d: &Decision) {
     counter.increment(1);
 }
 
-fn response(d: Decision, revision: Revision) -> pb::CheckResponse {
+pub(super) fn response(d: Decision, revision: Revision) -> pb::CheckResponse {
     let reason = if d.allowed {
         pb::CheckReason::Granted
     } else if d.unknown_permission {

@@ -62,7 +62,7 @@ pub struct DrainService<S> {
 }
 
 /// Resolves once shutdown reaches `phase` (or its sender is gone, which means the same).
-async fn reached(mut rx: watch::Receiver<Phase>, phase: Phase) {
+pub(super) async fn reached(mut rx: watch::Receiver<Phase>, phase: Phase) {
     let _ = rx.wait_for(|p| *p >= phase).await;
 }
 

@@ -35,6 +35,11 @@ impl LimitLayer {
             timeout,
         }
     }
+
+    /// The server-wide permits, for the Check route that bypasses this layer.
+    pub(crate) fn permits(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.permits)
+    }
 }
 
 impl<S> Layer<S> for LimitLayer {

@@ -40,7 +40,7 @@ impl MetricsLayer {
 #[derive(Debug, Default)]
 struct HandleCache(RwLock<HashMap<String, Arc<MethodHandles>>>);
 
-struct MethodHandles {
+pub(crate) struct MethodHandles {
     method: String,
     in_flight: Gauge,
     /// Counter and histogram per gRPC code (0-16), registered on first use.
@@ -52,6 +52,13 @@ impl std::fmt::Debug for MethodHandles {
         f.debug_struct("MethodHandles")
             .field("method", &self.method)
             .finish()
+    }
+}
+
+impl MetricsLayer {
+    /// The registered handles of one method label (the Check route records through them).
+    pub(crate) fn handles(&self, label: &str) -> Arc<MethodHandles> {
+        self.handles.get(label)
     }
 }
 
@@ -108,12 +115,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let mut call = Observed {
-            handles: self.handles.get(self.methods.label(req.uri().path())),
-            start: Instant::now(),
-            done: false,
-        };
-        call.handles.in_flight.increment(1.0);
+        let mut call = Observed::start(self.handles.get(self.methods.label(req.uri().path())));
         let future = inner.call(req);
         Box::pin(async move {
             let response = match future.await {
@@ -138,14 +140,24 @@ where
 }
 
 /// One RPC being measured; recorded exactly once, when its outcome is known or it is dropped.
-struct Observed {
+pub(crate) struct Observed {
     handles: Arc<MethodHandles>,
     start: Instant,
     done: bool,
 }
 
 impl Observed {
-    fn finish(&mut self, code: Code) {
+    /// Starts measuring one RPC of the method `handles` belong to.
+    pub(crate) fn start(handles: Arc<MethodHandles>) -> Self {
+        handles.in_flight.increment(1.0);
+        Self {
+            handles,
+            start: Instant::now(),
+            done: false,
+        }
+    }
+
+    pub(crate) fn finish(&mut self, code: Code) {
         if self.done {
             return;
         }

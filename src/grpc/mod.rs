@@ -7,6 +7,7 @@ mod authorization;
 mod convert;
 mod drain;
 mod groups;
+mod hot_check;
 mod limits;
 mod metrics;
 mod permissions;
@@ -32,6 +33,7 @@ use crate::service::{IdempotencyKey, Service, WriteOptions};
 
 pub use auth::{AuthLayer, Verifier, mint_hs256};
 pub use drain::{DrainLayer, Phase};
+pub use hot_check::HotCheckLayer;
 pub use limits::LimitLayer;
 pub use metrics::MetricsLayer;
 pub use trace::TraceLayer;
@@ -39,7 +41,10 @@ pub use trace::TraceLayer;
 /// The tower layers every RPC passes, outermost first (see `router`).
 pub type Layers = Stack<
     AuthLayer,
-    Stack<LimitLayer, Stack<DrainLayer, Stack<MetricsLayer, Stack<TraceLayer, Identity>>>>,
+    Stack<
+        LimitLayer,
+        Stack<DrainLayer, Stack<MetricsLayer, Stack<TraceLayer, Stack<HotCheckLayer, Identity>>>>,
+    >,
 >;
 
 /// Every `warden.v1` service name, for health reporting.
@@ -140,24 +145,35 @@ pub fn router(
         tonic_health::pb::FILE_DESCRIPTOR_SET,
     ]);
     let max = limits.max_request_bytes;
+    let metrics = MetricsLayer::new(Arc::clone(&methods));
+    let limit = LimitLayer::new(limits.max_concurrent_rpcs, limits.rpc_timeout);
+    let hot_check = HotCheckLayer::new(hot_check::HotCheckConfig {
+        service: service.clone(),
+        verifier: Arc::clone(&verifier),
+        permits: limit.permits(),
+        rpc_timeout: limits.rpc_timeout,
+        max_request_bytes: max,
+        phase: phase.clone(),
+        metrics: metrics.handles(methods.label(hot_check::CHECK_PATH)),
+    });
     let router = Server::builder()
         // Dead peers and stale NAT entries are found by PINGs, not by the next write failing.
         .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        // Check, the hot path, is answered before the generic layers (same behaviour, less
+        // per-call machinery: see hot_check.rs).
+        .layer(hot_check)
         // Outermost: the request id and the span exist before anything can refuse the call, so
         // even a refusal is logged, traced and answered with its request id.
         .layer(TraceLayer::default())
         // Outside every layer that refuses calls (drain, limits, auth), so shed, timed-out and
         // unauthenticated calls are counted too.
-        .layer(MetricsLayer::new(Arc::clone(&methods)))
+        .layer(metrics)
         // Outside the limits: a call cut at shutdown must also release its concurrency permit,
         // and the drain must see streams however they were admitted.
-        .layer(DrainLayer::new(phase, methods))
+        .layer(DrainLayer::new(phase, Arc::clone(&methods)))
         // Before auth: shedding must cost less than verifying a token, or overload feeds on itself.
-        .layer(LimitLayer::new(
-            limits.max_concurrent_rpcs,
-            limits.rpc_timeout,
-        ))
+        .layer(limit)
         // Auth runs innermost, right before the services, and lets health and reflection through.
         .layer(AuthLayer::new(verifier))
         .add_service(health)

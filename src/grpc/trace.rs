@@ -62,43 +62,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
 
-        let request_id = request_id(req.headers());
-        let id_header = HeaderValue::from_str(&request_id).ok();
-        if let Some(value) = &id_header {
-            // Later layers (auth puts it on the Caller, hence in audit events) read it from here.
-            req.headers_mut().insert(REQUEST_ID, value.clone());
-        }
-        let path = req.uri().path();
-        let (service, method) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("", ""));
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %path.trim_start_matches('/'),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = tracing::field::Empty,
-            request_id = %request_id,
-        );
-        let parent = self.propagator.extract(&HeaderExtractor(req.headers()));
-        // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
-        let _ = span.set_parent(parent);
-        // Hand the server span's context on, so `Caller::trace_id` (and the audit trail) names
-        // the trace this RPC belongs to even when the client sent no `traceparent`.
-        let context = span.context();
-        if context.span().span_context().is_valid() {
-            self.propagator
-                .inject_context(&context, &mut HeaderInjector(req.headers_mut()));
-        }
-
+        let (mut parts, body) = req.into_parts();
+        let (span, request_id, id_header) =
+            open(&self.propagator, parts.uri.path(), &mut parts.headers);
+        let req = http::Request::from_parts(parts, body);
         let future = inner.call(req).instrument(span.clone());
         Box::pin(async move {
             let mut response = future.await?;
@@ -122,16 +93,86 @@ where
     }
 }
 
+/// Settles the request id of an RPC to `path` and opens its span: the id is written back into
+/// `headers` (later layers put it on the `Caller`) and returned with its header value; the span's
+/// parent is the client's `traceparent`, and the span's own context is injected into `headers` so
+/// that `Caller::trace_id` names this trace even when the client sent none.
+pub(super) fn open(
+    propagator: &TraceContextPropagator,
+    path: &str,
+    headers: &mut HeaderMap,
+) -> (tracing::Span, String, Option<HeaderValue>) {
+    let request_id = request_id(headers);
+    let id_header = HeaderValue::from_str(&request_id).ok();
+    if let Some(value) = &id_header {
+        headers.insert(REQUEST_ID, value.clone());
+    }
+    let span = rpc_span(path, Some(&request_id));
+    link(propagator, &span, headers);
+    (span, request_id, id_header)
+}
+
+/// The span of one RPC to `path`; its `request_id` is recorded later when not known yet.
+pub(super) fn rpc_span(path: &str, request_id: Option<&str>) -> tracing::Span {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", ""));
+    let span = tracing::info_span!(
+        "rpc",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+    );
+    if let Some(id) = request_id {
+        span.record("request_id", id);
+    }
+    span
+}
+
+/// Makes the client's `traceparent` the span's parent and hands the span's own context on in
+/// `headers`, so that `Caller::trace_id` names this trace even when the client sent none.
+pub(super) fn link(
+    propagator: &TraceContextPropagator,
+    span: &tracing::Span,
+    headers: &mut HeaderMap,
+) {
+    if span.is_disabled() {
+        return;
+    }
+    let parent = propagator.extract(&HeaderExtractor(headers));
+    // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
+    let _ = span.set_parent(parent);
+    let context = span.context();
+    if context.span().span_context().is_valid() {
+        propagator.inject_context(&context, &mut HeaderInjector(headers));
+    }
+}
+
 /// The client's `x-request-id` when it is sane, else a fresh UUIDv7.
 pub(super) fn request_id(headers: &HeaderMap) -> String {
+    client_request_id(headers).map_or_else(new_request_id, str::to_owned)
+}
+
+/// The client's `x-request-id`, if it sent a sane one (1-128 visible ASCII characters).
+pub(super) fn client_request_id(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
-fn finish(span: &tracing::Span, code: Code) {
+/// A request id made up by the server: a UUIDv7, so ids sort by time.
+pub(super) fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+pub(super) fn finish(span: &tracing::Span, code: Code) {
     span.record("rpc.grpc.status_code", code as i32);
     if code != Code::Ok {
         span.record("otel.status_code", "ERROR");
@@ -141,7 +182,7 @@ fn finish(span: &tracing::Span, code: Code) {
 /// Adds `RequestInfo { request_id }` to the error status in `headers` (or trailers), keeping its
 /// code, message and other details. Statuses are built in one place each (`status.rs`, `auth.rs`,
 /// the limit layers); the request id is only known here, so it is added here.
-fn add_request_info(headers: &mut HeaderMap, request_id: &str) {
+pub(super) fn add_request_info(headers: &mut HeaderMap, request_id: &str) {
     let Some(status) = Status::from_header_map(headers) else {
         return;
     };

@@ -55,9 +55,25 @@ impl Service {
         caller: &Caller,
         item: &CheckItem,
     ) -> Result<(Decision, Revision), Error> {
-        self.authorize_check(caller, &item.identity)?;
+        if let Some(answer) = self.check_applied(caller, item)? {
+            return Ok(answer);
+        }
         self.ensure_revision(item.at_least_revision).await?;
+        self.check_applied(caller, item)?
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("applied revision went backwards")))
+    }
+
+    /// `check` without waiting: `None` if this replica has not applied `at_least_revision` yet.
+    pub fn check_applied(
+        &self,
+        caller: &Caller,
+        item: &CheckItem,
+    ) -> Result<Option<(Decision, Revision)>, Error> {
+        self.authorize_check(caller, &item.identity)?;
         let revision = self.engine.applied_revision();
+        if revision < item.at_least_revision {
+            return Ok(None);
+        }
         let decision = self.engine.check(
             &caller.tenant,
             item.identity.as_str(),
@@ -65,7 +81,7 @@ impl Service {
             self.now(),
             item.explain,
         );
-        Ok((decision, revision))
+        Ok(Some((decision, revision)))
     }
 
     /// Up to 1000 checks, answered in order at one revision.

@@ -872,6 +872,88 @@ async fn error_statuses_carry_the_request_id_and_keep_their_error_info() {
     app.finish().await;
 }
 
+#[tokio::test]
+async fn check_errors_carry_a_request_id_and_a_successful_check_echoes_the_clients() {
+    // Arrange: Check is served by its own route (hot_check.rs); its answers must look exactly
+    // like every other RPC's.
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_permission("docs:read").await;
+    app.create_role("reader", &["docs:read"]).await;
+    app.assign("reader", "carol").await;
+    let with_id = |mut request: Request<CheckRequest>, id: &'static str| {
+        request
+            .metadata_mut()
+            .insert("x-request-id", MetadataValue::from_static(id));
+        request
+    };
+
+    // Act
+    let unauthenticated = app
+        .authz()
+        .check(with_id(
+            Request::new(check("carol", "docs:read", 0)),
+            "req-7",
+        ))
+        .await
+        .expect_err("no token");
+    let invalid = app
+        .authz()
+        .check(authed(ADMIN, check("", "docs:read", 0)))
+        .await
+        .expect_err("empty identity");
+    let denied = app
+        .authz()
+        .check(authed("carol", check("dave", "docs:read", 0)))
+        .await
+        .expect_err("carol may not check others");
+    let allowed = app
+        .authz()
+        .check(with_id(
+            authed(ADMIN, check("carol", "docs:read", 0)),
+            "req-8",
+        ))
+        .await
+        .expect("allowed");
+
+    // Assert
+    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
+    assert_eq!(
+        unauthenticated
+            .get_details_request_info()
+            .expect("RequestInfo")
+            .request_id,
+        "req-7"
+    );
+    assert_eq!(
+        unauthenticated.metadata().get("x-request-id").unwrap(),
+        "req-7"
+    );
+    assert_invalid(&invalid, "identity_id");
+    assert_error(&denied, Code::PermissionDenied, "PERMISSION_DENIED");
+    for status in [&invalid, &denied] {
+        let id = status
+            .get_details_request_info()
+            .expect("RequestInfo")
+            .request_id;
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "a generated request id: {id:?}"
+        );
+        assert_eq!(
+            status
+                .metadata()
+                .get("x-request-id")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            id
+        );
+    }
+    assert!(allowed.get_ref().allowed);
+    assert_eq!(allowed.metadata().get("x-request-id").unwrap(), "req-8");
+    app.finish().await;
+}
+
 backend_tests! {
     async fn metrics_show_rpcs_by_method_and_code_check_decisions_and_gauges(app) {
         // Arrange
