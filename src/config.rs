@@ -93,7 +93,9 @@ pub struct LimitsConfig {
     pub max_concurrent_rpcs: usize,
     #[serde(with = "humantime_serde")]
     pub rpc_timeout: Duration,
-    /// HTTP/2 PING interval on idle connections, so dead peers and half-open NAT entries are noticed.
+    /// HTTP/2 PING interval, so dead peers behind proxies and half-open NAT entries are noticed;
+    /// zero (the default) sends none. hyper reads the clock and takes a lock on every frame while
+    /// PINGs are on, a cost on every Check; TCP keepalive (always on) finds dead peers for free.
     #[serde(with = "humantime_serde")]
     pub http2_keepalive_interval: Duration,
     /// How long an unanswered keepalive PING may wait before the connection is closed.
@@ -177,7 +179,7 @@ impl Default for LimitsConfig {
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_rpcs: 1024,
             rpc_timeout: Duration::from_secs(10),
-            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_interval: Duration::ZERO,
             http2_keepalive_timeout: Duration::from_secs(10),
         }
     }
@@ -331,9 +333,6 @@ impl Config {
         }
         if self.limits.rpc_timeout.is_zero() {
             return Err("limits.rpc_timeout (WARDEN_LIMITS__RPC_TIMEOUT): must be positive".into());
-        }
-        if self.limits.http2_keepalive_interval.is_zero() {
-            return Err("limits.http2_keepalive_interval (WARDEN_LIMITS__HTTP2_KEEPALIVE_INTERVAL): must be positive".into());
         }
         if self.limits.http2_keepalive_timeout.is_zero() {
             return Err("limits.http2_keepalive_timeout (WARDEN_LIMITS__HTTP2_KEEPALIVE_TIMEOUT): must be positive".into());

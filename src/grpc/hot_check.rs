@@ -171,15 +171,12 @@ impl Shared {
             Err(_) => Err(status::overloaded()),
             Ok(_permit) => {
                 let caller_request_id = request_id.clone().unwrap_or_default();
-                let mut answer = pin!(tracing::Instrument::instrument(
-                    self.answer(&parts.headers, body, caller_request_id),
-                    span.clone(),
-                ));
-                // Most Checks are answered on the first poll: the timer and the shutdown watch
-                // are armed only for one that waits (for its body, or for a revision).
-                match poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await {
-                    Poll::Ready(outcome) => outcome,
-                    Poll::Pending => Box::pin(self.bounded(answer)).await,
+                let answer = self.answer(&parts.headers, body, caller_request_id);
+                if span.is_disabled() {
+                    self.first_poll_then_bounded(pin!(answer)).await
+                } else {
+                    let answer = tracing::Instrument::instrument(answer, span.clone());
+                    self.first_poll_then_bounded(pin!(answer)).await
                 }
             }
         };
@@ -208,6 +205,18 @@ impl Shared {
             headers.insert(REQUEST_ID, value);
         }
         response
+    }
+
+    /// Most Checks are answered on the first poll: the timer and the shutdown watch are armed
+    /// only for one that waits (for its body, or for a revision).
+    async fn first_poll_then_bounded(
+        &self,
+        mut answer: Pin<&mut impl Future<Output = Result<Bytes, Status>>>,
+    ) -> Result<Bytes, Status> {
+        match poll_fn(|cx| Poll::Ready(answer.as_mut().poll(cx))).await {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => Box::pin(self.bounded(answer)).await,
+        }
     }
 
     /// The rest of an answer that had to wait: within the RPC timeout, and cut when shutdown's

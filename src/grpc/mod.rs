@@ -157,8 +157,11 @@ pub fn router(
         metrics: metrics.handles(methods.label(hot_check::CHECK_PATH)),
     });
     let router = Server::builder()
-        // Dead peers and stale NAT entries are found by PINGs, not by the next write failing.
-        .http2_keepalive_interval(Some(limits.http2_keepalive_interval))
+        // Dead peers and stale NAT entries are found by PINGs (when configured) and by TCP
+        // keepalive (app.rs), not by the next write failing.
+        .http2_keepalive_interval(
+            Some(limits.http2_keepalive_interval).filter(|interval| !interval.is_zero()),
+        )
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
         // Check, the hot path, is answered before the generic layers (same behaviour, less
         // per-call machinery: see hot_check.rs).

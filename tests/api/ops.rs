@@ -779,14 +779,10 @@ async fn an_rpc_running_past_the_rpc_timeout_ends_with_deadline_exceeded() {
 #[test]
 fn bad_limits_are_refused_naming_the_setting() {
     type Spoil = fn(&mut warden::Config);
-    let table: [(&str, Spoil); 5] = [
+    let table: [(&str, Spoil); 4] = [
         (
             "limits.max_concurrent_rpcs (WARDEN_LIMITS__MAX_CONCURRENT_RPCS)",
             |c| c.limits.max_concurrent_rpcs = 0,
-        ),
-        (
-            "limits.http2_keepalive_interval (WARDEN_LIMITS__HTTP2_KEEPALIVE_INTERVAL)",
-            |c| c.limits.http2_keepalive_interval = Duration::ZERO,
         ),
         (
             "limits.http2_keepalive_timeout (WARDEN_LIMITS__HTTP2_KEEPALIVE_TIMEOUT)",
