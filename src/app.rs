@@ -66,6 +66,11 @@ impl App {
             Verifier::from_config(&config.auth, default_tenant.clone())
                 .map_err(anyhow::Error::msg)?,
         );
+        // A JWKS URL's keys are needed before the first call can be verified.
+        verifier
+            .load_remote_keys()
+            .await
+            .map_err(anyhow::Error::msg)?;
         let admins = config
             .bootstrap_admins
             .iter()
@@ -205,6 +210,7 @@ impl App {
                 stop_rx.clone(),
             )),
         ];
+        let jwks_task = self.verifier.refresh_remote_keys();
         let probe_task = tokio::spawn(health::watch_database(
             self.store.clone(),
             Arc::clone(&self.engine),
@@ -265,6 +271,9 @@ impl App {
             }
         };
         phases.abort();
+        if let Some(task) = jwks_task {
+            task.abort();
+        }
         let _ = stop_tx.send(true);
         for task in background {
             let _ = task.await;

@@ -77,8 +77,9 @@ pub struct AuthConfig {
     pub hs256_secret: Option<SecretString>,
     #[serde(deserialize_with = "paths_or_csv")]
     pub public_key_files: Vec<PathBuf>,
-    /// A JWKS file path.
-    pub jwks: Option<PathBuf>,
+    /// A JWKS file path, or an `https://` URL (fetched at start-up, on an unknown key id and
+    /// every few minutes).
+    pub jwks: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub tenant_claim: String,

@@ -26,15 +26,18 @@ const OPEN_PREFIXES: [&str; 3] = [
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
 
-struct Key {
-    algorithm: Algorithm,
-    kid: Option<String>,
+pub(crate) struct Key {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) kid: Option<String>,
     key: DecodingKey,
 }
 
 /// Checks tokens against the configured keys, issuer, audience and clock leeway.
 pub struct Verifier {
+    /// The HS256 secret, public key files and JWKS file: fixed for the process.
     keys: Vec<Key>,
+    /// A JWKS fetched from a URL, if configured.
+    remote: Option<super::jwks::RemoteJwks>,
     issuer: Option<String>,
     audience: Option<String>,
     tenant_claim: String,
@@ -91,43 +94,25 @@ impl Verifier {
                 format!("auth.public_key_files (WARDEN_AUTH_PUBLIC_KEY_FILES): {} is not an RSA, EC P-256 or Ed25519 public key PEM", path.display())
             })?);
         }
-        if let Some(path) = &auth.jwks {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "auth.jwks (WARDEN_AUTH_JWKS): cannot read {}: {e}",
-                    path.display()
-                )
-            })?;
-            let set: JwkSet = serde_json::from_str(&text)
-                .map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): not a JWKS document: {e}"))?;
-            for jwk in &set.keys {
-                let algorithm = jwk
-                    .common
-                    .key_algorithm
-                    .and_then(|a| a.to_string().parse::<Algorithm>().ok())
-                    .ok_or_else(|| {
-                        "auth.jwks (WARDEN_AUTH_JWKS): every key needs an `alg`".to_owned()
-                    })?;
-                if matches!(
-                    algorithm,
-                    Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-                ) {
-                    return Err(
-                        "auth.jwks (WARDEN_AUTH_JWKS): symmetric keys are not accepted from a JWKS"
-                            .into(),
-                    );
-                }
-                let key = DecodingKey::from_jwk(jwk)
-                    .map_err(|e| format!("auth.jwks (WARDEN_AUTH_JWKS): unusable key: {e}"))?;
-                keys.push(Key {
-                    algorithm,
-                    kid: jwk.common.key_id.clone(),
-                    key,
-                });
+        let mut remote = None;
+        match auth.jwks.as_deref() {
+            None => {}
+            Some(url) if super::jwks::is_url(url) => {
+                remote = Some(super::jwks::RemoteJwks::new(url)?);
+            }
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("auth.jwks (WARDEN_AUTH_JWKS): cannot read {path}: {e}")
+                })?;
+                let set: JwkSet = serde_json::from_str(&text).map_err(|e| {
+                    format!("auth.jwks (WARDEN_AUTH_JWKS): not a JWKS document: {e}")
+                })?;
+                keys.extend(jwks_keys(&set, "auth.jwks (WARDEN_AUTH_JWKS)")?);
             }
         }
         Ok(Self {
             keys,
+            remote,
             issuer: auth.issuer.clone().filter(|s| !s.is_empty()),
             audience: auth.audience.clone().filter(|s| !s.is_empty()),
             tenant_claim: auth.tenant_claim.clone(),
@@ -138,7 +123,55 @@ impl Verifier {
     }
 
     /// The caller a token proves, or UNAUTHENTICATED saying what is wrong (never echoing keys).
-    pub fn verify(&self, token: &str) -> Result<(IdentityId, TenantId), Status> {
+    /// Waits only when the token names a key id a JWKS URL may have gained since its last fetch.
+    pub async fn verify(&self, token: &str) -> Result<(IdentityId, TenantId), Status> {
+        match self.verify_now(token) {
+            Err(Unverified::UnknownKeyId) => {
+                if let Some(remote) = &self.remote
+                    && remote.fetch_for_unknown_kid().await
+                {
+                    // Tokens of a withdrawn key must not live on in the cache.
+                    self.verified.write().clear();
+                }
+                self.verify_now(token).map_err(Unverified::into_status)
+            }
+            other => other.map_err(Unverified::into_status),
+        }
+    }
+
+    /// Fetches the JWKS URL's keys, if one is configured (start-up: an error stops it).
+    pub async fn load_remote_keys(&self) -> Result<(), String> {
+        match &self.remote {
+            Some(remote) => remote.fetch().await.map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Fetches the JWKS URL's keys every `jwks::REFRESH_EVERY` until the task is dropped; a failed
+    /// fetch keeps the keys and is logged.
+    pub fn refresh_remote_keys(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        self.remote.as_ref()?;
+        let verifier = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(super::jwks::REFRESH_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(remote) = &verifier.remote else {
+                    return;
+                };
+                match remote.fetch().await {
+                    Ok(true) => verifier.verified.write().clear(),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot refresh the JWKS"),
+                }
+            }
+        }))
+    }
+
+    /// `verify` without fetching keys.
+    fn verify_now(&self, token: &str) -> Result<(IdentityId, TenantId), Unverified> {
         let now = chrono::Utc::now().timestamp();
         let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX / 4);
         // Same rule as the full check: expired once `exp` is more than the leeway in the past.
@@ -166,16 +199,25 @@ impl Verifier {
         Ok((subject, tenant))
     }
 
-    fn verify_signature(&self, token: &str) -> Result<(IdentityId, TenantId, i64), Status> {
+    fn verify_signature(&self, token: &str) -> Result<(IdentityId, TenantId, i64), Unverified> {
         // decode_header refuses `alg: none` and unknown algorithms outright.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Status::unauthenticated("malformed bearer token"))?;
+        let remote = self.remote.as_ref().map(super::jwks::RemoteJwks::keys);
         // Only keys made for the header's algorithm are tried, so an RSA public key can never
         // be used as an HMAC secret (algorithm confusion).
-        let candidates = self.keys.iter().filter(|k| {
-            k.algorithm == header.alg
-                && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
-        });
+        let candidates: Vec<&Key> = self
+            .keys
+            .iter()
+            .chain(remote.iter().flat_map(|keys| keys.iter()))
+            .filter(|k| {
+                k.algorithm == header.alg
+                    && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+            })
+            .collect();
+        if candidates.is_empty() && header.kid.is_some() && remote.is_some() {
+            return Err(Unverified::UnknownKeyId);
+        }
         let mut last = Status::unauthenticated(
             "token is signed with an algorithm or key Warden does not accept",
         );
@@ -209,7 +251,7 @@ impl Verifier {
                 Err(e) => last = Status::unauthenticated(describe(&e)),
             }
         }
-        Err(last)
+        Err(last.into())
     }
 
     fn caller_of(&self, claims: &Map<String, Value>) -> Result<(IdentityId, TenantId), Status> {
@@ -239,6 +281,60 @@ impl Verifier {
         };
         Ok((subject, tenant))
     }
+}
+
+/// Why a token did not verify.
+#[derive(Debug)]
+enum Unverified {
+    /// It names a key id no configured key has; a JWKS URL may have gained it since.
+    UnknownKeyId,
+    Refused(Status),
+}
+
+impl From<Status> for Unverified {
+    fn from(status: Status) -> Self {
+        Self::Refused(status)
+    }
+}
+
+impl Unverified {
+    fn into_status(self) -> Status {
+        match self {
+            Self::UnknownKeyId => {
+                Status::unauthenticated("token is signed with a key id Warden does not know")
+            }
+            Self::Refused(status) => status,
+        }
+    }
+}
+
+/// The asymmetric keys of a JWKS document; every key needs its `alg`.
+pub(crate) fn jwks_keys(set: &JwkSet, setting: &str) -> Result<Vec<Key>, String> {
+    set.keys
+        .iter()
+        .map(|jwk| {
+            let algorithm = jwk
+                .common
+                .key_algorithm
+                .and_then(|a| a.to_string().parse::<Algorithm>().ok())
+                .ok_or_else(|| format!("{setting}: every key needs an `alg`"))?;
+            if matches!(
+                algorithm,
+                Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+            ) {
+                return Err(format!(
+                    "{setting}: symmetric keys are not accepted from a JWKS"
+                ));
+            }
+            let key =
+                DecodingKey::from_jwk(jwk).map_err(|e| format!("{setting}: unusable key: {e}"))?;
+            Ok(Key {
+                algorithm,
+                kid: jwk.common.key_id.clone(),
+                key,
+            })
+        })
+        .collect()
 }
 
 fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
@@ -358,29 +454,30 @@ where
         // Use the instance poll_ready prepared; leave a fresh clone for the next call.
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let path = req.uri().path().to_owned();
-        if !OPEN_PREFIXES.iter().any(|open| path.starts_with(open)) {
-            match self.authenticate(&req, &path) {
+        if OPEN_PREFIXES
+            .iter()
+            .any(|open| req.uri().path().starts_with(open))
+        {
+            return Box::pin(inner.call(req));
+        }
+        let verifier = Arc::clone(&self.verifier);
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            // The trace layer, outside this one, has already settled the id in the header.
+            let request_id = super::trace::request_id(req.headers());
+            match authenticate(&verifier, req.headers(), &path, request_id).await {
                 Ok(caller) => {
                     req.extensions_mut().insert(caller);
                 }
-                Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+                Err(status) => return Ok(status.into_http()),
             }
-        }
-        Box::pin(inner.call(req))
-    }
-}
-
-impl<S> AuthService<S> {
-    fn authenticate<B>(&self, req: &http::Request<B>, path: &str) -> Result<Caller, Status> {
-        // The trace layer, outside this one, has already settled the id in the header.
-        let request_id = super::trace::request_id(req.headers());
-        authenticate(&self.verifier, req.headers(), path, request_id)
+            inner.call(req).await
+        })
     }
 }
 
 /// The caller of a request to `path` with these headers: its bearer token verified, its trace id.
-pub(super) fn authenticate(
+pub(super) async fn authenticate(
     verifier: &Verifier,
     headers: &http::HeaderMap,
     path: &str,
@@ -401,7 +498,7 @@ pub(super) fn authenticate(
         .ok_or_else(|| {
             Status::unauthenticated("authorization metadata must be `Bearer <token>`")
         })?;
-    let (subject, tenant) = verifier.verify(token)?;
+    let (subject, tenant) = verifier.verify(token).await?;
     Ok(Caller {
         subject,
         tenant,
@@ -446,11 +543,11 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn a_verified_token_is_served_from_the_cache_until_it_expires() {
+    #[tokio::test]
+    async fn a_verified_token_is_served_from_the_cache_until_it_expires() {
         let v = verifier();
         let live = token(600);
-        assert_eq!(v.verify(&live).unwrap().0.as_str(), "alice");
+        assert_eq!(v.verify(&live).await.unwrap().0.as_str(), "alice");
         assert_eq!(v.verified.read().len(), 1);
         // A cached entry past its exp is not trusted: the token is checked again and refused.
         let expired = token(-60);
@@ -463,7 +560,7 @@ mod tests {
             },
         );
         assert_eq!(
-            v.verify(&expired).unwrap_err().code(),
+            v.verify(&expired).await.unwrap_err().code(),
             tonic::Code::Unauthenticated
         );
         // A token differing in one byte of its signature never hits the cache.
@@ -471,7 +568,7 @@ mod tests {
         let last = forged.pop().unwrap();
         forged.push(if last == 'A' { 'B' } else { 'A' });
         assert_eq!(
-            v.verify(&forged).unwrap_err().code(),
+            v.verify(&forged).await.unwrap_err().code(),
             tonic::Code::Unauthenticated
         );
     }

@@ -243,7 +243,7 @@ impl Shared {
         request_id: String,
     ) -> Result<Bytes, Status> {
         let config = &self.config;
-        let caller = auth::authenticate(&config.verifier, headers, CHECK_PATH, request_id)?;
+        let caller = auth::authenticate(&config.verifier, headers, CHECK_PATH, request_id).await?;
         let message = read_message(body, config.max_request_bytes).await?;
         let request = pb::CheckRequest::decode(message)
             .map_err(|e| Status::internal(format!("failed to decode the CheckRequest: {e}")))?;

@@ -8,6 +8,7 @@ mod convert;
 mod drain;
 mod groups;
 mod hot_check;
+mod jwks;
 mod limits;
 mod metrics;
 mod permissions;

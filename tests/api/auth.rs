@@ -219,7 +219,7 @@ mod public_keys {
             move |url| {
                 let mut config = test_config(url);
                 config.auth.hs256_secret = None;
-                config.auth.jwks = Some(path);
+                config.auth.jwks = Some(path.display().to_string());
                 config
             },
             None,
@@ -239,5 +239,117 @@ mod public_keys {
         let err = status_of(&app, &with_kid("other")).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
         app.finish().await;
+    }
+
+    /// The raw bytes at the end of a public key's SPKI DER (Ed25519: 32; P-256: 0x04 || x || y).
+    fn spki_tail(name: &str, len: usize) -> Vec<u8> {
+        use base64::Engine as _;
+        let pem = std::fs::read_to_string(fixture(name)).unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        der[der.len() - len..].to_vec()
+    }
+
+    /// A JWKS URL: keys are fetched at start-up; a token naming a key id the set gained since
+    /// makes Warden fetch it again; a forged key id right after does not cause another fetch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_jwks_url_is_fetched_again_for_an_unknown_key_id_at_most_every_few_seconds() {
+        use base64::Engine as _;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        // Arrange: an identity provider serving a JWKS that only holds the Ed25519 key k1.
+        let ed = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&spki_tail("ed25519-public.pem", 32)), "alg": "EdDSA", "kid": "k1", "use": "sig"});
+        let point = spki_tail("ec-public.pem", 65);
+        let ec = json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..]), "alg": "ES256", "kid": "k2", "use": "sig"});
+        let document = Arc::new(parking_lot::Mutex::new(
+            json!({"keys": [ed.clone()]}).to_string(),
+        ));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let idp = {
+            let (document, fetches) = (Arc::clone(&document), Arc::clone(&fetches));
+            axum::Router::new().route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    let body = document.lock().clone();
+                    async move { body }
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, idp).await.unwrap() });
+        let db = Arc::new(TestDatabase::create(Backend::Sqlite).await);
+        let app = spawn_on(
+            db,
+            move |db_url| {
+                let mut config = test_config(db_url);
+                config.auth.hs256_secret = None;
+                config.auth.jwks = Some(url);
+                config
+            },
+            None,
+        )
+        .await;
+        let sign = |alg: Algorithm, kid: &str, key: &EncodingKey| {
+            let mut header = Header::new(alg);
+            header.kid = Some(kid.into());
+            jsonwebtoken::encode(&header, &claims(), key).unwrap()
+        };
+        let ed_key =
+            EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-private.pem")).unwrap())
+                .unwrap();
+        let ec_key =
+            EncodingKey::from_ec_pem(&std::fs::read(fixture("ec-private.pem")).unwrap()).unwrap();
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            1,
+            "fetched once at start-up"
+        );
+
+        // Act + Assert: k1 verifies from the start-up fetch.
+        status_of(&app, &sign(Algorithm::EdDSA, "k1", &ed_key))
+            .await
+            .expect("k1 verifies");
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // The provider rotates in k2: the first k2 token makes Warden fetch, and verifies.
+        *document.lock() = json!({"keys": [ed, ec]}).to_string();
+        status_of(&app, &sign(Algorithm::ES256, "k2", &ec_key))
+            .await
+            .expect("k2 verifies after a fetch");
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        // A key id nobody has: refused, and no third fetch so soon after the second.
+        let err = status_of(&app, &sign(Algorithm::ES256, "forged", &ec_key))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        // A k2 token signed by the wrong key is still refused.
+        let err = status_of(&app, &sign(Algorithm::EdDSA, "k2", &ed_key))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated);
+        app.finish().await;
+    }
+
+    /// A JWKS URL that cannot be fetched at start-up stops the start, naming the setting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_jwks_url_stops_the_start() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        drop(listener);
+        let db = TestDatabase::create(Backend::Sqlite).await;
+        let mut config = test_config(&db.url);
+        config.auth.jwks = Some(url);
+        let err = warden::App::build(config)
+            .await
+            .expect_err("no keys, no start");
+        assert!(
+            err.to_string().contains("auth.jwks (WARDEN_AUTH_JWKS)"),
+            "{err:#}"
+        );
+        db.drop_database().await;
     }
 }
