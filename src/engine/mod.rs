@@ -127,6 +127,35 @@ impl Engine {
         }
     }
 
+    /// `check`, asked by `asker`, who must itself hold `asker_needs` (if any) in the tenant: both
+    /// decided under one lookup and one read lock, so from one state of the index. `None` when
+    /// the asker lacks it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_asked_by(
+        &self,
+        tenant: &TenantId,
+        asker: &str,
+        asker_needs: Option<&str>,
+        identity: &str,
+        permission: &str,
+        now: DateTime<Utc>,
+        explain: bool,
+    ) -> Option<Decision> {
+        let Some(index) = self.tenant(tenant) else {
+            return asker_needs.is_none().then(|| Decision {
+                unknown_permission: true,
+                ..Decision::default()
+            });
+        };
+        let index = index.read();
+        if let Some(needed) = asker_needs
+            && !index.check(asker, needed, now, false).allowed
+        {
+            return None;
+        }
+        Some(index.check(identity, permission, now, explain))
+    }
+
     /// Many decisions in one tenant under one lock, in order (BatchCheck).
     pub fn check_many(
         &self,

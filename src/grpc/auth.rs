@@ -127,8 +127,9 @@ impl Verifier {
     pub async fn verify(&self, token: &str) -> Result<(IdentityId, TenantId), Status> {
         match self.verify_now(token) {
             Err(Unverified::UnknownKeyId) => {
+                // Boxed: the HTTP fetch's future would otherwise bloat every call's future.
                 if let Some(remote) = &self.remote
-                    && remote.fetch_for_unknown_kid().await
+                    && Box::pin(remote.fetch_for_unknown_kid()).await
                 {
                     // Tokens of a withdrawn key must not live on in the cache.
                     self.verified.write().clear();
