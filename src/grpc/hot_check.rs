@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method};
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Body as _, Frame};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use prost::Message as _;
 use tokio::sync::{Semaphore, watch};
@@ -372,9 +372,8 @@ impl http_body::Body for Unary {
         self.done
     }
 
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.message.as_ref().map_or(0, |m| m.len() as u64))
-    }
+    // No exact `size_hint`: hyper would turn it into a `content-length` and end the stream after
+    // the data, dropping the trailers that carry the status.
 }
 
 #[cfg(test)]

@@ -152,6 +152,8 @@ pub fn test_config(url: &str) -> Config {
 
 /// One running server and what a test needs to talk to it.
 pub struct TestApp {
+    /// The gRPC address.
+    pub addr: std::net::SocketAddr,
     /// The admin HTTP address: `/metrics`, `/healthz`, `/readyz`.
     pub metrics_addr: std::net::SocketAddr,
     pub channel: Channel,
@@ -203,6 +205,7 @@ pub async fn spawn_on(
         .await
         .expect("connects");
     TestApp {
+        addr,
         metrics_addr,
         channel,
         db,
