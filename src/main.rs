@@ -62,6 +62,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 prepare_dev(&mut config);
             }
             let app = App::build(config.clone()).await?;
+            // Loading the index allocates several times its size in rows and intermediate
+            // vectors, freed by now; mimalloc would keep those pages until this thread allocates
+            // again, so an idle replica's RSS would depend on timing. Return them now.
+            // SAFETY: mi_collect takes no pointers and may be called at any time.
+            unsafe { libmimalloc_sys::mi_collect(true) };
             if dev {
                 print_dev_banner(&config, app.local_addr())?;
             }
