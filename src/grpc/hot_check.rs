@@ -27,13 +27,13 @@ use tower::{Layer, Service};
 
 use super::drain::{Phase, reached};
 use super::metrics::{MethodHandles, Observed};
-use super::{auth, authorization, status, trace};
+use super::trace::{self, REQUEST_ID};
+use super::{auth, authorization, status};
 use crate::proto::pb;
 use crate::service;
 
 /// The one path this route answers.
 pub(crate) const CHECK_PATH: &str = "/warden.v1.AuthorizationService/Check";
-const REQUEST_ID: &str = "x-request-id";
 /// gRPC's length-prefixed message header: compressed flag and big-endian length.
 const FRAME_HEADER: usize = 5;
 
@@ -188,7 +188,15 @@ impl Shared {
         trace::finish(&span, code);
         observed.finish(code);
         let mut response = match outcome {
-            Ok(message) => http::Response::new(Body::new(Unary::new(message))),
+            Ok(message) => {
+                let mut response = http::Response::new(Body::new(Unary::new(message)));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc"),
+                );
+                response
+            }
+            // A trailers-only response, content type included.
             Err(status) => {
                 let id = request_id.get_or_insert_with(trace::new_request_id);
                 let mut response = status.into_http::<Body>();
@@ -196,13 +204,8 @@ impl Shared {
                 response
             }
         };
-        let headers = response.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
         if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-            headers.insert(REQUEST_ID, value);
+            response.headers_mut().insert(REQUEST_ID, value);
         }
         response
     }
@@ -248,11 +251,7 @@ impl Shared {
         let request = pb::CheckRequest::decode(message)
             .map_err(|e| Status::internal(format!("failed to decode the CheckRequest: {e}")))?;
         let item = authorization::check_item("", &request)?;
-        let (decision, revision) = match config.service.check_applied(&caller, &item)? {
-            Some(answer) => answer,
-            // Behind the requested revision: the waiting future is boxed, keeping this one small.
-            None => Box::pin(config.service.check(&caller, &item)).await?,
-        };
+        let (decision, revision) = config.service.check(&caller, &item).await?;
         authorization::count(&decision);
         let reply = authorization::response(decision, revision);
         let len = reply.encoded_len();

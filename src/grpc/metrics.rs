@@ -33,6 +33,11 @@ impl MetricsLayer {
             handles: Arc::default(),
         }
     }
+
+    /// The registered handles of one method label (the Check route records through them).
+    pub(crate) fn handles(&self, label: &str) -> Arc<MethodHandles> {
+        self.handles.get(label)
+    }
 }
 
 /// Registered metric handles per method label, so the hot path does one map lookup instead of
@@ -52,13 +57,6 @@ impl std::fmt::Debug for MethodHandles {
         f.debug_struct("MethodHandles")
             .field("method", &self.method)
             .finish()
-    }
-}
-
-impl MetricsLayer {
-    /// The registered handles of one method label (the Check route records through them).
-    pub(crate) fn handles(&self, label: &str) -> Arc<MethodHandles> {
-        self.handles.get(label)
     }
 }
 

@@ -23,7 +23,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::wire;
 
-const REQUEST_ID: &str = "x-request-id";
+pub(super) const REQUEST_ID: &str = "x-request-id";
 
 /// The layer that opens the per-RPC span and assigns the request id.
 #[derive(Debug, Clone, Default)]
@@ -97,7 +97,7 @@ where
 /// `headers` (later layers put it on the `Caller`) and returned with its header value; the span's
 /// parent is the client's `traceparent`, and the span's own context is injected into `headers` so
 /// that `Caller::trace_id` names this trace even when the client sent none.
-pub(super) fn open(
+fn open(
     propagator: &TraceContextPropagator,
     path: &str,
     headers: &mut HeaderMap,

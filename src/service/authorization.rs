@@ -58,13 +58,15 @@ impl Service {
         if let Some(answer) = self.check_applied(caller, item)? {
             return Ok(answer);
         }
-        self.ensure_revision(item.at_least_revision).await?;
+        // Behind `at_least_revision`: the wait is boxed so that the future of the usual,
+        // immediate answer stays small (the Check route polls it in place on every call).
+        Box::pin(self.ensure_revision(item.at_least_revision)).await?;
         self.check_applied(caller, item)?
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("applied revision went backwards")))
     }
 
     /// `check` without waiting: `None` if this replica has not applied `at_least_revision` yet.
-    pub fn check_applied(
+    fn check_applied(
         &self,
         caller: &Caller,
         item: &CheckItem,
@@ -76,9 +78,7 @@ impl Service {
         let revision = self.engine.applied_revision();
         if revision < item.at_least_revision {
             // Refuse an unauthorized caller now rather than after the wait.
-            if let Some(permission) = needs {
-                self.authorize_at(caller, permission, now)?;
-            }
+            self.authorize_check(caller, &item.identity)?;
             return Ok(None);
         }
         let decision = self

@@ -115,19 +115,12 @@ impl Service {
 
     /// PERMISSION_DENIED unless the caller holds `permission` in its own tenant right now.
     fn authorize(&self, caller: &Caller, permission: &'static str) -> Result<(), Error> {
-        self.authorize_at(caller, permission, self.now())
-    }
-
-    /// `authorize` as of `now` (a caller that has already read the clock).
-    fn authorize_at(
-        &self,
-        caller: &Caller,
-        permission: &'static str,
-        now: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        let missing =
-            self.engine
-                .missing(&caller.tenant, caller.subject.as_str(), &[permission], now);
+        let missing = self.engine.missing(
+            &caller.tenant,
+            caller.subject.as_str(),
+            &[permission],
+            self.now(),
+        );
         if missing.is_empty() {
             Ok(())
         } else {

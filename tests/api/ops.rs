@@ -807,6 +807,26 @@ fn bad_limits_are_refused_naming_the_setting() {
 
 // ----- request ids, metrics, admin endpoints -----
 
+/// `status` names `id` in its `RequestInfo` and in its `x-request-id` header.
+fn assert_request_id(status: &Status, id: &str) {
+    let info = status.get_details_request_info().expect("RequestInfo");
+    assert_eq!(info.request_id, id);
+    assert_eq!(status.metadata().get("x-request-id").unwrap(), id);
+}
+
+/// `status` carries a request id the server made up (a UUID), the same in both places.
+fn assert_generated_request_id(status: &Status) {
+    let id = status
+        .get_details_request_info()
+        .expect("RequestInfo")
+        .request_id;
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "a generated request id: {id:?}"
+    );
+    assert_request_id(status, &id);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_statuses_carry_the_request_id_and_keep_their_error_info() {
     // Arrange
@@ -836,35 +856,9 @@ async fn error_statuses_carry_the_request_id_and_keep_their_error_info() {
 
     // Assert
     assert_eq!(unauthenticated.code(), Code::Unauthenticated);
-    assert_eq!(
-        unauthenticated
-            .get_details_request_info()
-            .expect("RequestInfo")
-            .request_id,
-        "req-42"
-    );
-    assert_eq!(
-        unauthenticated.metadata().get("x-request-id").unwrap(),
-        "req-42"
-    );
+    assert_request_id(&unauthenticated, "req-42");
     assert_error(&not_found, Code::NotFound, "NOT_FOUND");
-    let id = not_found
-        .get_details_request_info()
-        .expect("RequestInfo")
-        .request_id;
-    assert!(
-        uuid::Uuid::parse_str(&id).is_ok(),
-        "a generated request id: {id:?}"
-    );
-    assert_eq!(
-        not_found
-            .metadata()
-            .get("x-request-id")
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        id
-    );
+    assert_generated_request_id(&not_found);
     app.finish().await;
 }
 
@@ -994,38 +988,11 @@ async fn check_errors_carry_a_request_id_and_a_successful_check_echoes_the_clien
 
     // Assert
     assert_eq!(unauthenticated.code(), Code::Unauthenticated);
-    assert_eq!(
-        unauthenticated
-            .get_details_request_info()
-            .expect("RequestInfo")
-            .request_id,
-        "req-7"
-    );
-    assert_eq!(
-        unauthenticated.metadata().get("x-request-id").unwrap(),
-        "req-7"
-    );
+    assert_request_id(&unauthenticated, "req-7");
     assert_invalid(&invalid, "identity_id");
     assert_error(&denied, Code::PermissionDenied, "PERMISSION_DENIED");
-    for status in [&invalid, &denied] {
-        let id = status
-            .get_details_request_info()
-            .expect("RequestInfo")
-            .request_id;
-        assert!(
-            uuid::Uuid::parse_str(&id).is_ok(),
-            "a generated request id: {id:?}"
-        );
-        assert_eq!(
-            status
-                .metadata()
-                .get("x-request-id")
-                .unwrap()
-                .to_str()
-                .unwrap(),
-            id
-        );
-    }
+    assert_generated_request_id(&invalid);
+    assert_generated_request_id(&denied);
     assert!(allowed.get_ref().allowed);
     assert_eq!(allowed.metadata().get("x-request-id").unwrap(), "req-8");
     app.finish().await;
