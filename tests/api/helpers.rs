@@ -478,3 +478,33 @@ pub fn assert_invalid(status: &Status, field: &str) {
         bad.field_violations
     );
 }
+
+/// A Check of `identity` for `permission`, optionally at a revision.
+pub fn check(identity: &str, permission: &str, at_least_revision: u64) -> CheckRequest {
+    CheckRequest {
+        identity_id: identity.into(),
+        permission: permission.into(),
+        at_least_revision,
+        ..Default::default()
+    }
+}
+
+/// `status` names `id` in its `RequestInfo` and in its `x-request-id` header.
+pub fn assert_request_id(status: &Status, id: &str) {
+    let info = status.get_details_request_info().expect("RequestInfo");
+    assert_eq!(info.request_id, id);
+    assert_eq!(status.metadata().get("x-request-id").unwrap(), id);
+}
+
+/// `status` carries a request id the server made up (a UUID), the same in both places.
+pub fn assert_generated_request_id(status: &Status) {
+    let id = status
+        .get_details_request_info()
+        .expect("RequestInfo")
+        .request_id;
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "a generated request id: {id:?}"
+    );
+    assert_request_id(status, &id);
+}

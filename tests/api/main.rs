@@ -6,6 +6,7 @@ mod helpers;
 mod assignments;
 mod auth;
 mod catalogue;
+mod check_route;
 mod consistency;
 mod differential;
 mod durability;

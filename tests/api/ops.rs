@@ -125,15 +125,6 @@ async fn wait_health(channel: &Channel, service: &str, want: ServingStatus) {
     }
 }
 
-fn check(identity: &str, permission: &str, at_least_revision: u64) -> CheckRequest {
-    CheckRequest {
-        identity_id: identity.into(),
-        permission: permission.into(),
-        at_least_revision,
-        ..Default::default()
-    }
-}
-
 // ----- health follows the database -----
 
 /// A TCP proxy the test can stop (closing its port and every connection through it) and restart
@@ -807,26 +798,6 @@ fn bad_limits_are_refused_naming_the_setting() {
 
 // ----- request ids, metrics, admin endpoints -----
 
-/// `status` names `id` in its `RequestInfo` and in its `x-request-id` header.
-fn assert_request_id(status: &Status, id: &str) {
-    let info = status.get_details_request_info().expect("RequestInfo");
-    assert_eq!(info.request_id, id);
-    assert_eq!(status.metadata().get("x-request-id").unwrap(), id);
-}
-
-/// `status` carries a request id the server made up (a UUID), the same in both places.
-fn assert_generated_request_id(status: &Status) {
-    let id = status
-        .get_details_request_info()
-        .expect("RequestInfo")
-        .request_id;
-    assert!(
-        uuid::Uuid::parse_str(&id).is_ok(),
-        "a generated request id: {id:?}"
-    );
-    assert_request_id(status, &id);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_statuses_carry_the_request_id_and_keep_their_error_info() {
     // Arrange
@@ -859,142 +830,6 @@ async fn error_statuses_carry_the_request_id_and_keep_their_error_info() {
     assert_request_id(&unauthenticated, "req-42");
     assert_error(&not_found, Code::NotFound, "NOT_FOUND");
     assert_generated_request_id(&not_found);
-    app.finish().await;
-}
-
-/// One unary RPC over raw HTTP/2: the response headers, the body bytes and the trailers.
-async fn raw_unary(
-    addr: SocketAddr,
-    path: &str,
-    token: &str,
-    message: &impl prost::Message,
-) -> (http::response::Parts, Vec<u8>, Option<http::HeaderMap>) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
-    let request = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("authorization", format!("Bearer {token}"))
-        .body(())
-        .unwrap();
-    let (response, mut send) = client.send_request(request, false).unwrap();
-    let encoded = message.encode_to_vec();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&u32::try_from(encoded.len()).unwrap().to_be_bytes());
-    frame.extend_from_slice(&encoded);
-    send.send_data(frame.into(), true).unwrap();
-    let (parts, mut body) = response.await.unwrap().into_parts();
-    let mut data = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.unwrap();
-        body.flow_control().release_capacity(chunk.len()).unwrap();
-        data.extend_from_slice(&chunk);
-    }
-    let trailers = body.trailers().await.unwrap();
-    (parts, data, trailers)
-}
-
-#[tokio::test]
-async fn check_answers_on_the_wire_like_every_other_unary_rpc() {
-    // Arrange: Check has its own route (hot_check.rs); BatchCheck goes through tonic's.
-    let app = spawn_app(Backend::Sqlite).await;
-    app.create_permission("docs:read").await;
-    app.create_role("reader", &["docs:read"]).await;
-    app.assign("reader", "carol").await;
-    let token = token_with(serde_json::json!({ "sub": ADMIN }));
-    let item = check("carol", "docs:read", 0);
-
-    // Act
-    let (check_head, check_body, check_trailers) = raw_unary(
-        app.addr,
-        "/warden.v1.AuthorizationService/Check",
-        &token,
-        &item,
-    )
-    .await;
-    let (batch_head, _, batch_trailers) = raw_unary(
-        app.addr,
-        "/warden.v1.AuthorizationService/BatchCheck",
-        &token,
-        &BatchCheckRequest { items: vec![item] },
-    )
-    .await;
-
-    // Assert: status 200, gRPC content type, no content-length, one uncompressed message,
-    // and the status in trailers, as tonic answers.
-    for head in [&check_head, &batch_head] {
-        assert_eq!(head.status, 200);
-        assert_eq!(head.headers["content-type"], "application/grpc");
-        assert!(!head.headers.contains_key("content-length"), "{head:?}");
-    }
-    for trailers in [&check_trailers, &batch_trailers] {
-        let trailers = trailers.as_ref().expect("trailers end the response");
-        assert_eq!(trailers["grpc-status"], "0");
-    }
-    assert_eq!(check_body[0], 0, "not compressed");
-    let len = u32::from_be_bytes(check_body[1..5].try_into().unwrap()) as usize;
-    assert_eq!(check_body.len(), 5 + len, "exactly one message");
-    let answer = <CheckResponse as prost::Message>::decode(&check_body[5..]).unwrap();
-    assert!(answer.allowed);
-    app.finish().await;
-}
-
-#[tokio::test]
-async fn check_errors_carry_a_request_id_and_a_successful_check_echoes_the_clients() {
-    // Arrange: Check is served by its own route (hot_check.rs); its answers must look exactly
-    // like every other RPC's.
-    let app = spawn_app(Backend::Sqlite).await;
-    app.create_permission("docs:read").await;
-    app.create_role("reader", &["docs:read"]).await;
-    app.assign("reader", "carol").await;
-    let with_id = |mut request: Request<CheckRequest>, id: &'static str| {
-        request
-            .metadata_mut()
-            .insert("x-request-id", MetadataValue::from_static(id));
-        request
-    };
-
-    // Act
-    let unauthenticated = app
-        .authz()
-        .check(with_id(
-            Request::new(check("carol", "docs:read", 0)),
-            "req-7",
-        ))
-        .await
-        .expect_err("no token");
-    let invalid = app
-        .authz()
-        .check(authed(ADMIN, check("", "docs:read", 0)))
-        .await
-        .expect_err("empty identity");
-    let denied = app
-        .authz()
-        .check(authed("carol", check("dave", "docs:read", 0)))
-        .await
-        .expect_err("carol may not check others");
-    let allowed = app
-        .authz()
-        .check(with_id(
-            authed(ADMIN, check("carol", "docs:read", 0)),
-            "req-8",
-        ))
-        .await
-        .expect("allowed");
-
-    // Assert
-    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
-    assert_request_id(&unauthenticated, "req-7");
-    assert_invalid(&invalid, "identity_id");
-    assert_error(&denied, Code::PermissionDenied, "PERMISSION_DENIED");
-    assert_generated_request_id(&invalid);
-    assert_generated_request_id(&denied);
-    assert!(allowed.get_ref().allowed);
-    assert_eq!(allowed.metadata().get("x-request-id").unwrap(), "req-8");
     app.finish().await;
 }
 
