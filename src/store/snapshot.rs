@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QuerySelect, Statement};
+use futures::TryStreamExt as _;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
+};
 
 use super::entity::{assignment, change_request, group_member, permission, role_permission};
 use super::{Store, db_error, from_micros, rev_from, stored_id};
@@ -27,56 +30,66 @@ impl Store {
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("revision counter row is missing")))?;
         let revision = rev_from(row.try_get::<i64>("", "revision").map_err(db_error)?);
 
+        // Every table is streamed row by row into deltas: a million assignments must not sit in
+        // memory twice more (driver rows, then decoded tuples) on top of the index being built.
         let mut tenants: BTreeMap<String, Vec<Delta>> = BTreeMap::new();
-        for p in permission::Entity::find()
-            .all(&txn)
-            .await
-            .map_err(db_error)?
         {
-            tenants
-                .entry(p.tenant_id)
-                .or_default()
-                .push(Delta::PermissionPut {
-                    id: stored_id(PermissionId::parse, &p.id)?,
-                    name: p.name,
-                });
+            let mut rows = permission::Entity::find()
+                .stream(&txn)
+                .await
+                .map_err(db_error)?;
+            while let Some(p) = rows.try_next().await.map_err(db_error)? {
+                tenants
+                    .entry(p.tenant_id)
+                    .or_default()
+                    .push(Delta::PermissionPut {
+                        id: stored_id(PermissionId::parse, &p.id)?,
+                        name: p.name,
+                    });
+            }
         }
         let mut links: HashMap<String, Vec<PermissionId>> = HashMap::new();
-        for l in role_permission::Entity::find()
-            .all(&txn)
-            .await
-            .map_err(db_error)?
         {
-            links
-                .entry(l.role_id)
-                .or_default()
-                .push(stored_id(PermissionId::parse, &l.permission_id)?);
+            let mut rows = role_permission::Entity::find()
+                .stream(&txn)
+                .await
+                .map_err(db_error)?;
+            while let Some(l) = rows.try_next().await.map_err(db_error)? {
+                links
+                    .entry(l.role_id)
+                    .or_default()
+                    .push(stored_id(PermissionId::parse, &l.permission_id)?);
+            }
         }
-        for r in super::entity::role::Entity::find()
-            .all(&txn)
-            .await
-            .map_err(db_error)?
         {
-            let permissions = links.remove(&r.id).unwrap_or_default();
-            tenants
-                .entry(r.tenant_id)
-                .or_default()
-                .push(Delta::RolePut {
-                    id: stored_id(RoleId::parse, &r.id)?,
-                    name: r.name,
-                    permissions,
-                });
+            let mut rows = super::entity::role::Entity::find()
+                .stream(&txn)
+                .await
+                .map_err(db_error)?;
+            while let Some(r) = rows.try_next().await.map_err(db_error)? {
+                let permissions = links.remove(&r.id).unwrap_or_default();
+                tenants
+                    .entry(r.tenant_id)
+                    .or_default()
+                    .push(Delta::RolePut {
+                        id: stored_id(RoleId::parse, &r.id)?,
+                        name: r.name,
+                        permissions,
+                    });
+            }
         }
         let mut members: HashMap<(String, String), Vec<IdentityId>> = HashMap::new();
-        for m in group_member::Entity::find()
-            .all(&txn)
-            .await
-            .map_err(db_error)?
         {
-            members
-                .entry((m.tenant_id, m.group_id))
-                .or_default()
-                .push(IdentityId::parse("member", &m.identity_id)?);
+            let mut rows = group_member::Entity::find()
+                .stream(&txn)
+                .await
+                .map_err(db_error)?;
+            while let Some(m) = rows.try_next().await.map_err(db_error)? {
+                members
+                    .entry((m.tenant_id, m.group_id))
+                    .or_default()
+                    .push(IdentityId::parse("member", &m.identity_id)?);
+            }
         }
         for ((tenant, group), list) in members {
             tenants
@@ -87,9 +100,9 @@ impl Store {
                     members: list,
                 });
         }
-        // Only the columns the index needs: a million rows must load in a few seconds.
-        let rows: Vec<(String, String, String, String, String, Option<i64>)> =
-            assignment::Entity::find()
+        {
+            // Only the columns the index needs: a million rows must load in a few seconds.
+            let mut rows = assignment::Entity::find()
                 .select_only()
                 .column(assignment::Column::TenantId)
                 .column(assignment::Column::Id)
@@ -97,28 +110,34 @@ impl Store {
                 .column(assignment::Column::IdentityId)
                 .column(assignment::Column::IdentityKind)
                 .column(assignment::Column::ExpireTime)
-                .into_tuple()
-                .all(&txn)
+                .into_tuple::<(String, String, String, String, String, Option<i64>)>()
+                .stream(&txn)
                 .await
                 .map_err(db_error)?;
-        for (tenant, id, role, identity, kind, expire) in rows {
-            tenants
-                .entry(tenant)
-                .or_default()
-                .push(Delta::AssignmentPut {
-                    id: stored_id(AssignmentId::parse, &id)?,
-                    role: stored_id(RoleId::parse, &role)?,
-                    identity: IdentityId::parse("identity", &identity)?,
-                    kind: IdentityKind::parse(&kind).unwrap_or_default(),
-                    expire_time: expire.map(from_micros),
-                });
+            while let Some((tenant, id, role, identity, kind, expire)) =
+                rows.try_next().await.map_err(db_error)?
+            {
+                tenants
+                    .entry(tenant)
+                    .or_default()
+                    .push(Delta::AssignmentPut {
+                        id: stored_id(AssignmentId::parse, &id)?,
+                        role: stored_id(RoleId::parse, &role)?,
+                        identity: IdentityId::parse("identity", &identity)?,
+                        kind: IdentityKind::parse(&kind).unwrap_or_default(),
+                        expire_time: expire.map(from_micros),
+                    });
+            }
         }
-        for c in change_request::Entity::find()
-            .all(&txn)
-            .await
-            .map_err(db_error)?
         {
-            if c.status == "PENDING" && c.kind == "ASSIGN" {
+            // Decided requests are history: only the pending grants matter to the index.
+            let mut rows = change_request::Entity::find()
+                .filter(change_request::Column::Status.eq("PENDING"))
+                .filter(change_request::Column::Kind.eq("ASSIGN"))
+                .stream(&txn)
+                .await
+                .map_err(db_error)?;
+            while let Some(c) = rows.try_next().await.map_err(db_error)? {
                 tenants
                     .entry(c.tenant_id)
                     .or_default()

@@ -3,10 +3,12 @@
 //! reference evaluator written here. A fixed seed makes any disagreement reproducible.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use warden::domain::ManualClock;
 
 use crate::helpers::*;
 
@@ -85,6 +87,7 @@ async fn random_operations_agree_with_the_reference(backend: Backend, operations
     let mut model = Model::default();
     let mut disagreements = Vec::new();
     let mut checks = 0usize;
+    let mut fresh_replicas = 0;
 
     for step in 0..operations {
         match rng.random_range(0..100) {
@@ -351,100 +354,21 @@ async fn random_operations_agree_with_the_reference(backend: Backend, operations
         }
 
         if step % 40 == 39 || step + 1 == operations {
-            // Check: every user x every permission name, in one batch.
-            let items: Vec<CheckRequest> = USERS
-                .iter()
-                .flat_map(|u| {
-                    PERMS.iter().map(move |p| CheckRequest {
-                        identity_id: (*u).into(),
-                        permission: (*p).into(),
-                        ..Default::default()
-                    })
-                })
-                .collect();
-            let results = app
-                .authz()
-                .batch_check(authed(
-                    ADMIN,
-                    BatchCheckRequest {
-                        items: items.clone(),
-                    },
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .results;
-            for (item, result) in items.iter().zip(results) {
-                let expected = model
-                    .effective(&item.identity_id, now)
-                    .contains_key(&item.permission);
-                checks += 1;
-                if result.allowed != expected {
-                    disagreements.push(format!(
-                        "step {step}: Check({}, {}) = {} but the reference says {expected}",
-                        item.identity_id, item.permission, result.allowed
-                    ));
-                }
-            }
-            // ListEffectivePermissions per user.
-            for u in USERS {
-                let got = app
-                    .authz()
-                    .list_effective_permissions(authed(
-                        ADMIN,
-                        ListEffectivePermissionsRequest {
-                            identity_id: u.into(),
-                            page_size: 1000,
-                            ..Default::default()
-                        },
-                    ))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let got: BTreeMap<String, BTreeSet<String>> = got
-                    .permissions
-                    .into_iter()
-                    .map(|p| (p.name, p.roles.into_iter().map(|r| r.name).collect()))
-                    .collect();
-                let expected = model.effective(u, now);
-                if got != expected {
-                    disagreements.push(format!(
-                        "step {step}: effective({u}) = {got:?}, reference {expected:?}"
-                    ));
-                }
-            }
-            // ListPermissionHolders per permission.
-            for p in PERMS {
-                let got = app
-                    .authz()
-                    .list_permission_holders(authed(
-                        ADMIN,
-                        ListPermissionHoldersRequest {
-                            permission: p.into(),
-                            page_size: 1000,
-                            ..Default::default()
-                        },
-                    ))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let mut got: Vec<(String, String, String)> = got
-                    .identities
-                    .into_iter()
-                    .map(|h| (h.identity.unwrap().id, h.role.unwrap().name, h.group_id))
-                    .collect();
-                got.sort();
-                let expected = model.holders(p, now);
-                if got != expected {
-                    disagreements.push(format!(
-                        "step {step}: holders({p}) = {got:?}, reference {expected:?}"
-                    ));
-                }
-            }
+            compare(&app, &model, now, step, &mut checks, &mut disagreements).await;
+        }
+        if step % (operations / 4) == operations / 4 - 1 {
+            // A replica started now builds its index from the database, not from the changes
+            // it watched being made: its answers must agree with the reference too.
+            let db = Arc::clone(&app.db);
+            let mut fresh = spawn_on(db, test_config, Some(ManualClock::new(now))).await;
+            compare(&fresh, &model, now, step, &mut checks, &mut disagreements).await;
+            fresh.shutdown().await;
+            fresh_replicas += 1;
         }
     }
     println!(
-        "{operations} random operations, {checks} checks: {} disagreements",
+        "{operations} random operations, {checks} checks ({fresh_replicas} fresh replicas \
+         among those asked): {} disagreements",
         disagreements.len()
     );
     assert!(
@@ -454,6 +378,108 @@ async fn random_operations_agree_with_the_reference(backend: Backend, operations
         &disagreements[..disagreements.len().min(5)]
     );
     app.finish().await;
+}
+
+/// Check (every user x every permission, in one batch), ListEffectivePermissions per user and
+/// ListPermissionHolders per permission on `app`, against the reference at `now`.
+async fn compare(
+    app: &TestApp,
+    model: &Model,
+    now: DateTime<Utc>,
+    step: usize,
+    checks: &mut usize,
+    disagreements: &mut Vec<String>,
+) {
+    // Check: every user x every permission name, in one batch.
+    let items: Vec<CheckRequest> = USERS
+        .iter()
+        .flat_map(|u| {
+            PERMS.iter().map(move |p| CheckRequest {
+                identity_id: (*u).into(),
+                permission: (*p).into(),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let results = app
+        .authz()
+        .batch_check(authed(
+            ADMIN,
+            BatchCheckRequest {
+                items: items.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    for (item, result) in items.iter().zip(results) {
+        let expected = model
+            .effective(&item.identity_id, now)
+            .contains_key(&item.permission);
+        *checks += 1;
+        if result.allowed != expected {
+            disagreements.push(format!(
+                "step {step}: Check({}, {}) = {} but the reference says {expected}",
+                item.identity_id, item.permission, result.allowed
+            ));
+        }
+    }
+    // ListEffectivePermissions per user.
+    for u in USERS {
+        let got = app
+            .authz()
+            .list_effective_permissions(authed(
+                ADMIN,
+                ListEffectivePermissionsRequest {
+                    identity_id: u.into(),
+                    page_size: 1000,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let got: BTreeMap<String, BTreeSet<String>> = got
+            .permissions
+            .into_iter()
+            .map(|p| (p.name, p.roles.into_iter().map(|r| r.name).collect()))
+            .collect();
+        let expected = model.effective(u, now);
+        if got != expected {
+            disagreements.push(format!(
+                "step {step}: effective({u}) = {got:?}, reference {expected:?}"
+            ));
+        }
+    }
+    // ListPermissionHolders per permission.
+    for p in PERMS {
+        let got = app
+            .authz()
+            .list_permission_holders(authed(
+                ADMIN,
+                ListPermissionHoldersRequest {
+                    permission: p.into(),
+                    page_size: 1000,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut got: Vec<(String, String, String)> = got
+            .identities
+            .into_iter()
+            .map(|h| (h.identity.unwrap().id, h.role.unwrap().name, h.group_id))
+            .collect();
+        got.sort();
+        let expected = model.holders(p, now);
+        if got != expected {
+            disagreements.push(format!(
+                "step {step}: holders({p}) = {got:?}, reference {expected:?}"
+            ));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

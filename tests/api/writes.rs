@@ -127,7 +127,26 @@ backend_tests! {
         assert_eq!(denied.reason, CheckReason::NoGrant as i32);
         let names: Vec<String> = denied.granting_roles.iter().map(|r| r.name.clone()).collect();
         assert_eq!(names, vec!["editor", "gated", "other"]);
-        assert_eq!(denied.pending_change_request_ids, vec![pending.id]);
+        assert_eq!(denied.pending_change_request_ids, vec![pending.id.clone()]);
+        // A replica that builds its index from the database explains the same; a request that
+        // is no longer pending is not named.
+        let withdrawn = app
+            .assignments()
+            .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("gated")), identity: Some(user("carol")), ..Default::default() }))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(assign_role_response::Result::ChangeRequest(withdrawn)) = withdrawn.result else { panic!() };
+        app.change_requests().cancel_change_request(authed(ADMIN, DecideChangeRequestRequest { change_request_id: withdrawn.id, ..Default::default() })).await.unwrap();
+        let mut fresh = spawn_on(std::sync::Arc::clone(&app.db), test_config, None).await;
+        let again = fresh.authz().check(explain("alice")).await.unwrap().into_inner();
+        assert_eq!(again.grants, allowed.grants);
+        let again = fresh.authz().check(explain("bob")).await.unwrap().into_inner();
+        assert_eq!((again.granting_roles, again.pending_change_request_ids), (denied.granting_roles.clone(), vec![pending.id]));
+        let carol = fresh.authz().check(explain("carol")).await.unwrap().into_inner();
+        assert!(!carol.allowed);
+        assert!(carol.pending_change_request_ids.is_empty(), "{carol:?}");
+        fresh.shutdown().await;
         // An unknown permission is a denial with its own reason, not an error.
         let unknown = app.authz().check(authed(ADMIN, CheckRequest { identity_id: "alice".into(), permission: "nope:x".into(), ..Default::default() })).await.unwrap().into_inner();
         assert!(!unknown.allowed);
