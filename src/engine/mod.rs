@@ -65,20 +65,27 @@ impl Engine {
 
     /// Applies one committed change. The caller guarantees revision order (see `service::sync`).
     pub fn apply(&self, change: &Change) {
-        if !change.deltas.is_empty() {
-            let index = self.tenant_or_insert(&change.tenant);
-            let mut index = index.write();
-            for delta in &change.deltas {
-                index.apply(delta);
-            }
+        let publish = || {
+            self.applied.send_if_modified(|applied| {
+                let newer = change.revision > *applied;
+                if newer {
+                    *applied = change.revision;
+                }
+                newer
+            })
+        };
+        if change.deltas.is_empty() {
+            publish();
+            return;
         }
-        self.applied.send_if_modified(|applied| {
-            let newer = change.revision > *applied;
-            if newer {
-                *applied = change.revision;
-            }
-            newer
-        });
+        let index = self.tenant_or_insert(&change.tenant);
+        let mut index = index.write();
+        for delta in &change.deltas {
+            index.apply(delta);
+        }
+        // Published before the tenant's write lock is released, so a reader holding the read
+        // lock reads a revision its view is exact at (see `read_tenant`).
+        publish();
     }
 
     /// A receiver that wakes whenever the applied revision moves.
@@ -109,6 +116,28 @@ impl Engine {
             .clone()
     }
 
+    /// Runs `read` on the tenant's index (`None`: the tenant has none yet) and returns the
+    /// revision that view is exact at: every change at or below it is in the view, none above.
+    /// With the read lock held no change to the tenant is half-applied, and each one published
+    /// its revision before releasing the write lock, so the revision read then is exact. A
+    /// tenant without an index reads it first instead: a change to the tenant at or below it
+    /// would have created the index before the revision was published.
+    fn read_tenant<T>(
+        &self,
+        tenant: &TenantId,
+        read: impl FnOnce(Option<&TenantIndex>) -> T,
+    ) -> (T, Revision) {
+        let before = self.applied_revision();
+        match self.tenant(tenant) {
+            Some(index) => {
+                let index = index.read();
+                let revision = self.applied_revision();
+                (read(Some(&index)), revision)
+            }
+            None => (read(None), before),
+        }
+    }
+
     /// Decides one permission for one identity; the `Check` hot path.
     pub fn check(
         &self,
@@ -128,8 +157,8 @@ impl Engine {
     }
 
     /// `check`, asked by `asker`, who must itself hold `asker_needs` (if any) in the tenant: both
-    /// decided under one lookup and one read lock, so from one state of the index. `None` when
-    /// the asker lacks it.
+    /// decided under one lookup and one read lock, so from one state of the index, returned with
+    /// the revision that state is exact at. `None` when the asker lacks it.
     #[allow(clippy::too_many_arguments)]
     pub fn check_asked_by(
         &self,
@@ -140,39 +169,38 @@ impl Engine {
         permission: &str,
         now: DateTime<Utc>,
         explain: bool,
-    ) -> Option<Decision> {
-        let Some(index) = self.tenant(tenant) else {
-            return asker_needs.is_none().then(|| Decision {
-                unknown_permission: true,
-                ..Decision::default()
-            });
-        };
-        let index = index.read();
-        if let Some(needed) = asker_needs
-            && !index.check(asker, needed, now, false).allowed
-        {
-            return None;
-        }
-        Some(index.check(identity, permission, now, explain))
+    ) -> (Option<Decision>, Revision) {
+        self.read_tenant(tenant, |index| {
+            let Some(index) = index else {
+                return asker_needs.is_none().then(|| Decision {
+                    unknown_permission: true,
+                    ..Decision::default()
+                });
+            };
+            if let Some(needed) = asker_needs
+                && !index.check(asker, needed, now, false).allowed
+            {
+                return None;
+            }
+            Some(index.check(identity, permission, now, explain))
+        })
     }
 
-    /// Many decisions in one tenant under one lock, in order (BatchCheck).
+    /// Many decisions in one tenant under one lock, in order (BatchCheck), and the revision they
+    /// are exact at.
     pub fn check_many(
         &self,
         tenant: &TenantId,
         queries: &[(&str, &str, bool)],
         now: DateTime<Utc>,
-    ) -> Vec<Decision> {
-        match self.tenant(tenant) {
-            Some(index) => {
-                let index = index.read();
-                queries
-                    .iter()
-                    .map(|(identity, permission, explain)| {
-                        index.check(identity, permission, now, *explain)
-                    })
-                    .collect()
-            }
+    ) -> (Vec<Decision>, Revision) {
+        self.read_tenant(tenant, |index| match index {
+            Some(index) => queries
+                .iter()
+                .map(|(identity, permission, explain)| {
+                    index.check(identity, permission, now, *explain)
+                })
+                .collect(),
             None => queries
                 .iter()
                 .map(|_| Decision {
@@ -180,7 +208,7 @@ impl Engine {
                     ..Decision::default()
                 })
                 .collect(),
-        }
+        })
     }
 
     /// The subset of `permissions` that `identity` does not hold.
@@ -197,25 +225,30 @@ impl Engine {
         }
     }
 
+    /// The identity's effective permissions and the revision they are exact at.
     pub fn effective_permissions(
         &self,
         tenant: &TenantId,
         identity: &str,
         now: DateTime<Utc>,
-    ) -> BTreeMap<String, Vec<(RoleId, String)>> {
-        self.tenant(tenant)
-            .map(|i| i.read().effective_permissions(identity, now))
-            .unwrap_or_default()
+    ) -> (BTreeMap<String, Vec<(RoleId, String)>>, Revision) {
+        self.read_tenant(tenant, |index| {
+            index
+                .map(|i| i.effective_permissions(identity, now))
+                .unwrap_or_default()
+        })
     }
 
+    /// Who holds `permission` (`None`: no such permission) and the revision that is exact at.
     pub fn holders(
         &self,
         tenant: &TenantId,
         permission: &str,
         now: DateTime<Utc>,
-    ) -> Option<Vec<Holder>> {
-        self.tenant(tenant)
-            .and_then(|i| i.read().holders(permission, now))
+    ) -> (Option<Vec<Holder>>, Revision) {
+        self.read_tenant(tenant, |index| {
+            index.and_then(|i| i.holders(permission, now))
+        })
     }
 
     /// What `deltas` would change in every affected identity's effective permissions, computed
@@ -257,5 +290,103 @@ impl Engine {
             }
         }
         impact
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AssignmentId, IdentityKind, PermissionId};
+
+    fn change(revision: u64, tenant: &TenantId, deltas: Vec<Delta>) -> Change {
+        Change {
+            revision: Revision(revision),
+            tenant: tenant.clone(),
+            time: Utc::now(),
+            kind: "test".into(),
+            target: String::new(),
+            deltas,
+        }
+    }
+
+    /// A grant toggled on and off, with changes to another tenant in between, while another
+    /// thread asks: every answer must be the state at exactly the revision it reports. (Reading
+    /// the revision outside the tenant's lock reports one below a revoke it already reflects.)
+    #[test]
+    fn every_answer_is_exact_at_the_revision_it_reports() {
+        let (tenant, other) = (TenantId::parse("t").unwrap(), TenantId::parse("o").unwrap());
+        let (p, r, a) = (PermissionId::new(), RoleId::new(), AssignmentId::new());
+        let engine = Arc::new(Engine::from_snapshot(
+            Revision(1),
+            vec![(
+                tenant.clone(),
+                vec![
+                    Delta::PermissionPut {
+                        id: p,
+                        name: "docs:read".into(),
+                    },
+                    Delta::RolePut {
+                        id: r,
+                        name: "reader".into(),
+                        permissions: vec![p],
+                    },
+                ],
+            )],
+        ));
+        const ROUNDS: u64 = 20_000;
+        // Revision 3k+2 grants, 3k+3 changes the other tenant, 3k+4 revokes: allowed exactly at
+        // revisions whose remainder mod 3 is 2 or 0, from 2 up.
+        let allowed_at = |revision: u64| revision >= 2 && revision % 3 != 1;
+        let writer = {
+            let engine = Arc::clone(&engine);
+            let (tenant, other) = (tenant.clone(), other.clone());
+            std::thread::spawn(move || {
+                for k in 0..ROUNDS {
+                    let grant = Delta::AssignmentPut {
+                        id: a,
+                        role: r,
+                        identity: IdentityId::parse("id", "alice").unwrap(),
+                        kind: IdentityKind::User,
+                        expire_time: None,
+                    };
+                    engine.apply(&change(3 * k + 2, &tenant, vec![grant]));
+                    let elsewhere = Delta::PermissionPut {
+                        id: PermissionId::new(),
+                        name: format!("p{k}"),
+                    };
+                    engine.apply(&change(3 * k + 3, &other, vec![elsewhere]));
+                    let revoke = Delta::AssignmentRemoved { id: a };
+                    engine.apply(&change(3 * k + 4, &tenant, vec![revoke]));
+                }
+            })
+        };
+        let mut wrong = Vec::new();
+        let mut answers = 0u64;
+        while !writer.is_finished() || answers == 0 {
+            let (decision, revision) = engine.check_asked_by(
+                &tenant,
+                "alice",
+                None,
+                "alice",
+                "docs:read",
+                Utc::now(),
+                false,
+            );
+            let allowed = decision.expect("no asker permission needed").allowed;
+            answers += 1;
+            if allowed != allowed_at(revision.0) && wrong.len() < 5 {
+                wrong.push((allowed, revision.0));
+            }
+            let (many, at) =
+                engine.check_many(&tenant, &[("alice", "docs:read", false)], Utc::now());
+            if many[0].allowed != allowed_at(at.0) && wrong.len() < 5 {
+                wrong.push((many[0].allowed, at.0));
+            }
+        }
+        writer.join().unwrap();
+        assert!(
+            wrong.is_empty(),
+            "answers not exact at their revision (allowed, revision): {wrong:?} of {answers}"
+        );
     }
 }

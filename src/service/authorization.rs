@@ -75,26 +75,24 @@ impl Service {
         // the answer.
         let now = self.now();
         let needs = (item.identity != caller.subject).then_some(perm::CHECKS_RUN);
-        let revision = self.engine.applied_revision();
-        if revision < item.at_least_revision {
+        if self.engine.applied_revision() < item.at_least_revision {
             // Refuse an unauthorized caller now rather than after the wait.
             self.authorize_check(caller, &item.identity)?;
             return Ok(None);
         }
-        let decision = self
-            .engine
-            .check_asked_by(
-                &caller.tenant,
-                caller.subject.as_str(),
-                needs,
-                item.identity.as_str(),
-                item.permission.as_str(),
-                now,
-                item.explain,
-            )
-            .ok_or_else(|| Error::Denied {
-                missing: vec![perm::CHECKS_RUN.to_owned()],
-            })?;
+        // The revision comes from the same read as the decision (never below the one above).
+        let (decision, revision) = self.engine.check_asked_by(
+            &caller.tenant,
+            caller.subject.as_str(),
+            needs,
+            item.identity.as_str(),
+            item.permission.as_str(),
+            now,
+            item.explain,
+        );
+        let decision = decision.ok_or_else(|| Error::Denied {
+            missing: vec![perm::CHECKS_RUN.to_owned()],
+        })?;
         Ok(Some((decision, revision)))
     }
 
@@ -114,14 +112,12 @@ impl Service {
             .max()
             .unwrap_or_default();
         self.ensure_revision(wanted).await?;
-        let revision = self.engine.applied_revision();
         let now = self.now();
         let queries: Vec<(&str, &str, bool)> = items
             .iter()
             .map(|i| (i.identity.as_str(), i.permission.as_str(), i.explain))
             .collect();
-        let decisions = self.engine.check_many(&caller.tenant, &queries, now);
-        Ok((decisions, revision))
+        Ok(self.engine.check_many(&caller.tenant, &queries, now))
     }
 
     /// The identity's effective permissions with the roles granting each, by name.
@@ -134,10 +130,9 @@ impl Service {
         self.authorize_check(caller, identity)?;
         let filters = format!("identity={identity}");
         let query = paging.query(&filters)?;
-        let revision = self.engine.applied_revision();
-        let all: BTreeMap<String, Vec<(RoleId, String)>> =
-            self.engine
-                .effective_permissions(&caller.tenant, identity.as_str(), self.now());
+        let (all, revision): (BTreeMap<String, Vec<(RoleId, String)>>, _) = self
+            .engine
+            .effective_permissions(&caller.tenant, identity.as_str(), self.now());
         let rows: Vec<(String, Vec<(RoleId, String)>)> = match &query.after {
             Some(after) => all.into_iter().filter(|(name, _)| name > after).collect(),
             None => all.into_iter().collect(),
@@ -160,7 +155,6 @@ impl Service {
         self.authorize(caller, perm::CHECKS_RUN)?;
         let filters = format!("permission={permission}");
         let query = paging.query(&filters)?;
-        let revision = self.engine.applied_revision();
         let key = |h: &Holder| {
             format!(
                 "{}\u{1f}{}\u{1f}{}",
@@ -169,10 +163,10 @@ impl Service {
                 h.group.as_ref().map(IdentityId::as_str).unwrap_or_default()
             )
         };
-        let all = self
+        let (all, revision) = self
             .engine
-            .holders(&caller.tenant, permission.as_str(), self.now())
-            .unwrap_or_default();
+            .holders(&caller.tenant, permission.as_str(), self.now());
+        let all = all.unwrap_or_default();
         let rows: Vec<Holder> = match &query.after {
             Some(after) => all.into_iter().filter(|h| key(h) > *after).collect(),
             None => all,
