@@ -90,267 +90,271 @@ async fn random_operations_agree_with_the_reference(backend: Backend, operations
     let mut fresh_replicas = 0;
 
     for step in 0..operations {
-        match rng.random_range(0..100) {
-            0..=9 => {
-                let p = PERMS[rng.random_range(0..PERMS.len())];
-                if model.perms.insert(p.to_owned()) {
-                    app.create_permission(p).await;
+        // A skipped operation still reaches the comparisons below.
+        'operation: {
+            match rng.random_range(0..100) {
+                0..=9 => {
+                    let p = PERMS[rng.random_range(0..PERMS.len())];
+                    if model.perms.insert(p.to_owned()) {
+                        app.create_permission(p).await;
+                    }
                 }
-            }
-            10..=17 => {
-                let r = ROLES[rng.random_range(0..ROLES.len())];
-                if !model.roles.contains_key(r) {
-                    let chosen: BTreeSet<String> = model
+                10..=17 => {
+                    let r = ROLES[rng.random_range(0..ROLES.len())];
+                    if !model.roles.contains_key(r) {
+                        let chosen: BTreeSet<String> = model
+                            .perms
+                            .iter()
+                            .filter(|_| rng.random_bool(0.3))
+                            .cloned()
+                            .collect();
+                        app.roles()
+                            .create_role(authed(
+                                ADMIN,
+                                CreateRoleRequest {
+                                    name: r.into(),
+                                    permissions: chosen.iter().map(|p| perm_name(p)).collect(),
+                                    ..Default::default()
+                                },
+                            ))
+                            .await
+                            .unwrap();
+                        model.roles.insert(r.to_owned(), chosen);
+                    }
+                }
+                18..=29 if !model.roles.is_empty() && !model.perms.is_empty() => {
+                    let r = model
+                        .roles
+                        .keys()
+                        .nth(rng.random_range(0..model.roles.len()))
+                        .unwrap()
+                        .clone();
+                    let chosen: Vec<String> = model
                         .perms
                         .iter()
                         .filter(|_| rng.random_bool(0.3))
                         .cloned()
                         .collect();
-                    app.roles()
-                        .create_role(authed(
-                            ADMIN,
-                            CreateRoleRequest {
-                                name: r.into(),
-                                permissions: chosen.iter().map(|p| perm_name(p)).collect(),
-                                ..Default::default()
-                            },
-                        ))
-                        .await
-                        .unwrap();
-                    model.roles.insert(r.to_owned(), chosen);
+                    if chosen.is_empty() {
+                        break 'operation;
+                    }
+                    let refs = chosen.iter().map(|p| perm_name(p)).collect();
+                    if rng.random_bool(0.5) {
+                        app.roles()
+                            .add_permissions_to_role(authed(
+                                ADMIN,
+                                AddPermissionsToRoleRequest {
+                                    role: Some(role_name(&r)),
+                                    permissions: refs,
+                                    ..Default::default()
+                                },
+                            ))
+                            .await
+                            .unwrap();
+                        model.roles.get_mut(&r).unwrap().extend(chosen);
+                    } else {
+                        app.roles()
+                            .remove_permissions_from_role(authed(
+                                ADMIN,
+                                RemovePermissionsFromRoleRequest {
+                                    role: Some(role_name(&r)),
+                                    permissions: refs,
+                                    ..Default::default()
+                                },
+                            ))
+                            .await
+                            .unwrap();
+                        model
+                            .roles
+                            .get_mut(&r)
+                            .unwrap()
+                            .retain(|p| !chosen.contains(p));
+                    }
                 }
-            }
-            18..=29 if !model.roles.is_empty() && !model.perms.is_empty() => {
-                let r = model
-                    .roles
-                    .keys()
-                    .nth(rng.random_range(0..model.roles.len()))
-                    .unwrap()
-                    .clone();
-                let chosen: Vec<String> = model
-                    .perms
-                    .iter()
-                    .filter(|_| rng.random_bool(0.3))
-                    .cloned()
-                    .collect();
-                if chosen.is_empty() {
-                    continue;
-                }
-                let refs = chosen.iter().map(|p| perm_name(p)).collect();
-                if rng.random_bool(0.5) {
-                    app.roles()
-                        .add_permissions_to_role(authed(
-                            ADMIN,
-                            AddPermissionsToRoleRequest {
-                                role: Some(role_name(&r)),
-                                permissions: refs,
-                                ..Default::default()
-                            },
-                        ))
-                        .await
-                        .unwrap();
-                    model.roles.get_mut(&r).unwrap().extend(chosen);
-                } else {
-                    app.roles()
-                        .remove_permissions_from_role(authed(
-                            ADMIN,
-                            RemovePermissionsFromRoleRequest {
-                                role: Some(role_name(&r)),
-                                permissions: refs,
-                                ..Default::default()
-                            },
-                        ))
-                        .await
-                        .unwrap();
-                    model
+                30..=49 if !model.roles.is_empty() => {
+                    let r = model
                         .roles
-                        .get_mut(&r)
+                        .keys()
+                        .nth(rng.random_range(0..model.roles.len()))
                         .unwrap()
-                        .retain(|p| !chosen.contains(p));
-                }
-            }
-            30..=49 if !model.roles.is_empty() => {
-                let r = model
-                    .roles
-                    .keys()
-                    .nth(rng.random_range(0..model.roles.len()))
-                    .unwrap()
-                    .clone();
-                let (who, identity) = if rng.random_bool(0.25) && !model.groups.is_empty() {
-                    let (gid, _) = model
-                        .groups
-                        .values()
-                        .nth(rng.random_range(0..model.groups.len()))
-                        .unwrap();
-                    (
-                        gid.clone(),
-                        Identity {
-                            id: gid.clone(),
-                            kind: IdentityKind::Group as i32,
-                        },
-                    )
-                } else {
-                    let u = USERS[rng.random_range(0..USERS.len())];
-                    (u.to_owned(), user(u))
-                };
-                let live = model
-                    .assignments
-                    .get(&(r.clone(), who.clone()))
-                    .is_some_and(|(_, e)| Model::live(e, now));
-                if live {
-                    continue;
-                }
-                let expire = rng
-                    .random_bool(0.3)
-                    .then(|| now + Duration::minutes(rng.random_range(1..120)));
-                let response = app
-                    .assignments()
-                    .assign_role(authed(
-                        ADMIN,
-                        AssignRoleRequest {
-                            role: Some(role_name(&r)),
-                            identity: Some(identity),
-                            expire_time: expire.map(|t| prost_types::Timestamp {
-                                seconds: t.timestamp(),
-                                nanos: t.timestamp_subsec_nanos() as i32,
-                            }),
-                            ..Default::default()
-                        },
-                    ))
-                    .await
-                    .unwrap()
-                    .into_inner();
-                let Some(assign_role_response::Result::Assignment(a)) = response.result else {
-                    panic!("assignment expected")
-                };
-                // Timestamps travel with nanosecond precision but are stored in microseconds.
-                let stored = expire
-                    .map(|t| DateTime::<Utc>::from_timestamp_micros(t.timestamp_micros()).unwrap());
-                model.assignments.insert((r, who), (a.id, stored));
-            }
-            50..=59 if !model.assignments.is_empty() => {
-                let key = model
-                    .assignments
-                    .keys()
-                    .nth(rng.random_range(0..model.assignments.len()))
-                    .unwrap()
-                    .clone();
-                let (id, _) = model.assignments.remove(&key).unwrap();
-                app.assignments()
-                    .revoke_assignment(authed(
-                        ADMIN,
-                        RevokeAssignmentRequest {
-                            assignment_id: id,
-                            ..Default::default()
-                        },
-                    ))
-                    .await
-                    .unwrap();
-            }
-            60..=64 => {
-                let g = GROUPS[rng.random_range(0..GROUPS.len())];
-                if !model.groups.contains_key(g) {
-                    let group = app
-                        .groups()
-                        .create_group(authed(
+                        .clone();
+                    let (who, identity) = if rng.random_bool(0.25) && !model.groups.is_empty() {
+                        let (gid, _) = model
+                            .groups
+                            .values()
+                            .nth(rng.random_range(0..model.groups.len()))
+                            .unwrap();
+                        (
+                            gid.clone(),
+                            Identity {
+                                id: gid.clone(),
+                                kind: IdentityKind::Group as i32,
+                            },
+                        )
+                    } else {
+                        let u = USERS[rng.random_range(0..USERS.len())];
+                        (u.to_owned(), user(u))
+                    };
+                    let live = model
+                        .assignments
+                        .get(&(r.clone(), who.clone()))
+                        .is_some_and(|(_, e)| Model::live(e, now));
+                    if live {
+                        break 'operation;
+                    }
+                    let expire = rng
+                        .random_bool(0.3)
+                        .then(|| now + Duration::minutes(rng.random_range(1..120)));
+                    let response = app
+                        .assignments()
+                        .assign_role(authed(
                             ADMIN,
-                            CreateGroupRequest {
-                                name: g.into(),
+                            AssignRoleRequest {
+                                role: Some(role_name(&r)),
+                                identity: Some(identity),
+                                expire_time: expire.map(|t| prost_types::Timestamp {
+                                    seconds: t.timestamp(),
+                                    nanos: t.timestamp_subsec_nanos() as i32,
+                                }),
                                 ..Default::default()
                             },
                         ))
                         .await
                         .unwrap()
                         .into_inner();
-                    model
+                    let Some(assign_role_response::Result::Assignment(a)) = response.result else {
+                        panic!("assignment expected")
+                    };
+                    // Timestamps travel with nanosecond precision but are stored in microseconds.
+                    let stored = expire.map(|t| {
+                        DateTime::<Utc>::from_timestamp_micros(t.timestamp_micros()).unwrap()
+                    });
+                    model.assignments.insert((r, who), (a.id, stored));
+                }
+                50..=59 if !model.assignments.is_empty() => {
+                    let key = model
+                        .assignments
+                        .keys()
+                        .nth(rng.random_range(0..model.assignments.len()))
+                        .unwrap()
+                        .clone();
+                    let (id, _) = model.assignments.remove(&key).unwrap();
+                    app.assignments()
+                        .revoke_assignment(authed(
+                            ADMIN,
+                            RevokeAssignmentRequest {
+                                assignment_id: id,
+                                ..Default::default()
+                            },
+                        ))
+                        .await
+                        .unwrap();
+                }
+                60..=64 => {
+                    let g = GROUPS[rng.random_range(0..GROUPS.len())];
+                    if !model.groups.contains_key(g) {
+                        let group = app
+                            .groups()
+                            .create_group(authed(
+                                ADMIN,
+                                CreateGroupRequest {
+                                    name: g.into(),
+                                    ..Default::default()
+                                },
+                            ))
+                            .await
+                            .unwrap()
+                            .into_inner();
+                        model
+                            .groups
+                            .insert(g.to_owned(), (group.id, BTreeSet::new()));
+                    }
+                }
+                65..=79 if !model.groups.is_empty() => {
+                    let g = model
                         .groups
-                        .insert(g.to_owned(), (group.id, BTreeSet::new()));
+                        .keys()
+                        .nth(rng.random_range(0..model.groups.len()))
+                        .unwrap()
+                        .clone();
+                    let members: Vec<String> = USERS
+                        .iter()
+                        .filter(|_| rng.random_bool(0.3))
+                        .map(|u| (*u).to_owned())
+                        .collect();
+                    if members.is_empty() {
+                        break 'operation;
+                    }
+                    let (gid, set) = model.groups.get_mut(&g).unwrap();
+                    let request = GroupMembersRequest {
+                        group_id: gid.clone(),
+                        identity_ids: members.clone(),
+                        ..Default::default()
+                    };
+                    if rng.random_bool(0.6) {
+                        app.groups()
+                            .add_group_members(authed(ADMIN, request))
+                            .await
+                            .unwrap();
+                        set.extend(members);
+                    } else {
+                        app.groups()
+                            .remove_group_members(authed(ADMIN, request))
+                            .await
+                            .unwrap();
+                        set.retain(|m| !members.contains(m));
+                    }
                 }
-            }
-            65..=79 if !model.groups.is_empty() => {
-                let g = model
-                    .groups
-                    .keys()
-                    .nth(rng.random_range(0..model.groups.len()))
-                    .unwrap()
-                    .clone();
-                let members: Vec<String> = USERS
-                    .iter()
-                    .filter(|_| rng.random_bool(0.3))
-                    .map(|u| (*u).to_owned())
-                    .collect();
-                if members.is_empty() {
-                    continue;
-                }
-                let (gid, set) = model.groups.get_mut(&g).unwrap();
-                let request = GroupMembersRequest {
-                    group_id: gid.clone(),
-                    identity_ids: members.clone(),
-                    ..Default::default()
-                };
-                if rng.random_bool(0.6) {
-                    app.groups()
-                        .add_group_members(authed(ADMIN, request))
+                80..=84 if !model.perms.is_empty() => {
+                    let p = model
+                        .perms
+                        .iter()
+                        .nth(rng.random_range(0..model.perms.len()))
+                        .unwrap()
+                        .clone();
+                    app.permissions()
+                        .delete_permission(authed(
+                            ADMIN,
+                            DeletePermissionRequest {
+                                permission: Some(perm_name(&p)),
+                                force: true,
+                                ..Default::default()
+                            },
+                        ))
                         .await
                         .unwrap();
-                    set.extend(members);
-                } else {
-                    app.groups()
-                        .remove_group_members(authed(ADMIN, request))
+                    model.perms.remove(&p);
+                    for perms in model.roles.values_mut() {
+                        perms.remove(&p);
+                    }
+                }
+                85..=87 if !model.roles.is_empty() => {
+                    let r = model
+                        .roles
+                        .keys()
+                        .nth(rng.random_range(0..model.roles.len()))
+                        .unwrap()
+                        .clone();
+                    app.roles()
+                        .delete_role(authed(
+                            ADMIN,
+                            DeleteRoleRequest {
+                                role: Some(role_name(&r)),
+                                force: true,
+                                ..Default::default()
+                            },
+                        ))
                         .await
                         .unwrap();
-                    set.retain(|m| !members.contains(m));
+                    model.roles.remove(&r);
+                    model.assignments.retain(|(role, _), _| *role != r);
                 }
-            }
-            80..=84 if !model.perms.is_empty() => {
-                let p = model
-                    .perms
-                    .iter()
-                    .nth(rng.random_range(0..model.perms.len()))
-                    .unwrap()
-                    .clone();
-                app.permissions()
-                    .delete_permission(authed(
-                        ADMIN,
-                        DeletePermissionRequest {
-                            permission: Some(perm_name(&p)),
-                            force: true,
-                            ..Default::default()
-                        },
-                    ))
-                    .await
-                    .unwrap();
-                model.perms.remove(&p);
-                for perms in model.roles.values_mut() {
-                    perms.remove(&p);
+                88..=95 => {
+                    now += Duration::minutes(rng.random_range(1..30));
+                    clock.set(now);
                 }
+                _ => {}
             }
-            85..=87 if !model.roles.is_empty() => {
-                let r = model
-                    .roles
-                    .keys()
-                    .nth(rng.random_range(0..model.roles.len()))
-                    .unwrap()
-                    .clone();
-                app.roles()
-                    .delete_role(authed(
-                        ADMIN,
-                        DeleteRoleRequest {
-                            role: Some(role_name(&r)),
-                            force: true,
-                            ..Default::default()
-                        },
-                    ))
-                    .await
-                    .unwrap();
-                model.roles.remove(&r);
-                model.assignments.retain(|(role, _), _| *role != r);
-            }
-            88..=95 => {
-                now += Duration::minutes(rng.random_range(1..30));
-                clock.set(now);
-            }
-            _ => {}
         }
 
         if step % 40 == 39 || step + 1 == operations {
