@@ -159,8 +159,8 @@ impl Store {
 }
 
 /// Deltas grouped by tenant, in the order tenants first appear. Rows of different tenants come
-/// interleaved, so every row costs a lookup: hashbrown's hasher, not SipHash, which took a
-/// tenth of the load's CPU here.
+/// interleaved, so every row costs a lookup: a hash map with hashbrown's fast hasher (a
+/// `BTreeMap` of names spent 4 % of the load's CPU comparing strings).
 #[derive(Default)]
 struct ByTenant {
     lists: Vec<(String, Vec<Delta>)>,
