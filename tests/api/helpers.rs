@@ -330,6 +330,27 @@ impl TestApp {
         }
     }
 
+    /// Asks (as ADMIN) for a role that requires approval: the pending change request.
+    pub async fn request_assignment(&self, role: &str, identity: &str) -> pb::ChangeRequest {
+        let response = self
+            .assignments()
+            .assign_role(authed(
+                ADMIN,
+                AssignRoleRequest {
+                    role: Some(role_name(role)),
+                    identity: Some(user(identity)),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("request {role} for {identity}: {e}"))
+            .into_inner();
+        match response.result {
+            Some(assign_role_response::Result::ChangeRequest(c)) => c,
+            other => panic!("expected a change request, got {other:?}"),
+        }
+    }
+
     pub async fn check(&self, identity: &str, permission: &str) -> bool {
         self.authz()
             .check(authed(

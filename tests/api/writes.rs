@@ -104,13 +104,7 @@ backend_tests! {
             .unwrap()
             .into_inner();
         let Some(assign_role_response::Result::Assignment(via_group)) = via_group.result else { panic!() };
-        let pending = app
-            .assignments()
-            .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("gated")), identity: Some(user("bob")), ..Default::default() }))
-            .await
-            .unwrap()
-            .into_inner();
-        let Some(assign_role_response::Result::ChangeRequest(pending)) = pending.result else { panic!() };
+        let pending = app.request_assignment("gated", "bob").await;
         let explain = |who: &str| authed(ADMIN, CheckRequest { identity_id: who.into(), permission: "docs:read".into(), explain: true, ..Default::default() });
 
         // Act + Assert: allow names assignment, role and group.
@@ -130,13 +124,7 @@ backend_tests! {
         assert_eq!(denied.pending_change_request_ids, vec![pending.id.clone()]);
         // A replica that builds its index from the database explains the same; a request that
         // is no longer pending is not named.
-        let withdrawn = app
-            .assignments()
-            .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("gated")), identity: Some(user("carol")), ..Default::default() }))
-            .await
-            .unwrap()
-            .into_inner();
-        let Some(assign_role_response::Result::ChangeRequest(withdrawn)) = withdrawn.result else { panic!() };
+        let withdrawn = app.request_assignment("gated", "carol").await;
         app.change_requests().cancel_change_request(authed(ADMIN, DecideChangeRequestRequest { change_request_id: withdrawn.id, ..Default::default() })).await.unwrap();
         let mut fresh = spawn_on(std::sync::Arc::clone(&app.db), test_config, None).await;
         let again = fresh.authz().check(explain("alice")).await.unwrap().into_inner();
