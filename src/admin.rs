@@ -1,6 +1,7 @@
 //! The admin HTTP listener on `metrics_addr`: `/metrics` (Prometheus text), `/healthz` (the
 //! process answers) and `/readyz` (200 only while gRPC health is SERVING). Metric names are
-//! declared here; recording happens where the facts are (the RPC layer, `Check`, the health probe).
+//! declared in `crate::metric_names`; recording happens where the facts are (the edge, `Check`,
+//! the health probe).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -15,27 +16,19 @@ use tokio::net::TcpListener;
 
 use crate::engine::Engine;
 use crate::health::Health;
+use crate::metric_names::{
+    APPLIED_REVISION, CHECK_DECISIONS, DATABASE_REVISION, DB_POOL_CONNECTIONS, DB_POOL_IDLE,
+    DB_POOL_MAX, INDEX_ASSIGNMENTS, INDEX_TENANTS, REPLICATION_LAG, RPC_BUCKETS,
+    RPC_HANDLING_SECONDS, RPCS_HANDLED, RPCS_STARTED, UP,
+};
 use crate::store::Store;
-
-/// Counter: RPCs finished, by `method` (`pkg.Service/Method`, or `unknown`) and `code`.
-pub const RPCS_TOTAL: &str = "warden_rpcs_total";
-/// Histogram: RPC duration in seconds until the last byte of the response, by `method` and `code`.
-pub const RPC_DURATION: &str = "warden_rpc_duration_seconds";
-/// Gauge: RPCs being handled now, by `method`.
-pub const RPCS_IN_FLIGHT: &str = "warden_rpcs_in_flight";
-/// Counter: `Check` and `BatchCheck` decisions, by `result` (allowed, denied, unknown_permission).
-pub const CHECK_DECISIONS: &str = "warden_check_decisions_total";
-
-const RPC_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
 
 /// The process-wide Prometheus recorder (the `metrics` facade has one global recorder).
 fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(RPC_DURATION.to_owned()), &RPC_BUCKETS)
+            .set_buckets_for_metric(Matcher::Full(RPC_HANDLING_SECONDS.to_owned()), &RPC_BUCKETS)
             .expect("bucket list is not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -54,50 +47,43 @@ pub fn install() {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(RPCS_TOTAL, "RPCs finished, by method and gRPC code");
+    describe_counter!(RPCS_STARTED, "RPCs started, by service, method and type");
+    describe_counter!(
+        RPCS_HANDLED,
+        "RPCs finished, by service, method, type and gRPC code"
+    );
     describe_histogram!(
-        RPC_DURATION,
+        RPC_HANDLING_SECONDS,
         Unit::Seconds,
-        "RPC duration, by method and gRPC code"
+        "RPC duration until the last byte of the response, by service, method and type"
     );
-    describe_gauge!(RPCS_IN_FLIGHT, "RPCs being handled now, by method");
     describe_counter!(CHECK_DECISIONS, "Check decisions, by result");
-    describe_gauge!("warden_index_tenants", "Tenants in the in-memory index");
+    describe_gauge!(INDEX_TENANTS, "Tenants in the in-memory index");
+    describe_gauge!(INDEX_ASSIGNMENTS, "Assignments in the in-memory index");
+    describe_gauge!(APPLIED_REVISION, "Newest revision this replica has applied");
     describe_gauge!(
-        "warden_index_assignments",
-        "Assignments in the in-memory index"
-    );
-    describe_gauge!(
-        "warden_applied_revision",
-        "Newest revision this replica has applied"
-    );
-    describe_gauge!(
-        "warden_database_revision",
+        DATABASE_REVISION,
         "Newest committed revision in the database, sampled by the health ping"
     );
     describe_gauge!(
-        "warden_replication_lag_revisions",
+        REPLICATION_LAG,
         "Committed revisions this replica has not applied yet, sampled by the health ping"
     );
-    describe_gauge!("warden_db_pool_connections", "Open database connections");
-    describe_gauge!(
-        "warden_db_pool_idle_connections",
-        "Idle database connections"
-    );
-    describe_gauge!("warden_db_pool_max_connections", "Database pool ceiling");
-    describe_gauge!("warden_up", "1 while gRPC health is SERVING, else 0");
+    describe_gauge!(DB_POOL_CONNECTIONS, "Open database connections");
+    describe_gauge!(DB_POOL_IDLE, "Idle database connections");
+    describe_gauge!(DB_POOL_MAX, "Database pool ceiling");
+    describe_gauge!(UP, "1 while gRPC health is SERVING, else 0");
 }
 
 /// Records the applied revision and, when known, the database's newest and the lag between them.
 pub fn record_revisions(applied: u64, latest: Option<u64>) {
     #[allow(clippy::cast_precision_loss)]
-    metrics::gauge!("warden_applied_revision").set(applied as f64);
+    metrics::gauge!(APPLIED_REVISION).set(applied as f64);
     if let Some(latest) = latest {
         #[allow(clippy::cast_precision_loss)]
         {
-            metrics::gauge!("warden_database_revision").set(latest as f64);
-            metrics::gauge!("warden_replication_lag_revisions")
-                .set(latest.saturating_sub(applied) as f64);
+            metrics::gauge!(DATABASE_REVISION).set(latest as f64);
+            metrics::gauge!(REPLICATION_LAG).set(latest.saturating_sub(applied) as f64);
         }
     }
 }
@@ -115,14 +101,14 @@ impl AdminState {
     #[allow(clippy::cast_precision_loss)]
     fn refresh_gauges(&self) {
         let index = self.engine.stats();
-        metrics::gauge!("warden_index_tenants").set(index.tenants as f64);
-        metrics::gauge!("warden_index_assignments").set(index.assignments as f64);
-        metrics::gauge!("warden_applied_revision").set(self.engine.applied_revision().0 as f64);
+        metrics::gauge!(INDEX_TENANTS).set(index.tenants as f64);
+        metrics::gauge!(INDEX_ASSIGNMENTS).set(index.assignments as f64);
+        metrics::gauge!(APPLIED_REVISION).set(self.engine.applied_revision().0 as f64);
         let pool = self.store.pool_stats();
-        metrics::gauge!("warden_db_pool_connections").set(f64::from(pool.size));
-        metrics::gauge!("warden_db_pool_idle_connections").set(f64::from(pool.idle));
-        metrics::gauge!("warden_db_pool_max_connections").set(f64::from(pool.max));
-        metrics::gauge!("warden_up").set(if self.health.is_serving() { 1.0 } else { 0.0 });
+        metrics::gauge!(DB_POOL_CONNECTIONS).set(f64::from(pool.size));
+        metrics::gauge!(DB_POOL_IDLE).set(f64::from(pool.idle));
+        metrics::gauge!(DB_POOL_MAX).set(f64::from(pool.max));
+        metrics::gauge!(UP).set(if self.health.is_serving() { 1.0 } else { 0.0 });
     }
 }
 

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::domain::{Clock, SystemClock, TenantId};
 use crate::engine::Engine;
-use crate::grpc::{self, Phase, Verifier};
+use crate::grpc::{self, Tracing, Verifier};
 use crate::health::{self, Health};
 use crate::service::{BootstrapAdmin, ReplicaIdentity, Retention, Service, Settings, Sync};
+use crate::shutdown::{Phase, Shutdown};
 use crate::store::{Store, StoreOptions};
 
 /// Once the grace period is over and every call has been ended, how long the connections get to
@@ -35,6 +35,8 @@ pub struct App {
     service: Service,
     sync: Arc<Sync>,
     verifier: Arc<Verifier>,
+    shutdown: Shutdown,
+    tracing: Tracing,
 }
 
 /// Opens the store described by `config`.
@@ -78,6 +80,11 @@ impl App {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("bootstrap_admins: {e}"))?;
 
+        let tracing = Tracing::new(
+            config.otlp_endpoint.is_some(),
+            config.sampler().map_err(anyhow::Error::msg)?,
+        );
+        let shutdown = Shutdown::new();
         let store = connect(&config).await?;
         if config.skip_migrations {
             if store
@@ -120,6 +127,7 @@ impl App {
             clock,
             settings,
             replica,
+            shutdown.clone(),
         );
         service
             .bootstrap(&admins)
@@ -155,6 +163,8 @@ impl App {
             service,
             sync,
             verifier,
+            shutdown,
+            tracing,
         })
     }
 
@@ -177,48 +187,48 @@ impl App {
         &self.service
     }
 
-    /// Serves until `shutdown` resolves, then drains as OPERATIONS.md says: health turns
+    /// Serves until `shutdown_requested` resolves, then drains as OPERATIONS.md says: health turns
     /// NOT_SERVING, the listener closes and connections get GOAWAY, open response streams end with
     /// UNAVAILABLE, in-flight RPCs get up to `shutdown_grace` to finish, and whatever still runs
     /// then is ended too. Returns once every connection is closed, at most `shutdown_grace` plus
-    /// a second after `shutdown` resolved.
+    /// a second after `shutdown_requested` resolved.
     pub async fn run_until(
         self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        shutdown_requested: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (health, health_server) = Health::new().await;
-        let (phase_tx, phase_rx) = watch::channel(Phase::Serving);
+        let shutdown = self.shutdown.clone();
+        let (health, health_server) = Health::new(shutdown.clone()).await;
         let router = grpc::router(
             self.service.clone(),
             Arc::clone(&self.verifier),
             health_server,
             &self.config.limits,
-            phase_rx.clone(),
+            shutdown.clone(),
+            self.tracing.clone(),
         )?;
 
-        let (stop_tx, stop_rx) = watch::channel(false);
         let background = [
             tokio::spawn(
-                Arc::clone(&self.sync).run(self.config.catch_up_interval, stop_rx.clone()),
+                Arc::clone(&self.sync).run(self.config.catch_up_interval, shutdown.clone()),
             ),
-            tokio::spawn(self.service.clone().run_heartbeat(stop_rx.clone())),
+            tokio::spawn(self.service.clone().run_heartbeat(shutdown.clone())),
             tokio::spawn(self.service.clone().run_sweeper(
                 self.config.sweep_interval,
                 Retention {
                     changes: self.config.change_retention,
                 },
-                stop_rx.clone(),
+                shutdown.clone(),
+            )),
+            tokio::spawn(health::watch_database(
+                self.store.clone(),
+                Arc::clone(&self.engine),
+                health.clone(),
+                self.config.database.ping_interval,
+                self.config.database.connect_timeout,
+                shutdown.clone(),
             )),
         ];
         let jwks_task = self.verifier.refresh_remote_keys();
-        let probe_task = tokio::spawn(health::watch_database(
-            self.store.clone(),
-            Arc::clone(&self.engine),
-            health.clone(),
-            self.config.database.ping_interval,
-            self.config.database.connect_timeout,
-            stop_rx.clone(),
-        ));
         let addr = self.local_addr();
         let metrics_addr = self.metrics_addr();
         let admin_state = AdminState {
@@ -226,28 +236,25 @@ impl App {
             store: self.store.clone(),
             health: health.clone(),
         };
-        let mut admin_stop = stop_rx.clone();
-        let admin_task = tokio::spawn(admin::serve(self.admin_listener, admin_state, async move {
-            let _ = admin_stop.wait_for(|s| *s).await;
-        }));
+        let admin_task = tokio::spawn(admin::serve(
+            self.admin_listener,
+            admin_state,
+            shutdown.reached(Phase::Stopped),
+        ));
 
         let grace = self.config.shutdown_grace;
-        let drain_health = health.clone();
-        let drain_service = self.service.clone();
-        let phases = tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!(?grace, "shutdown requested; draining");
-            drain_health.start_draining().await;
-            drain_service.start_draining();
-            phase_tx.send_replace(Phase::Draining);
-            tokio::time::sleep(grace).await;
-            tracing::warn!("grace period over; ending the RPCs still running");
-            phase_tx.send_replace(Phase::Closing);
-            // Keep the sender alive until serving is over: dropping it reads as Closing anyway.
-            std::future::pending::<()>().await;
-        });
-        let reached = |mut rx: watch::Receiver<Phase>, phase: Phase| async move {
-            let _ = rx.wait_for(|p| *p >= phase).await;
+        let phases = {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                shutdown_requested.await;
+                tracing::info!(?grace, "shutdown requested; draining");
+                // Health watchers hear NOT_SERVING before the drain ends their streams.
+                health.announce_drain().await;
+                shutdown.advance(Phase::Draining);
+                tokio::time::sleep(grace).await;
+                tracing::warn!("grace period over; ending the RPCs still running");
+                shutdown.advance(Phase::Closing);
+            })
         };
 
         // TCP keepalive probes an idle connection after a minute: a dead peer is found without
@@ -256,14 +263,15 @@ impl App {
             .with_nodelay(Some(true))
             .with_keepalive(Some(std::time::Duration::from_secs(60)));
         tracing::info!(%addr, %metrics_addr, "warden serving");
-        let serve = router
-            .serve_with_incoming_shutdown(incoming, reached(phase_rx.clone(), Phase::Draining));
+        let serve =
+            router.serve_with_incoming_shutdown(incoming, shutdown.reached(Phase::Draining));
         // Once Closing has ended every call, connections close on their own; the bound only
         // guards against a peer that stops reading.
+        let closed = shutdown.reached(Phase::Closing);
         let result = tokio::select! {
             r = serve => r.map_err(anyhow::Error::from),
             () = async {
-                reached(phase_rx, Phase::Closing).await;
+                closed.await;
                 tokio::time::sleep(LAST_WRITES).await;
             } => {
                 tracing::warn!("connections still open after the grace period; dropping them");
@@ -274,11 +282,10 @@ impl App {
         if let Some(task) = jwks_task {
             task.abort();
         }
-        let _ = stop_tx.send(true);
+        shutdown.advance(Phase::Stopped);
         for task in background {
             let _ = task.await;
         }
-        let _ = probe_task.await;
         if let Ok(Err(e)) = admin_task.await {
             tracing::warn!(error = %e, "admin HTTP server failed");
         }

@@ -25,6 +25,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// OTLP/gRPC endpoint spans are exported to (`OTEL_EXPORTER_OTLP_ENDPOINT`); none: no export.
     pub otlp_endpoint: Option<String>,
+    /// Which RPC traces are exported: the standard `OTEL_TRACES_SAMPLER` (`always_on`,
+    /// `always_off`, `traceidratio`, `parentbased_always_on` (default), `parentbased_always_off`,
+    /// `parentbased_traceidratio`).
+    pub otel_traces_sampler: Option<String>,
+    /// The sampler's ratio (`OTEL_TRACES_SAMPLER_ARG`), 0 to 1; the environment's `0.01` reads
+    /// as a number, a file may give a string.
+    #[serde(deserialize_with = "string_or_number")]
+    pub otel_traces_sampler_arg: Option<String>,
     pub limits: LimitsConfig,
     #[serde(with = "humantime_serde")]
     pub approval_ttl: Duration,
@@ -123,6 +131,8 @@ impl Default for Config {
             bootstrap_admins: Vec::new(),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
+            otel_traces_sampler: None,
+            otel_traces_sampler_arg: None,
             limits: LimitsConfig::default(),
             approval_ttl: Duration::from_secs(7 * 24 * 3600),
             shutdown_grace: Duration::from_secs(20),
@@ -267,6 +277,11 @@ impl Config {
                 .only(&["OTEL_EXPORTER_OTLP_ENDPOINT"])
                 .map(|_| "otlp_endpoint".into()),
         );
+        figment = figment.merge(
+            Env::raw()
+                .only(&["OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"])
+                .map(|key| key.as_str().to_ascii_lowercase().into()),
+        );
         if let Some(addr) = &overrides.listen_addr {
             figment = figment.merge(("listen_addr", addr));
         }
@@ -278,8 +293,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The RPC trace sampler the standard variables name.
+    pub fn sampler(&self) -> Result<crate::telemetry::Sampler, String> {
+        crate::telemetry::Sampler::parse(
+            self.otel_traces_sampler.as_deref(),
+            self.otel_traces_sampler_arg.as_deref(),
+        )
+    }
+
     /// Refuses settings that cannot work, naming the setting; secrets are never echoed.
     pub fn validate(&self) -> Result<(), String> {
+        self.sampler()?;
         use secrecy::ExposeSecret as _;
         let url = self.database.url.expose_secret();
         if !(url.starts_with("sqlite:")
@@ -416,4 +440,23 @@ fn paths_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Erro
         .into_iter()
         .map(PathBuf::from)
         .collect())
+}
+
+/// An optional setting kept as text whether it arrives as a string or as a number.
+fn string_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Text(String),
+        Float(f64),
+        Int(i64),
+    }
+    Ok(match Option::<Value>::deserialize(deserializer)? {
+        None => None,
+        Some(Value::Text(text)) => Some(text),
+        Some(Value::Float(number)) => Some(number.to_string()),
+        Some(Value::Int(number)) => Some(number.to_string()),
+    })
 }

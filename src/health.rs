@@ -12,41 +12,31 @@ use tonic_health::server::HealthReporter;
 
 use crate::engine::Engine;
 use crate::grpc::SERVICE_NAMES;
+use crate::shutdown::{Phase, Shutdown};
 use crate::store::Store;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct State {
-    database_up: bool,
-    draining: bool,
-}
-
-impl State {
-    fn serving(self) -> bool {
-        self.database_up && !self.draining
-    }
-}
 
 /// The server's readiness, shared by the gRPC health service, `/readyz` and the drain.
 #[derive(Debug, Clone)]
 pub struct Health {
     reporter: HealthReporter,
-    state: Arc<watch::Sender<State>>,
+    database_up: Arc<watch::Sender<bool>>,
+    shutdown: Shutdown,
 }
 
 impl Health {
     /// A readiness that starts SERVING (`App::build` has just reached the database) and the
     /// gRPC health service reporting it.
-    pub async fn new() -> (
+    pub async fn new(
+        shutdown: Shutdown,
+    ) -> (
         Self,
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     ) {
         let (reporter, server) = tonic_health::server::health_reporter();
         let health = Self {
             reporter,
-            state: Arc::new(watch::Sender::new(State {
-                database_up: true,
-                draining: false,
-            })),
+            database_up: Arc::new(watch::Sender::new(true)),
+            shutdown,
         };
         health.publish().await;
         (health, server)
@@ -54,14 +44,14 @@ impl Health {
 
     /// True while `/readyz` and the gRPC health service say SERVING.
     pub fn is_serving(&self) -> bool {
-        self.state.borrow().serving()
+        *self.database_up.borrow() && self.shutdown.phase() == Phase::Serving
     }
 
     /// Records whether the last database ping succeeded; logs transitions only.
     pub async fn set_database_up(&self, up: bool) {
-        let changed = self.state.send_if_modified(|s| {
-            let changed = s.database_up != up;
-            s.database_up = up;
+        let changed = self.database_up.send_if_modified(|now| {
+            let changed = *now != up;
+            *now = up;
             changed
         });
         if changed {
@@ -74,10 +64,10 @@ impl Health {
         }
     }
 
-    /// NOT_SERVING for good: the server is shutting down.
-    pub async fn start_draining(&self) {
-        self.state.send_modify(|s| s.draining = true);
-        self.publish().await;
+    /// Tells the gRPC health watchers NOT_SERVING for good, ahead of the drain: the open Watch
+    /// streams carry it before the drain ends them. (`is_serving` follows the shutdown phase.)
+    pub async fn announce_drain(&self) {
+        self.publish_status(ServingStatus::NotServing).await;
     }
 
     async fn publish(&self) {
@@ -86,6 +76,10 @@ impl Health {
         } else {
             ServingStatus::NotServing
         };
+        self.publish_status(status).await;
+    }
+
+    async fn publish_status(&self, status: ServingStatus) {
         self.reporter.set_service_status("", status).await;
         for name in SERVICE_NAMES {
             self.reporter.set_service_status(name, status).await;
@@ -93,7 +87,7 @@ impl Health {
     }
 }
 
-/// Pings the database every `interval` (each ping bounded by `timeout`) until `stop` turns true,
+/// Pings the database every `interval` (each ping bounded by `timeout`) until the server stops,
 /// flipping `health` and updating the revision gauges.
 pub async fn watch_database(
     store: Store,
@@ -101,13 +95,15 @@ pub async fn watch_database(
     health: Health,
     interval: Duration,
     timeout: Duration,
-    mut stop: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
+    let stopped = shutdown.reached(Phase::Stopped);
+    tokio::pin!(stopped);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            () = &mut stopped => return,
             _ = ticker.tick() => {}
         }
         match tokio::time::timeout(timeout, store.latest_revision()).await {

@@ -12,8 +12,10 @@ pub mod domain;
 pub mod engine;
 pub mod grpc;
 pub mod health;
+pub mod metric_names;
 pub mod proto;
 pub mod service;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 

@@ -1,11 +1,8 @@
-//! Bearer-JWT authentication as a tower layer: every RPC but health and reflection carries a
-//! valid token, and its `sub` and tenant claim become the `Caller` in the request extensions.
+//! Bearer-JWT authentication: every RPC but health and reflection carries a valid token, and its
+//! `sub` and tenant claim become the `Caller` (the edge asks, `authenticate` answers).
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use hashbrown::HashMap;
 use jsonwebtoken::jwk::JwkSet;
@@ -14,17 +11,9 @@ use parking_lot::RwLock;
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value};
 use tonic::Status;
-use tower::{Layer, Service};
 
 use crate::config::AuthConfig;
 use crate::domain::{Caller, IdentityId, TenantId};
-
-/// Reachable without a token: probes and grpcurl discovery, nothing else.
-const OPEN_PREFIXES: [&str; 3] = [
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-];
 
 pub(crate) struct Key {
     pub(crate) algorithm: Algorithm,
@@ -401,80 +390,6 @@ pub fn mint_hs256(
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .map_err(|e| e.to_string())
-}
-
-/// The layer that puts a `Caller` on every authenticated request.
-#[derive(Debug, Clone)]
-pub struct AuthLayer {
-    verifier: Arc<Verifier>,
-}
-
-impl AuthLayer {
-    pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
-    }
-}
-
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            verifier: Arc::clone(&self.verifier),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    verifier: Arc<Verifier>,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, B> Service<http::Request<B>> for AuthService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        // Use the instance poll_ready prepared; leave a fresh clone for the next call.
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
-        if OPEN_PREFIXES
-            .iter()
-            .any(|open| req.uri().path().starts_with(open))
-        {
-            return Box::pin(inner.call(req));
-        }
-        let verifier = Arc::clone(&self.verifier);
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            // The trace layer, outside this one, has already settled the id in the header.
-            let request_id = super::trace::request_id(req.headers());
-            match authenticate(&verifier, req.headers(), &path, request_id).await {
-                Ok(caller) => {
-                    req.extensions_mut().insert(caller);
-                }
-                Err(status) => return Ok(status.into_http()),
-            }
-            inner.call(req).await
-        })
-    }
 }
 
 /// The caller of a request to `path` with these headers: its bearer token verified, its trace id.

@@ -57,8 +57,9 @@ fn grant(g: GrantPath) -> pb::Grant {
 pub(super) fn count(d: &Decision) {
     static DECISIONS: std::sync::OnceLock<[metrics::Counter; 3]> = std::sync::OnceLock::new();
     let [allowed, unknown, denied] = DECISIONS.get_or_init(|| {
-        ["allowed", "unknown_permission", "denied"]
-            .map(|result| metrics::counter!(crate::admin::CHECK_DECISIONS, "result" => result))
+        ["allowed", "unknown_permission", "denied"].map(
+            |result| metrics::counter!(crate::metric_names::CHECK_DECISIONS, "result" => result),
+        )
     });
     let counter = if d.allowed {
         allowed

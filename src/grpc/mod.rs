@@ -5,21 +5,15 @@ mod audit;
 mod auth;
 mod authorization;
 mod convert;
-mod drain;
+mod edge;
 mod groups;
-mod hot_check;
 mod jwks;
-mod limits;
-mod metrics;
 mod permissions;
 mod roles;
 mod status;
-mod trace;
-mod wire;
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tonic::{Request, Status};
@@ -32,21 +26,13 @@ use crate::domain::{Caller, Error};
 use crate::proto::{FILE_DESCRIPTOR_SET, pb};
 use crate::service::{IdempotencyKey, Service, WriteOptions};
 
-pub use auth::{AuthLayer, Verifier, mint_hs256};
-pub use drain::{DrainLayer, Phase};
-pub use hot_check::HotCheckLayer;
-pub use limits::LimitLayer;
-pub use metrics::MetricsLayer;
-pub use trace::TraceLayer;
+pub use auth::{Verifier, mint_hs256};
+pub use edge::{EdgeLayer, Tracing};
 
-/// The tower layers every RPC passes, outermost first (see `router`).
-pub type Layers = Stack<
-    AuthLayer,
-    Stack<
-        LimitLayer,
-        Stack<DrainLayer, Stack<MetricsLayer, Stack<TraceLayer, Stack<HotCheckLayer, Identity>>>>,
-    >,
->;
+use crate::shutdown::Shutdown;
+
+/// The one layer every RPC passes (see `edge`).
+pub type Layers = Stack<EdgeLayer, Identity>;
 
 /// Every `warden.v1` service name, for health reporting.
 pub const SERVICE_NAMES: [&str; 7] = [
@@ -121,8 +107,7 @@ fn write_options<T: prost::Message>(
     })
 }
 
-/// Builds the server: layers, the warden services, health and reflection v1 + v1alpha.
-/// `phase` is the shutdown state `App::run_until` advances.
+/// Builds the server: the edge, the warden services, health and reflection v1 + v1alpha.
 pub fn router(
     service: Service,
     verifier: Arc<Verifier>,
@@ -130,7 +115,8 @@ pub fn router(
         impl tonic_health::pb::health_server::Health,
     >,
     limits: &LimitsConfig,
-    phase: watch::Receiver<Phase>,
+    shutdown: Shutdown,
+    tracing: Tracing,
 ) -> Result<Router<Layers>, anyhow::Error> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -141,21 +127,16 @@ pub fn router(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let methods = wire::Methods::from_descriptors(&[
-        FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-    ]);
     let max = limits.max_request_bytes;
-    let metrics = MetricsLayer::new(Arc::clone(&methods));
-    let limit = LimitLayer::new(limits.max_concurrent_rpcs, limits.rpc_timeout);
-    let hot_check = HotCheckLayer::new(hot_check::HotCheckConfig {
+    let edge = EdgeLayer::new(edge::EdgeConfig {
         service: service.clone(),
-        verifier: Arc::clone(&verifier),
-        permits: limit.permits(),
+        verifier,
+        shutdown,
+        tracing,
+        max_concurrent_rpcs: limits.max_concurrent_rpcs,
         rpc_timeout: limits.rpc_timeout,
         max_request_bytes: max,
-        phase: phase.clone(),
-        metrics: metrics.handles(methods.label(hot_check::CHECK_PATH)),
+        descriptors: vec![FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET],
     });
     let router = Server::builder()
         // Dead peers and stale NAT entries are found by PINGs (when configured) and by TCP
@@ -164,22 +145,7 @@ pub fn router(
             Some(limits.http2_keepalive_interval).filter(|interval| !interval.is_zero()),
         )
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
-        // Check, the hot path, is answered before the generic layers (same behaviour, less
-        // per-call machinery: see hot_check.rs).
-        .layer(hot_check)
-        // Outermost: the request id and the span exist before anything can refuse the call, so
-        // even a refusal is logged, traced and answered with its request id.
-        .layer(TraceLayer::default())
-        // Outside every layer that refuses calls (drain, limits, auth), so shed, timed-out and
-        // unauthenticated calls are counted too.
-        .layer(metrics)
-        // Outside the limits: a call cut at shutdown must also release its concurrency permit,
-        // and the drain must see streams however they were admitted.
-        .layer(DrainLayer::new(phase, Arc::clone(&methods)))
-        // Before auth: shedding must cost less than verifying a token, or overload feeds on itself.
-        .layer(limit)
-        // Auth runs innermost, right before the services, and lets health and reflection through.
-        .layer(AuthLayer::new(verifier))
+        .layer(edge)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

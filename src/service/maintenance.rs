@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::Service;
 use crate::domain::{AuditRecord, Caller, Error, IdentityId, TenantId};
 use crate::service::IDEMPOTENCY_WINDOW;
+use crate::shutdown::{Phase, Shutdown};
 
 /// How long the change log keeps history for WatchChanges.
 #[derive(Debug, Clone, Copy)]
@@ -63,18 +64,15 @@ impl Service {
         Ok(marked)
     }
 
-    /// Runs `sweep` every `interval` until `stop` flips.
-    pub async fn run_sweeper(
-        self,
-        interval: Duration,
-        retention: Retention,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
+    /// Runs `sweep` every `interval` until the server stops.
+    pub async fn run_sweeper(self, interval: Duration, retention: Retention, shutdown: Shutdown) {
+        let stopped = shutdown.reached(Phase::Stopped);
+        tokio::pin!(stopped);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stop.changed() => return,
+                () = &mut stopped => return,
                 _ = ticker.tick() => {
                     if let Err(e) = self.sweep(retention).await {
                         tracing::warn!(error = %e, "sweep failed");

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::builtin::perm;
 use crate::domain::{Caller, Change, Clock, Error, Impact, Revision};
 use crate::engine::Engine;
+use crate::shutdown::Shutdown;
 use crate::store::{Store, WriteTx};
 
 pub use assignments::{AssignRequest, AssignResult};
@@ -69,8 +70,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     settings: Settings,
     replica: Arc<ReplicaIdentity>,
-    /// Flips to true when the server starts draining; open streams end.
-    draining: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Open streams end when draining starts.
+    shutdown: Shutdown,
 }
 
 /// The tunables the use-cases read.
@@ -92,6 +93,7 @@ impl Service {
         clock: Arc<dyn Clock>,
         settings: Settings,
         replica: ReplicaIdentity,
+        shutdown: Shutdown,
     ) -> Self {
         Self {
             store,
@@ -100,13 +102,8 @@ impl Service {
             clock,
             settings,
             replica: Arc::new(replica),
-            draining: Arc::new(tokio::sync::watch::Sender::new(false)),
+            shutdown,
         }
-    }
-
-    /// Ends open streams: the server is draining.
-    pub fn start_draining(&self) {
-        self.draining.send_replace(true);
     }
 
     fn now(&self) -> DateTime<Utc> {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::Service;
 use crate::domain::builtin::perm;
 use crate::domain::{Caller, Error, Revision};
+use crate::shutdown::{Phase, Shutdown};
 use crate::store::ReplicaState;
 
 /// Where a revision has reached.
@@ -109,14 +110,16 @@ impl Service {
     }
 
     /// Heartbeats every `heartbeat` and whenever the applied revision moves (at most every
-    /// 20 ms), until `stop` flips; then removes this replica's row.
-    pub async fn run_heartbeat(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// 20 ms), until the server stops; then removes this replica's row.
+    pub async fn run_heartbeat(self, shutdown: Shutdown) {
+        let stopped = shutdown.reached(Phase::Stopped);
+        tokio::pin!(stopped);
         let mut applied = self.engine.subscribe();
         let mut ticker = tokio::time::interval(self.replica.heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stop.changed() => break,
+                () = &mut stopped => break,
                 _ = ticker.tick() => {}
                 changed = applied.changed() => {
                     if changed.is_err() {

@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::domain::{Change, Error, Revision};
 use crate::engine::Engine;
+use crate::shutdown::{Phase, Shutdown};
 use crate::store::Store;
 
 const CATCH_UP_BATCH: u64 = 1000;
@@ -72,13 +73,11 @@ impl Sync {
         }
     }
 
-    /// Runs until `stop` resolves: listens for other replicas' commits and catches up every
+    /// Runs until the server stops: listens for other replicas' commits and catches up every
     /// `interval` regardless.
-    pub async fn run(
-        self: Arc<Self>,
-        interval: Duration,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
+    pub async fn run(self: Arc<Self>, interval: Duration, shutdown: Shutdown) {
+        let stopped = shutdown.reached(Phase::Stopped);
+        tokio::pin!(stopped);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut notifications = None;
@@ -106,7 +105,7 @@ impl Sync {
                 }
             };
             tokio::select! {
-                _ = stop.changed() => return,
+                () = &mut stopped => return,
                 _ = ticker.tick() => {
                     if let Err(e) = self.catch_up().await {
                         tracing::warn!(error = %e, "periodic catch-up failed");

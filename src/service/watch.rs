@@ -6,6 +6,7 @@ use tokio::sync::mpsc;
 use super::Service;
 use crate::domain::builtin::perm;
 use crate::domain::{Caller, Change, Error, Revision};
+use crate::shutdown::Phase;
 
 const BATCH: u64 = 500;
 
@@ -46,7 +47,8 @@ impl Service {
         let tenant = caller.tenant.clone();
         tokio::spawn(async move {
             let mut applied = service.engine.subscribe();
-            let mut draining = service.draining.subscribe();
+            let draining = service.shutdown.reached(Phase::Draining);
+            tokio::pin!(draining);
             let mut last = since;
             loop {
                 // Read everything committed so far, then wait for the index to move on.
@@ -74,7 +76,7 @@ impl Service {
                     }
                 }
                 tokio::select! {
-                    _ = draining.wait_for(|d| *d) => return,
+                    () = &mut draining => return,
                     _ = tx.closed() => return,
                     changed = applied.changed() => if changed.is_err() { return },
                 }

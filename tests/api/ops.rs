@@ -77,10 +77,62 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
-async fn scrape(metrics_addr: SocketAddr) -> String {
+pub(crate) async fn scrape(metrics_addr: SocketAddr) -> String {
     let (code, body) = http_get(metrics_addr, "/metrics").await;
     assert_eq!(code, 200, "/metrics answers 200");
     body
+}
+
+/// The labels of the unary RPC `pkg.Service/Method` in the `grpc_server_*` series, `extra` added.
+fn rpc_labels<'a>(method: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let (service, name) = method.split_once('/').expect("pkg.Service/Method");
+    let mut labels = vec![
+        ("grpc_service", service),
+        ("grpc_method", name),
+        ("grpc_type", "unary"),
+    ];
+    labels.extend_from_slice(extra);
+    labels
+}
+
+/// `grpc_server_handled_total` of the unary RPC `method` with `code`.
+fn handled(text: &str, method: &str, code: &str) -> Option<f64> {
+    metric(
+        text,
+        "grpc_server_handled_total",
+        &rpc_labels(method, &[("grpc_code", code)]),
+    )
+}
+
+/// Calls of `method` started and not handled yet: `grpc_server_started_total` minus every code's
+/// `grpc_server_handled_total`.
+fn in_flight(text: &str, method: &str) -> f64 {
+    const CODES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    let started =
+        metric(text, "grpc_server_started_total", &rpc_labels(method, &[])).unwrap_or(0.0);
+    started
+        - CODES
+            .iter()
+            .filter_map(|code| handled(text, method, code))
+            .sum::<f64>()
 }
 
 /// Polls `/metrics` until `method` has `count` RPCs in flight (a request has reached its handler).
@@ -88,7 +140,8 @@ async fn wait_in_flight(metrics_addr: SocketAddr, method: &str, count: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = scrape(metrics_addr).await;
-        if metric(&text, "warden_rpcs_in_flight", &[("method", method)]) == Some(count) {
+        #[allow(clippy::float_cmp)]
+        if in_flight(&text, method) == count {
             return;
         }
         assert!(
@@ -710,13 +763,10 @@ async fn overload_is_shed_with_resource_exhausted_within_milliseconds_and_health
     assert_eq!(health_of(&app.channel, "").await, ServingStatus::Serving);
     let text = scrape(app.metrics_addr).await;
     assert_eq!(
-        metric(
+        handled(
             &text,
-            "warden_rpcs_total",
-            &[
-                ("method", "warden.v1.AuthorizationService/Check"),
-                ("code", "RESOURCE_EXHAUSTED")
-            ]
+            "warden.v1.AuthorizationService/Check",
+            "RESOURCE_EXHAUSTED"
         ),
         Some(1.0),
         "shed calls are counted:\n{text}"
@@ -855,17 +905,22 @@ backend_tests! {
         let text = scrape(app.metrics_addr).await;
 
         // Assert
-        let rpcs = |method: &str, code: &str| metric(&text, "warden_rpcs_total", &[("method", method), ("code", code)]);
+        let rpcs = |method: &str, code: &str| handled(&text, method, code);
         assert_eq!(rpcs("warden.v1.PermissionService/CreatePermission", "OK"), Some(2.0), "{text}");
         assert_eq!(rpcs("warden.v1.PermissionService/CreatePermission", "ALREADY_EXISTS"), Some(1.0), "{text}");
         assert_eq!(rpcs("warden.v1.PermissionService/ListPermissions", "UNAUTHENTICATED"), Some(1.0), "{text}");
         assert_eq!(rpcs("warden.v1.AuthorizationService/Check", "OK"), Some(3.0), "{text}");
         assert_eq!(
-            metric(&text, "warden_rpc_duration_seconds_count", &[("method", "warden.v1.PermissionService/CreatePermission"), ("code", "OK")]),
-            Some(2.0),
+            metric(&text, "grpc_server_started_total", &rpc_labels("warden.v1.PermissionService/CreatePermission", &[])),
+            Some(3.0),
+            "every call counted as started: {text}"
+        );
+        assert_eq!(
+            metric(&text, "grpc_server_handling_seconds_count", &rpc_labels("warden.v1.PermissionService/CreatePermission", &[])),
+            Some(3.0),
             "a latency histogram: {text}"
         );
-        assert!(text.contains("warden_rpc_duration_seconds_bucket{"), "histogram buckets: {text}");
+        assert!(text.contains("grpc_server_handling_seconds_bucket{"), "histogram buckets: {text}");
         let decisions = |result: &str| metric(&text, "warden_check_decisions_total", &[("result", result)]);
         assert_eq!(decisions("allowed"), Some(1.0), "{text}");
         assert_eq!(decisions("denied"), Some(1.0), "{text}");
@@ -970,7 +1025,12 @@ async fn a_client_traceparent_becomes_the_parent_of_the_server_span() {
     let (endpoint, mut exported) = otlp_receiver().await;
     let telemetry = warden::telemetry::init(warden::config::LogFormat::Text, Some(&endpoint))
         .expect("the first subscriber in this test process");
-    let app = spawn_app(Backend::Sqlite).await;
+    let db = Arc::new(TestDatabase::create(Backend::Sqlite).await);
+    let with_export = |url: &str| warden::Config {
+        otlp_endpoint: Some(endpoint.clone()),
+        ..test_config(url)
+    };
+    let app = spawn_on(db, with_export, None).await;
     let trace_id = uuid::Uuid::now_v7().simple().to_string();
     let parent_span_id = format!("{:016x}", rand::random::<u64>() | 1);
 
@@ -1004,6 +1064,48 @@ async fn a_client_traceparent_becomes_the_parent_of_the_server_span() {
         span.attributes.iter().any(|a| a.key == "request_id"),
         "the span names its request id: {:?}",
         span.attributes
+    );
+
+    // Act: a client whose trace is not sampled (flags 00) calls Check, then GetPermission.
+    let unsampled = uuid::Uuid::now_v7().simple().to_string();
+    let traceparent = format!("00-{unsampled}-{parent_span_id}-00");
+    let mut request = authed(ADMIN, check("carol", "docs:read", 0));
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    app.authz().check(request).await.expect("check");
+    let mut request = authed(
+        ADMIN,
+        GetPermissionRequest {
+            permission: Some(perm_name("warden:checks:run")),
+        },
+    );
+    request
+        .metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    app.permissions()
+        .get_permission(request)
+        .await
+        .expect("get");
+    telemetry.flush().await;
+
+    // Assert: the default sampler (parent-based) follows the client: nothing of that trace is
+    // exported.
+    let mut leaked = Vec::new();
+    while let Ok(batch) = exported.try_recv() {
+        leaked.extend(
+            batch
+                .resource_spans
+                .into_iter()
+                .flat_map(|r| r.scope_spans)
+                .flat_map(|s| s.spans)
+                .filter(|s| s.trace_id == decode(&unsampled))
+                .map(|s| s.name),
+        );
+    }
+    assert!(
+        leaked.is_empty(),
+        "spans of an unsampled trace were exported: {leaked:?}"
     );
     app.finish().await;
     telemetry.shutdown().await;

@@ -47,7 +47,7 @@ fn bad_settings_stop_start_up_and_are_named() {
         Vec<(&'static str, &'static str)>,
         &'static str,
     );
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
         (
             "no key at all",
             with(&[("WARDEN_AUTH_HS256_SECRET", "")]),
@@ -82,6 +82,19 @@ fn bad_settings_stop_start_up_and_are_named() {
             "bad duration",
             with(&[("WARDEN_LIMITS__RPC_TIMEOUT", "soon")]),
             "limits.rpc_timeout",
+        ),
+        (
+            "unknown trace sampler",
+            with(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]),
+            "OTEL_TRACES_SAMPLER",
+        ),
+        (
+            "sampler ratio above 1",
+            with(&[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ]),
+            "OTEL_TRACES_SAMPLER_ARG",
         ),
     ];
     for (description, env, setting) in cases {
@@ -141,4 +154,25 @@ fn kubernetes_service_variables_under_the_prefix_are_ignored() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_standard_sampler_variables_are_read_as_the_environment_gives_them() {
+    // `0.01` arrives from the environment as a number, `0` as an integer: both are ratios. A
+    // server that reaches the database has read and validated its settings; the unreachable
+    // database then stops it, named.
+    for ratio in ["0.01", "0", "1"] {
+        let (ok, stderr) = serve(
+            &with(&[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", ratio),
+                ("WARDEN_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+                ("WARDEN_DATABASE__CONNECT_TIMEOUT", "1s"),
+            ]),
+            &[],
+        );
+        assert!(!ok, "no database: must not start");
+        assert!(!stderr.contains("OTEL_TRACES_SAMPLER"), "{ratio}: {stderr}");
+        assert!(stderr.contains("WARDEN_DATABASE_URL"), "{ratio}: {stderr}");
+    }
 }
