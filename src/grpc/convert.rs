@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Error, FieldProblem, Permission, PermissionId, PermissionName, Role, RoleId};
+use crate::domain::{
+    Error, FieldProblem, Permission, PermissionId, PermissionName, PermissionRef, Ref, Role,
+    RoleId, RoleRef,
+};
 use crate::proto::pb;
-use crate::store::{PermissionRef, Ref, RoleRef};
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {

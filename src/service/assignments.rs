@@ -10,9 +10,9 @@ use crate::domain::builtin::perm;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
     ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId, IdentityKind, Page,
-    Reason, Role,
+    Reason, Ref, Role, RoleRef,
 };
-use crate::store::{Ref, RoleRef, WriteTx};
+use crate::store::WriteTx;
 
 /// AssignRole's inputs, validated.
 #[derive(Debug, Clone)]

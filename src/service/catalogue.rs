@@ -7,10 +7,10 @@ use super::snapshot;
 use super::{Outcome, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName, Reason,
-    Role, RoleId, RoleName,
+    AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName,
+    PermissionRef, Reason, Role, RoleId, RoleName, RoleRef,
 };
-use crate::store::{PermissionRef, RoleRef, WriteTx};
+use crate::store::WriteTx;
 
 /// A new role, validated.
 #[derive(Debug, Clone)]

@@ -9,8 +9,9 @@ use crate::domain::builtin::perm;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
     ChangeRequestKind, ChangeRequestStatus, Delta, Error, IdentityId, IdentityKind, Page, Reason,
+    Ref,
 };
-use crate::store::{Ref, WriteTx};
+use crate::store::WriteTx;
 
 impl Service {
     // ----- change requests -----

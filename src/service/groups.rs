@@ -152,7 +152,7 @@ impl Service {
         let held = tx.assignments_of_identity(&IdentityId::from(id)).await?;
         let mut granted: Vec<String> = Vec::new();
         for a in &held {
-            if let Some(role) = tx.find_role(&crate::store::Ref::Id(a.role_id)).await? {
+            if let Some(role) = tx.find_role(&crate::domain::Ref::Id(a.role_id)).await? {
                 granted.extend(role.permissions);
             }
         }
