@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod names;
+pub mod reference;
 
 pub use caller::Caller;
 pub use change::{AuditRecord, Change, Delta};
@@ -18,3 +19,4 @@ pub use error::{Error, FieldProblem, Reason, Result};
 pub use ids::*;
 pub use model::*;
 pub use names::{GroupName, PermissionName, RoleName};
+pub use reference::{PermissionRef, Ref, RoleRef};

@@ -2,19 +2,19 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{Problems, domain_status, from_timestamp, identity, role_ref};
-use super::{caller, write_options};
+use super::caller;
+use super::commands::write;
+use super::convert::{AllValid as _, domain_status, role_ref};
 use crate::domain::{AssignmentId, ChangeRequestId, IdentityId};
 use crate::proto::pb;
-use crate::service::{AssignRequest, AssignResult, Outcome, PageRequest, Service};
+use crate::service::{
+    ApproveChangeRequest, AssignRole, CancelChangeRequest, PageRequest, RejectChangeRequest,
+    RevokeAssignment, Service,
+};
 
 #[derive(Debug, Clone)]
 pub struct AssignmentApi {
     pub(crate) service: Service,
-}
-
-fn reason(field: &str, raw: &str) -> Result<String, crate::domain::Error> {
-    crate::domain::names::parse_description(field, raw)
 }
 
 #[tonic::async_trait]
@@ -23,74 +23,14 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         &self,
         request: Request<pb::AssignRoleRequest>,
     ) -> Result<Response<pb::AssignRoleResponse>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let mut problems = Problems::default();
-        let role = problems.take(role_ref("role", req.role.as_ref()));
-        let who = problems.take(identity("identity", req.identity.as_ref()));
-        let expire_time = match &req.expire_time {
-            Some(t) => problems.take(from_timestamp("expire_time", t)),
-            None => None,
-        };
-        let why = problems.take(reason("reason", &req.reason));
-        problems.finish()?;
-        let (Some(role), Some(identity), Some(reason)) = (role, who, why) else {
-            return Err(Status::internal("internal error"));
-        };
-        let outcome = self
-            .service
-            .idempotent(&caller, opts, |o| {
-                self.service.assign_role(
-                    &caller,
-                    AssignRequest {
-                        role,
-                        identity,
-                        expire_time,
-                        reason,
-                        force: req.force,
-                    },
-                    o,
-                )
-            })
-            .await?;
-        Ok(Response::new(assign_response(outcome)))
+        write::<AssignRole, _, _>(&self.service, request).await
     }
 
     async fn revoke_assignment(
         &self,
         request: Request<pb::RevokeAssignmentRequest>,
     ) -> Result<Response<pb::RevokeAssignmentResponse>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let mut problems = Problems::default();
-        let id = problems.take(AssignmentId::parse("assignment_id", &req.assignment_id));
-        let why = problems.take(reason("reason", &req.reason));
-        problems.finish()?;
-        let (Some(id), Some(why)) = (id, why) else {
-            return Err(Status::internal("internal error"));
-        };
-        let outcome = self
-            .service
-            .idempotent(&caller, opts, |o| {
-                self.service
-                    .revoke_assignment(&caller, id, why, req.force, o)
-            })
-            .await?;
-        let result = Some(match outcome.value {
-            AssignResult::Assignment(a) => {
-                pb::revoke_assignment_response::Result::Assignment(a.into())
-            }
-            AssignResult::Pending(c) => {
-                pb::revoke_assignment_response::Result::ChangeRequest(c.into())
-            }
-        });
-        Ok(Response::new(pb::RevokeAssignmentResponse {
-            result,
-            revision: outcome.revision.0,
-            impact: outcome.impact.map(Into::into),
-        }))
+        write::<RevokeAssignment, _, _>(&self.service, request).await
     }
 
     async fn get_assignment(
@@ -110,17 +50,18 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
     ) -> Result<Response<pb::ListAssignmentsResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let mut problems = Problems::default();
-        let role = match &req.role {
-            Some(r) if r.r#ref.is_some() => problems.take(role_ref("role", Some(r))),
-            _ => None,
-        };
-        let who = if req.identity_id.is_empty() {
-            None
-        } else {
-            problems.take(IdentityId::parse("identity_id", &req.identity_id))
-        };
-        problems.finish()?;
+        let (role, who) = (
+            req.role
+                .as_ref()
+                .filter(|r| r.r#ref.is_some())
+                .map(|r| role_ref("role", Some(r)))
+                .transpose(),
+            Some(req.identity_id.as_str())
+                .filter(|id| !id.is_empty())
+                .map(|id| IdentityId::parse("identity_id", id))
+                .transpose(),
+        )
+            .all_valid()?;
         let paging = PageRequest {
             page_size: req.page_size,
             page_token: req.page_token,
@@ -136,29 +77,9 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
     }
 }
 
-fn assign_response(outcome: Outcome<AssignResult>) -> pb::AssignRoleResponse {
-    let result = Some(match outcome.value {
-        AssignResult::Assignment(a) => pb::assign_role_response::Result::Assignment(a.into()),
-        AssignResult::Pending(c) => pb::assign_role_response::Result::ChangeRequest(c.into()),
-    });
-    pb::AssignRoleResponse {
-        result,
-        revision: outcome.revision.0,
-        impact: outcome.impact.map(Into::into),
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct ChangeRequestApi {
     pub(crate) service: Service,
-}
-
-fn decision(
-    req: &pb::DecideChangeRequestRequest,
-) -> Result<(ChangeRequestId, String), crate::domain::Error> {
-    let id = ChangeRequestId::parse("change_request_id", &req.change_request_id)?;
-    let comment = reason("comment", &req.comment)?;
-    Ok((id, comment))
 }
 
 #[tonic::async_trait]
@@ -200,53 +121,20 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         &self,
         request: Request<pb::DecideChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let (id, comment) = decision(request.get_ref())?;
-        Ok(Response::new(
-            self.service
-                .idempotent(&caller, opts, |o| {
-                    self.service.approve_change_request(&caller, id, comment, o)
-                })
-                .await?
-                .value
-                .into(),
-        ))
+        write::<ApproveChangeRequest, _, _>(&self.service, request).await
     }
 
     async fn reject_change_request(
         &self,
         request: Request<pb::DecideChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let (id, comment) = decision(request.get_ref())?;
-        Ok(Response::new(
-            self.service
-                .idempotent(&caller, opts, |o| {
-                    self.service.reject_change_request(&caller, id, comment, o)
-                })
-                .await?
-                .value
-                .into(),
-        ))
+        write::<RejectChangeRequest, _, _>(&self.service, request).await
     }
 
     async fn cancel_change_request(
         &self,
         request: Request<pb::DecideChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let (id, comment) = decision(request.get_ref())?;
-        Ok(Response::new(
-            self.service
-                .idempotent(&caller, opts, |o| {
-                    self.service.cancel_change_request(&caller, id, comment, o)
-                })
-                .await?
-                .value
-                .into(),
-        ))
+        write::<CancelChangeRequest, _, _>(&self.service, request).await
     }
 }

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Error, FieldProblem, Permission, PermissionId, PermissionName, Role, RoleId};
+use crate::domain::{
+    Error, FieldProblem, Permission, PermissionId, PermissionName, PermissionRef, Ref, Role,
+    RoleId, RoleRef,
+};
 use crate::proto::pb;
-use crate::store::{PermissionRef, Ref, RoleRef};
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -18,18 +20,17 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
 pub(crate) struct Problems(Vec<FieldProblem>);
 
 impl Problems {
-    pub(crate) fn take<T>(&mut self, result: Result<T, Error>) -> Option<T> {
-        match result {
-            Ok(v) => Some(v),
-            Err(Error::Invalid(mut p)) => {
-                self.0.append(&mut p);
-                None
-            }
-            Err(other) => {
-                self.0.push(FieldProblem::new("request", other.to_string()));
-                None
-            }
+    /// Keeps the problems of a failed parse (any other error becomes a problem of `request`).
+    pub(crate) fn add(&mut self, err: Error) {
+        match err {
+            Error::Invalid(mut p) => self.0.append(&mut p),
+            other => self.0.push(FieldProblem::new("request", other.to_string())),
         }
+    }
+
+    /// The value of a successful parse; the problems of a failed one are kept.
+    pub(crate) fn take<T>(&mut self, result: Result<T, Error>) -> Option<T> {
+        result.map_err(|err| self.add(err)).ok()
     }
 
     pub(crate) fn push(&mut self, field: &str, description: &str) {
@@ -45,6 +46,40 @@ impl Problems {
         }
     }
 }
+
+/// A tuple of field parses: all the values, or one INVALID_ARGUMENT listing every problem.
+pub(crate) trait AllValid {
+    type Values;
+
+    fn all_valid(self) -> Result<Self::Values, Error>;
+}
+
+macro_rules! all_valid {
+    ($($value:ident: $ty:ident),+) => {
+        impl<$($ty),+> AllValid for ($(Result<$ty, Error>,)+) {
+            type Values = ($($ty,)+);
+
+            fn all_valid(self) -> Result<Self::Values, Error> {
+                match self {
+                    ($(Ok($value),)+) => Ok(($($value,)+)),
+                    ($($value,)+) => {
+                        let mut problems = Problems::default();
+                        $(
+                            if let Err(err) = $value {
+                                problems.add(err);
+                            }
+                        )+
+                        Err(Error::Invalid(problems.0))
+                    }
+                }
+            }
+        }
+    };
+}
+
+all_valid!(a: A, b: B);
+all_valid!(a: A, b: B, c: C);
+all_valid!(a: A, b: B, c: C, d: D);
 
 pub(crate) fn permission_ref(
     field: &str,

@@ -2,21 +2,17 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{Problems, member_batch};
-use super::{caller, write_options};
-use crate::domain::{GroupId, GroupName, names::parse_description};
+use super::caller;
+use super::commands::write;
+use crate::domain::GroupId;
 use crate::proto::pb;
-use crate::service::{Outcome, PageRequest, Service};
+use crate::service::{
+    AddGroupMembers, CreateGroup, DeleteGroup, PageRequest, RemoveGroupMembers, Service,
+};
 
 #[derive(Debug, Clone)]
 pub struct GroupApi {
     pub(crate) service: Service,
-}
-
-fn group_response(outcome: Outcome<crate::domain::Group>) -> Response<pb::Group> {
-    let mut group: pb::Group = outcome.value.into();
-    group.impact = outcome.impact.map(Into::into);
-    Response::new(group)
 }
 
 #[tonic::async_trait]
@@ -25,23 +21,7 @@ impl pb::group_service_server::GroupService for GroupApi {
         &self,
         request: Request<pb::CreateGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let mut problems = Problems::default();
-        let name = problems.take(GroupName::parse("name", &req.name));
-        let description = problems.take(parse_description("description", &req.description));
-        problems.finish()?;
-        let (Some(name), Some(description)) = (name, description) else {
-            return Err(Status::internal("internal error"));
-        };
-        Ok(group_response(
-            self.service
-                .idempotent(&caller, opts, |o| {
-                    self.service.create_group(&caller, name, description, o)
-                })
-                .await?,
-        ))
+        write::<CreateGroup, _, _>(&self.service, request).await
     }
 
     async fn get_group(
@@ -79,63 +59,21 @@ impl pb::group_service_server::GroupService for GroupApi {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let id = GroupId::parse("group_id", &req.group_id)?;
-        Ok(group_response(
-            self.service
-                .idempotent(&caller, opts, |o| {
-                    self.service.delete_group(&caller, id, req.force, o)
-                })
-                .await?,
-        ))
+        write::<DeleteGroup, _, _>(&self.service, request).await
     }
 
     async fn add_group_members(
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let mut problems = Problems::default();
-        let id = problems.take(GroupId::parse("group_id", &req.group_id));
-        let members = problems.take(member_batch("identity_ids", &req.identity_ids));
-        problems.finish()?;
-        let (Some(id), Some(members)) = (id, members) else {
-            return Err(Status::internal("internal error"));
-        };
-        Ok(group_response(
-            self.service
-                .idempotent(&caller, opts, |o| {
-                    self.service.add_group_members(&caller, id, members, o)
-                })
-                .await?,
-        ))
+        write::<AddGroupMembers, _, _>(&self.service, request).await
     }
 
     async fn remove_group_members(
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let mut problems = Problems::default();
-        let id = problems.take(GroupId::parse("group_id", &req.group_id));
-        let members = problems.take(member_batch("identity_ids", &req.identity_ids));
-        problems.finish()?;
-        let (Some(id), Some(members)) = (id, members) else {
-            return Err(Status::internal("internal error"));
-        };
-        Ok(group_response(
-            self.service
-                .idempotent(&caller, opts, |o| {
-                    self.service.remove_group_members(&caller, id, members, o)
-                })
-                .await?,
-        ))
+        write::<RemoveGroupMembers, _, _>(&self.service, request).await
     }
 
     async fn list_group_members(

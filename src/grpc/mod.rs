@@ -4,6 +4,7 @@ mod assignments;
 mod audit;
 mod auth;
 mod authorization;
+mod commands;
 mod convert;
 mod edge;
 mod groups;
@@ -20,11 +21,10 @@ use tonic::{Request, Status};
 use tower::layer::util::{Identity, Stack};
 
 use crate::config::LimitsConfig;
-use sha2::{Digest as _, Sha256};
 
-use crate::domain::{Caller, Error};
+use crate::domain::Caller;
 use crate::proto::{FILE_DESCRIPTOR_SET, pb};
-use crate::service::{IdempotencyKey, Service, WriteOptions};
+use crate::service::Service;
 
 pub use auth::{Verifier, mint_hs256};
 pub use edge::{EdgeLayer, Tracing};
@@ -45,7 +45,7 @@ pub const SERVICE_NAMES: [&str; 7] = [
     "warden.v1.AuditService",
 ];
 
-/// The caller the auth layer established. Missing only if a route skipped the layer.
+/// The caller the edge established. Missing only on the open paths (health, reflection).
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
@@ -60,51 +60,6 @@ fn take_caller<T>(request: &mut Request<T>) -> Result<Caller, Status> {
         .extensions_mut()
         .remove::<Caller>()
         .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
-}
-
-/// The write options of a mutating request: its flags and, when it sent an `idempotency-key`
-/// (1-128 printable ASCII), that key with a hash of the method and the encoded body.
-fn write_options<T: prost::Message>(
-    caller: &Caller,
-    request: &Request<T>,
-    flags: impl Fn(&T) -> (bool, bool),
-) -> Result<WriteOptions, Status> {
-    let (dry_run, wait_for_propagation) = flags(request.get_ref());
-    let idempotency = match request.metadata().get("idempotency-key") {
-        None => None,
-        Some(value) => {
-            let key = value
-                .to_str()
-                .ok()
-                .filter(|k| {
-                    !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| (0x20..0x7f).contains(&b))
-                })
-                .ok_or_else(|| {
-                    Status::from(Error::invalid(
-                        "idempotency-key",
-                        "must be 1-128 printable ASCII characters",
-                    ))
-                })?;
-            let mut hasher = Sha256::new();
-            hasher.update(caller.rpc.as_bytes());
-            hasher.update([0]);
-            hasher.update(request.get_ref().encode_to_vec());
-            let request_hash = hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            Some(IdempotencyKey {
-                key: key.to_owned(),
-                request_hash,
-            })
-        }
-    };
-    Ok(WriteOptions {
-        dry_run,
-        wait_for_propagation,
-        idempotency,
-    })
 }
 
 /// Builds the server: the edge, the warden services, health and reflection v1 + v1alpha.

@@ -2,11 +2,11 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{Problems, permission_ref};
-use super::{caller, write_options};
-use crate::domain::{PermissionName, names::parse_description};
+use super::caller;
+use super::commands::write;
+use super::convert::permission_ref;
 use crate::proto::pb;
-use crate::service::{PageRequest, Service};
+use crate::service::{CreatePermission, DeletePermission, PageRequest, Service, UpdatePermission};
 
 #[derive(Debug, Clone)]
 pub struct PermissionApi {
@@ -19,24 +19,7 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         &self,
         request: Request<pb::CreatePermissionRequest>,
     ) -> Result<Response<pb::Permission>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let mut problems = Problems::default();
-        let name = problems.take(PermissionName::parse("name", &req.name));
-        let description = problems.take(parse_description("description", &req.description));
-        problems.finish()?;
-        let (Some(name), Some(description)) = (name, description) else {
-            return Err(Status::internal("internal error"));
-        };
-        let outcome = self
-            .service
-            .idempotent(&caller, opts, |o| {
-                self.service
-                    .create_permission(&caller, name, description, o)
-            })
-            .await?;
-        Ok(Response::new(outcome.value.into()))
+        write::<CreatePermission, _, _>(&self.service, request).await
     }
 
     async fn get_permission(
@@ -74,42 +57,13 @@ impl pb::permission_service_server::PermissionService for PermissionApi {
         &self,
         request: Request<pb::UpdatePermissionRequest>,
     ) -> Result<Response<pb::Permission>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let mut problems = Problems::default();
-        let r = problems.take(permission_ref("permission", req.permission.as_ref()));
-        let description = problems.take(parse_description("description", &req.description));
-        problems.finish()?;
-        let (Some(r), Some(description)) = (r, description) else {
-            return Err(Status::internal("internal error"));
-        };
-        let outcome = self
-            .service
-            .idempotent(&caller, opts, |o| {
-                self.service.update_permission(&caller, &r, description, o)
-            })
-            .await?;
-        Ok(Response::new(outcome.value.into()))
+        write::<UpdatePermission, _, _>(&self.service, request).await
     }
 
     async fn delete_permission(
         &self,
         request: Request<pb::DeletePermissionRequest>,
     ) -> Result<Response<pb::DeletePermissionResponse>, Status> {
-        let caller = caller(&request)?;
-        let opts = write_options(&caller, &request, |r| (r.dry_run, r.wait_for_propagation))?;
-        let req = request.into_inner();
-        let r = permission_ref("permission", req.permission.as_ref())?;
-        let outcome = self
-            .service
-            .idempotent(&caller, opts, |o| {
-                self.service.delete_permission(&caller, &r, req.force, o)
-            })
-            .await?;
-        Ok(Response::new(pb::DeletePermissionResponse {
-            revision: outcome.revision.0,
-            impact: outcome.impact.map(Into::into),
-        }))
+        write::<DeletePermission, _, _>(&self.service, request).await
     }
 }

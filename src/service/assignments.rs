@@ -5,18 +5,18 @@ use chrono::{DateTime, Utc};
 
 use super::paging::page;
 use super::snapshot;
-use super::{Outcome, PageRequest, Service, WriteOptions};
+use super::{Applied, Command, PageRequest, Service};
 use crate::domain::builtin::perm;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
     ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId, IdentityKind, Page,
-    Reason, Role,
+    Reason, Ref, Role, RoleRef,
 };
-use crate::store::{Ref, RoleRef, WriteTx};
+use crate::store::WriteTx;
 
-/// AssignRole's inputs, validated.
+/// AssignRole, validated.
 #[derive(Debug, Clone)]
-pub struct AssignRequest {
+pub struct AssignRole {
     pub role: RoleRef,
     pub identity: Identity,
     pub expire_time: Option<DateTime<Utc>>,
@@ -31,6 +31,14 @@ pub enum AssignResult {
     Pending(ChangeRequest),
 }
 
+/// RevokeAssignment, validated.
+#[derive(Debug, Clone)]
+pub struct RevokeAssignment {
+    pub assignment: AssignmentId,
+    pub reason: String,
+    pub force: bool,
+}
+
 pub(super) fn put_delta(a: &Assignment) -> Delta {
     Delta::AssignmentPut {
         id: a.id,
@@ -41,35 +49,43 @@ pub(super) fn put_delta(a: &Assignment) -> Delta {
     }
 }
 
-impl Service {
-    pub async fn assign_role(
-        &self,
-        caller: &Caller,
-        req: AssignRequest,
-        opts: WriteOptions,
-    ) -> Result<Outcome<AssignResult>, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
-        if req.force {
-            self.authorize(caller, perm::APPROVALS_BYPASS)?;
+impl Command for AssignRole {
+    type Output = AssignResult;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        if self.force {
+            &[perm::ASSIGNMENTS_WRITE, perm::APPROVALS_BYPASS]
+        } else {
+            &[perm::ASSIGNMENTS_WRITE]
         }
-        let now = self.now();
-        if req.expire_time.is_some_and(|t| t <= now) {
+    }
+
+    fn check(&self, service: &Service) -> Result<(), Error> {
+        if self.expire_time.is_some_and(|t| t <= service.now()) {
             return Err(Error::invalid("expire_time", "must be in the future"));
         }
-        let mut tx = self.begin(caller).await?;
+        Ok(())
+    }
+
+    async fn apply(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<AssignResult>, Error> {
         let role = tx
-            .find_role(&req.role)
+            .find_role(&self.role)
             .await?
-            .ok_or_else(|| Error::not_found("role", req.role.key()))?;
-        self.ensure_may_hold_out(caller, &role)?;
-        if req.identity.kind == IdentityKind::Group {
-            self.ensure_group_exists(&tx, &req.identity.id).await?;
+            .ok_or_else(|| Error::not_found("role", self.role.key()))?;
+        service.ensure_may_hold_out(caller, &role)?;
+        if self.identity.kind == IdentityKind::Group {
+            service.ensure_group_exists(tx, &self.identity.id).await?;
         }
-        if let Some(existing) = tx.find_assignment_of(role.id, &req.identity.id).await? {
+        if let Some(existing) = tx.find_assignment_of(role.id, &self.identity.id).await? {
             if existing.expire_time.is_none_or(|t| tx.now < t) {
                 return Err(Error::AlreadyExists {
                     kind: "assignment",
-                    key: format!("{} -> {}", role.name, req.identity.id),
+                    key: format!("{} -> {}", role.name, self.identity.id),
                     existing_id: Some(existing.id.to_string()),
                 });
             }
@@ -84,26 +100,26 @@ impl Service {
                 reason: "replaced after expiry".into(),
             });
         }
-        if role.requires_approval && !req.force {
+        if role.requires_approval && !self.force {
             if let Some(pending) = tx
-                .pending_request_for(ChangeRequestKind::Assign, role.id, &req.identity.id)
+                .pending_request_for(ChangeRequestKind::Assign, role.id, &self.identity.id)
                 .await?
             {
                 return Err(Error::AlreadyExists {
                     kind: "change request",
-                    key: format!("{} -> {}", role.name, req.identity.id),
+                    key: format!("{} -> {}", role.name, self.identity.id),
                     existing_id: Some(pending.id.to_string()),
                 });
             }
-            let cr = self.new_request(
-                &tx,
+            let cr = service.new_request(
+                tx,
                 caller,
                 ChangeRequestKind::Assign,
                 &role,
-                req.identity,
-                req.expire_time,
+                self.identity,
+                self.expire_time,
                 None,
-                req.reason,
+                self.reason,
             );
             tx.insert_change_request(&cr).await?;
             tx.record(Delta::PendingGrantPut {
@@ -118,26 +134,21 @@ impl Service {
                 after: snapshot(&cr),
                 reason: cr.reason.clone(),
             });
-            let target = cr.id.to_string();
-            return self
-                .finish(
-                    tx,
-                    opts,
-                    "change_request.filed",
-                    &target,
-                    AssignResult::Pending(cr),
-                )
-                .await;
+            return Ok(Applied::new(
+                "change_request.filed",
+                cr.id,
+                AssignResult::Pending(cr),
+            ));
         }
         let a = Assignment {
             id: AssignmentId::new(),
             tenant: caller.tenant.clone(),
             role_id: role.id,
             role_name: role.name.clone(),
-            identity: req.identity,
+            identity: self.identity,
             is_immutable: false,
-            expire_time: req.expire_time,
-            reason: req.reason,
+            expire_time: self.expire_time,
+            reason: self.reason,
             create_time: tx.now,
             update_time: tx.now,
             revision: tx.revision,
@@ -151,30 +162,36 @@ impl Service {
             after: snapshot(&a),
             reason: a.reason.clone(),
         });
-        let target = a.id.to_string();
-        self.finish(
-            tx,
-            opts,
+        Ok(Applied::new(
             "assignment.created",
-            &target,
+            a.id,
             AssignResult::Assignment(a),
-        )
-        .await
+        ))
+    }
+}
+
+impl Command for RevokeAssignment {
+    type Output = AssignResult;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        if self.force {
+            &[perm::ASSIGNMENTS_WRITE, perm::APPROVALS_BYPASS]
+        } else {
+            &[perm::ASSIGNMENTS_WRITE]
+        }
     }
 
-    pub async fn revoke_assignment(
-        &self,
+    async fn apply(
+        self,
+        service: &Service,
         caller: &Caller,
-        id: AssignmentId,
-        reason: String,
-        force: bool,
-        opts: WriteOptions,
-    ) -> Result<Outcome<AssignResult>, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
-        if force {
-            self.authorize(caller, perm::APPROVALS_BYPASS)?;
-        }
-        let mut tx = self.begin(caller).await?;
+        tx: &mut WriteTx,
+    ) -> Result<Applied<AssignResult>, Error> {
+        let RevokeAssignment {
+            assignment: id,
+            reason,
+            force,
+        } = self;
         let a = tx
             .find_assignment(id)
             .await?
@@ -190,7 +207,7 @@ impl Service {
             .find_role(&Ref::Id(a.role_id))
             .await?
             .ok_or_else(|| Error::not_found("role", a.role_id.to_string()))?;
-        self.ensure_may_hold_out(caller, &role)?;
+        service.ensure_may_hold_out(caller, &role)?;
         if role.requires_approval && !force {
             if let Some(pending) = tx
                 .pending_request_for(ChangeRequestKind::Revoke, role.id, &a.identity.id)
@@ -202,8 +219,8 @@ impl Service {
                     existing_id: Some(pending.id.to_string()),
                 });
             }
-            let cr = self.new_request(
-                &tx,
+            let cr = service.new_request(
+                tx,
                 caller,
                 ChangeRequestKind::Revoke,
                 &role,
@@ -220,16 +237,11 @@ impl Service {
                 after: snapshot(&cr),
                 reason: cr.reason.clone(),
             });
-            let target = cr.id.to_string();
-            return self
-                .finish(
-                    tx,
-                    opts,
-                    "change_request.filed",
-                    &target,
-                    AssignResult::Pending(cr),
-                )
-                .await;
+            return Ok(Applied::new(
+                "change_request.filed",
+                cr.id,
+                AssignResult::Pending(cr),
+            ));
         }
         tx.delete_assignment(a.id).await?;
         tx.record(Delta::AssignmentRemoved { id: a.id });
@@ -240,17 +252,15 @@ impl Service {
             after: None,
             reason,
         });
-        let target = a.id.to_string();
-        self.finish(
-            tx,
-            opts,
+        Ok(Applied::new(
             "assignment.revoked",
-            &target,
+            a.id,
             AssignResult::Assignment(a),
-        )
-        .await
+        ))
     }
+}
 
+impl Service {
     pub async fn get_assignment(
         &self,
         caller: &Caller,

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use super::Service;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, Delta, Error, Identity, IdentityId,
-    IdentityKind, Permission, PermissionId, Role, RoleId, TenantId, builtin,
+    IdentityKind, Permission, PermissionId, Ref, Role, RoleId, TenantId, builtin,
 };
-use crate::store::Ref;
 
 /// One `WARDEN_BOOTSTRAP_ADMINS` entry: `subject` or `tenant/subject`.
 #[derive(Debug, Clone, PartialEq, Eq)]

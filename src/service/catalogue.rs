@@ -4,29 +4,80 @@ use std::collections::HashSet;
 
 use super::paging::page;
 use super::snapshot;
-use super::{Outcome, PageRequest, Service, WriteOptions};
+use super::{Applied, Command, PageRequest, Service};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName, Reason,
-    Role, RoleId, RoleName,
+    AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName,
+    PermissionRef, Reason, Role, RoleId, RoleName, RoleRef,
 };
-use crate::store::{PermissionRef, RoleRef, WriteTx};
+use crate::store::WriteTx;
 
-/// A new role, validated.
+/// CreatePermission, validated.
 #[derive(Debug, Clone)]
-pub struct RoleChange {
+pub struct CreatePermission {
+    pub name: PermissionName,
+    pub description: String,
+}
+
+/// UpdatePermission, validated.
+#[derive(Debug, Clone)]
+pub struct UpdatePermission {
+    pub permission: PermissionRef,
+    pub description: String,
+}
+
+/// DeletePermission, validated.
+#[derive(Debug, Clone)]
+pub struct DeletePermission {
+    pub permission: PermissionRef,
+    pub force: bool,
+}
+
+/// CreateRole, validated.
+#[derive(Debug, Clone)]
+pub struct CreateRole {
     pub name: RoleName,
     pub description: String,
     pub permissions: Vec<PermissionRef>,
     pub requires_approval: bool,
 }
 
-/// UpdateRole's optional fields.
-#[derive(Debug, Clone, Default)]
-pub struct RoleUpdate {
+/// UpdateRole, validated; `None` leaves a field as it is.
+#[derive(Debug, Clone)]
+pub struct UpdateRole {
+    pub role: RoleRef,
     pub description: Option<String>,
     pub requires_approval: Option<bool>,
     pub etag: Option<String>,
+}
+
+/// DeleteRole, validated.
+#[derive(Debug, Clone)]
+pub struct DeleteRole {
+    pub role: RoleRef,
+    pub force: bool,
+}
+
+/// AddPermissionsToRole, validated.
+#[derive(Debug, Clone)]
+pub struct AddPermissionsToRole {
+    pub role: RoleRef,
+    pub permissions: Vec<PermissionRef>,
+}
+
+/// RemovePermissionsFromRole, validated.
+#[derive(Debug, Clone)]
+pub struct RemovePermissionsFromRole {
+    pub role: RoleRef,
+    pub permissions: Vec<PermissionRef>,
+}
+
+/// RemovePermissionFromRole, validated.
+#[derive(Debug, Clone)]
+pub struct RemovePermissionFromRole {
+    pub role: RoleRef,
+    pub permission: PermissionRef,
+    pub allow_missing: bool,
 }
 
 fn system_role_immutable(role: &Role) -> Error {
@@ -50,31 +101,37 @@ fn ensure_distinct(field: &str, permissions: &[Permission]) -> Result<(), Error>
     }
     Ok(())
 }
+// ----- permissions -----
 
-impl Service {
-    // ----- permissions -----
+impl Command for CreatePermission {
+    type Output = Permission;
 
-    pub async fn create_permission(
-        &self,
-        caller: &Caller,
-        name: PermissionName,
-        description: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Permission>, Error> {
-        self.authorize(caller, perm::PERMISSIONS_WRITE)?;
-        if name.is_reserved() {
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::PERMISSIONS_WRITE]
+    }
+
+    fn check(&self, _service: &Service) -> Result<(), Error> {
+        if self.name.is_reserved() {
             return Err(Error::precondition(
                 Reason::ReservedName,
                 "names starting with 'warden:' are reserved for Warden's own permissions",
             )
-            .with_meta("name", name.as_str()));
+            .with_meta("name", self.name.as_str()));
         }
-        let mut tx = self.begin(caller).await?;
+        Ok(())
+    }
+
+    async fn apply(
+        self,
+        _service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Permission>, Error> {
         let p = Permission {
             id: PermissionId::new(),
             tenant: caller.tenant.clone(),
-            name: name.into_string(),
-            description,
+            name: self.name.into_string(),
+            description: self.description,
             is_system: false,
             create_time: tx.now,
             update_time: tx.now,
@@ -92,52 +149,27 @@ impl Service {
             after: snapshot(&p),
             reason: String::new(),
         });
-        let target = p.id.to_string();
-        self.finish(tx, opts, "permission.created", &target, p)
-            .await
+        Ok(Applied::new("permission.created", p.id, p))
+    }
+}
+
+impl Command for UpdatePermission {
+    type Output = Permission;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::PERMISSIONS_WRITE]
     }
 
-    pub async fn get_permission(
-        &self,
-        caller: &Caller,
-        r: &PermissionRef,
-    ) -> Result<Permission, Error> {
-        self.authorize(caller, perm::PERMISSIONS_READ)?;
-        self.store
-            .find_permission(&caller.tenant, r)
-            .await?
-            .ok_or_else(|| Error::not_found("permission", r.key()))
-    }
-
-    pub async fn list_permissions(
-        &self,
-        caller: &Caller,
-        prefix: &str,
-        paging: &PageRequest,
-    ) -> Result<Page<Permission>, Error> {
-        self.authorize(caller, perm::PERMISSIONS_READ)?;
-        let filters = format!("prefix={prefix}");
-        let query = paging.query(&filters)?;
-        let rows = self
-            .store
-            .list_permissions(&caller.tenant, prefix, &query)
-            .await?;
-        Ok(page(rows, &query, &filters, |p| p.name.clone()))
-    }
-
-    pub async fn update_permission(
-        &self,
-        caller: &Caller,
-        r: &PermissionRef,
-        description: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Permission>, Error> {
-        self.authorize(caller, perm::PERMISSIONS_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+    async fn apply(
+        self,
+        _service: &Service,
+        _caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Permission>, Error> {
         let before = tx
-            .find_permission(r)
+            .find_permission(&self.permission)
             .await?
-            .ok_or_else(|| Error::not_found("permission", r.key()))?;
+            .ok_or_else(|| Error::not_found("permission", self.permission.key()))?;
         if before.is_system {
             return Err(Error::precondition(
                 Reason::SystemPermissionImmutable,
@@ -146,7 +178,7 @@ impl Service {
             .with_meta("permission", before.name.clone()));
         }
         let after = Permission {
-            description,
+            description: self.description,
             update_time: tx.now,
             revision: tx.revision,
             ..before.clone()
@@ -159,26 +191,29 @@ impl Service {
             after: snapshot(&after),
             reason: String::new(),
         });
-        let target = after.id.to_string();
-        self.finish(tx, opts, "permission.updated", &target, after)
-            .await
+        Ok(Applied::new("permission.updated", after.id, after))
+    }
+}
+
+/// Rule 8: a permission some role grants is deleted only with `force`, which takes it out of
+/// those roles in the same transaction (each role change audited).
+impl Command for DeletePermission {
+    type Output = ();
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::PERMISSIONS_WRITE]
     }
 
-    /// Rule 8: a permission some role grants is deleted only with `force`, which takes it out
-    /// of those roles in the same transaction (each role change audited).
-    pub async fn delete_permission(
-        &self,
-        caller: &Caller,
-        r: &PermissionRef,
-        force: bool,
-        opts: WriteOptions,
-    ) -> Result<Outcome<()>, Error> {
-        self.authorize(caller, perm::PERMISSIONS_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+    async fn apply(
+        self,
+        service: &Service,
+        _caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<()>, Error> {
         let p = tx
-            .find_permission(r)
+            .find_permission(&self.permission)
             .await?
-            .ok_or_else(|| Error::not_found("permission", r.key()))?;
+            .ok_or_else(|| Error::not_found("permission", self.permission.key()))?;
         if p.is_system {
             return Err(Error::precondition(
                 Reason::SystemPermissionImmutable,
@@ -187,7 +222,7 @@ impl Service {
             .with_meta("permission", p.name.clone()));
         }
         let roles = tx.roles_granting(p.id).await?;
-        if !roles.is_empty() && !force {
+        if !roles.is_empty() && !self.force {
             let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
             return Err(Error::precondition(
                 Reason::PermissionInUse,
@@ -203,7 +238,7 @@ impl Service {
             if role.is_system {
                 return Err(system_role_immutable(&role));
             }
-            let after = self.stamp_role(&tx, &role, |r| r.permissions.retain(|n| *n != p.name));
+            let after = service.stamp_role(tx, &role, |r| r.permissions.retain(|n| *n != p.name));
             tx.update_role(&after).await?;
             tx.audit(AuditRecord {
                 target_kind: "role",
@@ -233,40 +268,49 @@ impl Service {
             after: None,
             reason: String::new(),
         });
-        self.finish(tx, opts, "permission.deleted", &p.id.to_string(), ())
-            .await
+        Ok(Applied::new("permission.deleted", p.id, ()))
+    }
+}
+
+// ----- roles -----
+
+impl Command for CreateRole {
+    type Output = Role;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::ROLES_WRITE]
     }
 
-    // ----- roles -----
-
-    pub async fn create_role(
-        &self,
-        caller: &Caller,
-        change: RoleChange,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Role>, Error> {
-        self.authorize(caller, perm::ROLES_WRITE)?;
-        if change.name.is_reserved() {
+    fn check(&self, _service: &Service) -> Result<(), Error> {
+        if self.name.is_reserved() {
             return Err(Error::precondition(
                 Reason::ReservedName,
                 "names starting with 'warden:' are reserved for system roles",
             )
-            .with_meta("name", change.name.as_str()));
+            .with_meta("name", self.name.as_str()));
         }
-        let mut tx = self.begin(caller).await?;
-        let permissions = tx.resolve_permissions(&change.permissions).await?;
+        Ok(())
+    }
+
+    async fn apply(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Role>, Error> {
+        let permissions = tx.resolve_permissions(&self.permissions).await?;
         ensure_distinct("permissions", &permissions)?;
         let names: Vec<&str> = permissions.iter().map(|p| p.name.as_str()).collect();
-        self.ensure_may_grant(caller, &names)?;
+        service.ensure_may_grant(caller, &names)?;
         let mut sorted: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         sorted.sort();
         let role = Role {
             id: RoleId::new(),
             tenant: caller.tenant.clone(),
-            name: change.name.into_string(),
-            description: change.description,
+            name: self.name.into_string(),
+            description: self.description,
             is_system: false,
-            requires_approval: change.requires_approval,
+            requires_approval: self.requires_approval,
             permissions: sorted,
             create_time: tx.now,
             update_time: tx.now,
@@ -286,51 +330,31 @@ impl Service {
             after: snapshot(&role),
             reason: String::new(),
         });
-        let target = role.id.to_string();
-        self.finish(tx, opts, "role.created", &target, role).await
+        Ok(Applied::new("role.created", role.id, role))
+    }
+}
+
+impl Command for UpdateRole {
+    type Output = Role;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::ROLES_WRITE]
     }
 
-    pub async fn get_role(&self, caller: &Caller, r: &RoleRef) -> Result<Role, Error> {
-        self.authorize(caller, perm::ROLES_READ)?;
-        self.store
-            .find_role(&caller.tenant, r)
-            .await?
-            .ok_or_else(|| Error::not_found("role", r.key()))
-    }
-
-    pub async fn list_roles(
-        &self,
+    async fn apply(
+        self,
+        service: &Service,
         caller: &Caller,
-        prefix: &str,
-        paging: &PageRequest,
-    ) -> Result<Page<Role>, Error> {
-        self.authorize(caller, perm::ROLES_READ)?;
-        let filters = format!("prefix={prefix}");
-        let query = paging.query(&filters)?;
-        let rows = self
-            .store
-            .list_roles(&caller.tenant, prefix, &query)
-            .await?;
-        Ok(page(rows, &query, &filters, |r| r.name.clone()))
-    }
-
-    pub async fn update_role(
-        &self,
-        caller: &Caller,
-        r: &RoleRef,
-        update: RoleUpdate,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Role>, Error> {
-        self.authorize(caller, perm::ROLES_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Role>, Error> {
         let before = tx
-            .find_role(r)
+            .find_role(&self.role)
             .await?
-            .ok_or_else(|| Error::not_found("role", r.key()))?;
+            .ok_or_else(|| Error::not_found("role", self.role.key()))?;
         if before.is_system {
             return Err(system_role_immutable(&before));
         }
-        if let Some(etag) = &update.etag
+        if let Some(etag) = &self.etag
             && *etag != before.etag()
         {
             return Err(Error::Aborted {
@@ -341,12 +365,12 @@ impl Service {
         // Changing a description or approval flag grants nothing, but the caller must still be
         // able to grant what the role grants: otherwise it could weaken approval on a role above it.
         let names: Vec<&str> = before.permissions.iter().map(String::as_str).collect();
-        self.ensure_may_grant(caller, &names)?;
-        let after = self.stamp_role(&tx, &before, |role| {
-            if let Some(d) = update.description {
+        service.ensure_may_grant(caller, &names)?;
+        let after = service.stamp_role(tx, &before, |role| {
+            if let Some(d) = self.description {
                 role.description = d;
             }
-            if let Some(a) = update.requires_approval {
+            if let Some(a) = self.requires_approval {
                 role.requires_approval = a;
             }
         });
@@ -358,30 +382,34 @@ impl Service {
             after: snapshot(&after),
             reason: String::new(),
         });
-        let target = after.id.to_string();
-        self.finish(tx, opts, "role.updated", &target, after).await
+        Ok(Applied::new("role.updated", after.id, after))
+    }
+}
+
+/// Rule 8: a role with assignments is deleted only with `force`, which revokes them first in
+/// the same transaction (each revocation audited).
+impl Command for DeleteRole {
+    type Output = ();
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::ROLES_WRITE]
     }
 
-    /// Rule 8: a role with assignments is deleted only with `force`, which revokes them first
-    /// in the same transaction (each revocation audited).
-    pub async fn delete_role(
-        &self,
-        caller: &Caller,
-        r: &RoleRef,
-        force: bool,
-        opts: WriteOptions,
-    ) -> Result<Outcome<()>, Error> {
-        self.authorize(caller, perm::ROLES_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+    async fn apply(
+        self,
+        _service: &Service,
+        _caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<()>, Error> {
         let role = tx
-            .find_role(r)
+            .find_role(&self.role)
             .await?
-            .ok_or_else(|| Error::not_found("role", r.key()))?;
+            .ok_or_else(|| Error::not_found("role", self.role.key()))?;
         if role.is_system {
             return Err(system_role_immutable(&role));
         }
         let assignments = tx.assignments_of_role(role.id).await?;
-        if !assignments.is_empty() && !force {
+        if !assignments.is_empty() && !self.force {
             return Err(Error::precondition(
                 Reason::RoleInUse,
                 format!(
@@ -420,72 +448,83 @@ impl Service {
             after: None,
             reason: String::new(),
         });
-        self.finish(tx, opts, "role.deleted", &role.id.to_string(), ())
-            .await
+        Ok(Applied::new("role.deleted", role.id, ()))
+    }
+}
+
+/// Rule 1: atomic; every unknown ref reported; adding a permission the role has succeeds.
+impl Command for AddPermissionsToRole {
+    type Output = Role;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::ROLES_WRITE]
     }
 
-    /// Rule 1: atomic; every unknown ref reported; adding a permission the role has succeeds.
-    pub async fn add_permissions_to_role(
-        &self,
+    async fn apply(
+        self,
+        service: &Service,
         caller: &Caller,
-        r: &RoleRef,
-        refs: &[PermissionRef],
-        opts: WriteOptions,
-    ) -> Result<Outcome<Role>, Error> {
-        self.authorize(caller, perm::ROLES_WRITE)?;
-        let mut tx = self.begin(caller).await?;
-        let role = self.mutable_role(&tx, r).await?;
-        let permissions = tx.resolve_permissions(refs).await?;
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Role>, Error> {
+        let role = mutable_role(tx, &self.role).await?;
+        let permissions = tx.resolve_permissions(&self.permissions).await?;
         ensure_distinct("permissions", &permissions)?;
         let names: Vec<&str> = permissions.iter().map(|p| p.name.as_str()).collect();
-        self.ensure_may_grant(caller, &names)?;
+        service.ensure_may_grant(caller, &names)?;
         let ids: Vec<PermissionId> = permissions.iter().map(|p| p.id).collect();
         tx.link_permissions(role.id, &ids).await?;
-        let after = self.stamp_role(&tx, &role, |role| {
+        let after = service.stamp_role(tx, &role, |role| {
             role.permissions
                 .extend(names.iter().map(|n| (*n).to_owned()));
             role.permissions.sort();
             role.permissions.dedup();
         });
-        self.save_role_permissions(&mut tx, &role, &after).await?;
-        let target = after.id.to_string();
-        self.finish(tx, opts, "role.permissions_added", &target, after)
-            .await
+        save_role_permissions(tx, &role, &after).await?;
+        Ok(Applied::new("role.permissions_added", after.id, after))
+    }
+}
+
+/// Rule 1: atomic and subtractive; removing a permission the role lacks succeeds.
+impl Command for RemovePermissionsFromRole {
+    type Output = Role;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::ROLES_WRITE]
     }
 
-    /// Rule 1: atomic and subtractive; removing a permission the role lacks succeeds.
-    pub async fn remove_permissions_from_role(
-        &self,
-        caller: &Caller,
-        r: &RoleRef,
-        refs: &[PermissionRef],
-        opts: WriteOptions,
-    ) -> Result<Outcome<Role>, Error> {
-        self.authorize(caller, perm::ROLES_WRITE)?;
-        let tx = self.begin(caller).await?;
-        let role = self.mutable_role(&tx, r).await?;
-        let permissions = tx.resolve_permissions(refs).await?;
+    async fn apply(
+        self,
+        service: &Service,
+        _caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Role>, Error> {
+        let role = mutable_role(tx, &self.role).await?;
+        let permissions = tx.resolve_permissions(&self.permissions).await?;
         ensure_distinct("permissions", &permissions)?;
-        self.remove_resolved(tx, role, &permissions, opts).await
+        service.remove_resolved(tx, role, &permissions).await
+    }
+}
+
+/// Rule 2: PERMISSION_NOT_IN_ROLE unless `allow_missing`.
+impl Command for RemovePermissionFromRole {
+    type Output = Role;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::ROLES_WRITE]
     }
 
-    /// Rule 2: PERMISSION_NOT_IN_ROLE unless `allow_missing`.
-    pub async fn remove_permission_from_role(
-        &self,
-        caller: &Caller,
-        r: &RoleRef,
-        p: &PermissionRef,
-        allow_missing: bool,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Role>, Error> {
-        self.authorize(caller, perm::ROLES_WRITE)?;
-        let tx = self.begin(caller).await?;
-        let role = self.mutable_role(&tx, r).await?;
+    async fn apply(
+        self,
+        service: &Service,
+        _caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Role>, Error> {
+        let role = mutable_role(tx, &self.role).await?;
         let permission = tx
-            .find_permission(p)
+            .find_permission(&self.permission)
             .await?
-            .ok_or_else(|| Error::not_found("permission", p.key()))?;
-        if !allow_missing && !role.permissions.contains(&permission.name) {
+            .ok_or_else(|| Error::not_found("permission", self.permission.key()))?;
+        if !self.allow_missing && !role.permissions.contains(&permission.name) {
             return Err(Error::precondition(
                 Reason::PermissionNotInRole,
                 format!("role '{}' does not grant '{}'", role.name, permission.name),
@@ -493,37 +532,106 @@ impl Service {
             .with_meta("role", role.name.clone())
             .with_meta("permission", permission.name.clone()));
         }
-        self.remove_resolved(tx, role, &[permission], opts).await
+        service.remove_resolved(tx, role, &[permission]).await
+    }
+}
+
+async fn mutable_role(tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
+    let role = tx
+        .find_role(r)
+        .await?
+        .ok_or_else(|| Error::not_found("role", r.key()))?;
+    if role.is_system {
+        return Err(system_role_immutable(&role));
+    }
+    Ok(role)
+}
+
+async fn save_role_permissions(tx: &mut WriteTx, before: &Role, after: &Role) -> Result<(), Error> {
+    tx.update_role(after).await?;
+    let ids = tx.role_permission_ids(after.id).await?;
+    tx.record(Delta::RolePut {
+        id: after.id,
+        name: after.name.clone(),
+        permissions: ids,
+    });
+    tx.audit(AuditRecord {
+        target_kind: "role",
+        target_id: after.id.to_string(),
+        before: snapshot(before),
+        after: snapshot(after),
+        reason: String::new(),
+    });
+    Ok(())
+}
+
+impl Service {
+    pub async fn get_permission(
+        &self,
+        caller: &Caller,
+        r: &PermissionRef,
+    ) -> Result<Permission, Error> {
+        self.authorize(caller, perm::PERMISSIONS_READ)?;
+        self.store
+            .find_permission(&caller.tenant, r)
+            .await?
+            .ok_or_else(|| Error::not_found("permission", r.key()))
+    }
+
+    pub async fn list_permissions(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        paging: &PageRequest,
+    ) -> Result<Page<Permission>, Error> {
+        self.authorize(caller, perm::PERMISSIONS_READ)?;
+        let filters = format!("prefix={prefix}");
+        let query = paging.query(&filters)?;
+        let rows = self
+            .store
+            .list_permissions(&caller.tenant, prefix, &query)
+            .await?;
+        Ok(page(rows, &query, &filters, |p| p.name.clone()))
+    }
+
+    pub async fn get_role(&self, caller: &Caller, r: &RoleRef) -> Result<Role, Error> {
+        self.authorize(caller, perm::ROLES_READ)?;
+        self.store
+            .find_role(&caller.tenant, r)
+            .await?
+            .ok_or_else(|| Error::not_found("role", r.key()))
+    }
+
+    pub async fn list_roles(
+        &self,
+        caller: &Caller,
+        prefix: &str,
+        paging: &PageRequest,
+    ) -> Result<Page<Role>, Error> {
+        self.authorize(caller, perm::ROLES_READ)?;
+        let filters = format!("prefix={prefix}");
+        let query = paging.query(&filters)?;
+        let rows = self
+            .store
+            .list_roles(&caller.tenant, prefix, &query)
+            .await?;
+        Ok(page(rows, &query, &filters, |r| r.name.clone()))
     }
 
     async fn remove_resolved(
         &self,
-        mut tx: WriteTx,
+        tx: &mut WriteTx,
         role: Role,
         permissions: &[Permission],
-        opts: WriteOptions,
-    ) -> Result<Outcome<Role>, Error> {
+    ) -> Result<Applied<Role>, Error> {
         let ids: Vec<PermissionId> = permissions.iter().map(|p| p.id).collect();
         tx.unlink_permissions(role.id, &ids).await?;
-        let after = self.stamp_role(&tx, &role, |r| {
+        let after = self.stamp_role(tx, &role, |r| {
             r.permissions
                 .retain(|n| !permissions.iter().any(|p| p.name == *n))
         });
-        self.save_role_permissions(&mut tx, &role, &after).await?;
-        let target = after.id.to_string();
-        self.finish(tx, opts, "role.permissions_removed", &target, after)
-            .await
-    }
-
-    async fn mutable_role(&self, tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
-        let role = tx
-            .find_role(r)
-            .await?
-            .ok_or_else(|| Error::not_found("role", r.key()))?;
-        if role.is_system {
-            return Err(system_role_immutable(&role));
-        }
-        Ok(role)
+        save_role_permissions(tx, &role, &after).await?;
+        Ok(Applied::new("role.permissions_removed", after.id, after))
     }
 
     /// A copy of `role` changed by `edit` and stamped with this write's time and revision.
@@ -533,28 +641,5 @@ impl Service {
         after.update_time = tx.now;
         after.revision = tx.revision;
         after
-    }
-
-    async fn save_role_permissions(
-        &self,
-        tx: &mut WriteTx,
-        before: &Role,
-        after: &Role,
-    ) -> Result<(), Error> {
-        tx.update_role(after).await?;
-        let ids = tx.role_permission_ids(after.id).await?;
-        tx.record(Delta::RolePut {
-            id: after.id,
-            name: after.name.clone(),
-            permissions: ids,
-        });
-        tx.audit(AuditRecord {
-            target_kind: "role",
-            target_id: after.id.to_string(),
-            before: snapshot(before),
-            after: snapshot(after),
-            reason: String::new(),
-        });
-        Ok(())
     }
 }

@@ -4,13 +4,187 @@
 use super::assignments::put_delta;
 use super::paging::page;
 use super::snapshot;
-use super::{Outcome, PageRequest, Service, WriteOptions};
+use super::{Applied, Command, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
     ChangeRequestKind, ChangeRequestStatus, Delta, Error, IdentityId, IdentityKind, Page, Reason,
+    Ref,
 };
-use crate::store::{Ref, WriteTx};
+use crate::store::WriteTx;
+
+/// ApproveChangeRequest, validated.
+#[derive(Debug, Clone)]
+pub struct ApproveChangeRequest {
+    pub change_request: ChangeRequestId,
+    pub comment: String,
+}
+
+/// RejectChangeRequest, validated.
+#[derive(Debug, Clone)]
+pub struct RejectChangeRequest {
+    pub change_request: ChangeRequestId,
+    pub comment: String,
+}
+
+/// CancelChangeRequest, validated.
+#[derive(Debug, Clone)]
+pub struct CancelChangeRequest {
+    pub change_request: ChangeRequestId,
+    pub comment: String,
+}
+
+/// Rule 6: a second admin applies the request atomically, or it ends FAILED with the reason
+/// when the world changed meanwhile.
+impl Command for ApproveChangeRequest {
+    type Output = ChangeRequest;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::CHANGE_REQUESTS_APPROVE]
+    }
+
+    async fn apply(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<ChangeRequest>, Error> {
+        let before = pending_request(tx, self.change_request).await?;
+        if before.requester == caller.subject.as_str() {
+            return Err(Error::Forbidden {
+                reason: Reason::SelfApproval,
+                message: "a change request must be approved by someone other than its requester"
+                    .into(),
+            });
+        }
+        let mut after = before.clone();
+        after.decided_by = caller.subject.to_string();
+        after.decision_comment = self.comment;
+        after.update_time = tx.now;
+        after.revision = tx.revision;
+        match service.apply_request(tx, caller, &before).await {
+            Ok(resulting) => {
+                after.status = ChangeRequestStatus::Applied;
+                after.resulting_assignment_id = Some(resulting);
+            }
+            Err(Error::Denied { missing }) => return Err(Error::Denied { missing }),
+            Err(Error::Internal(e)) => return Err(Error::Internal(e)),
+            Err(other) => {
+                after.status = ChangeRequestStatus::Failed;
+                after.failure_reason = other.to_string();
+            }
+        }
+        close_request(tx, &before, after, "change_request.approved").await
+    }
+}
+
+impl Command for RejectChangeRequest {
+    type Output = ChangeRequest;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::CHANGE_REQUESTS_APPROVE]
+    }
+
+    async fn apply(
+        self,
+        _service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<ChangeRequest>, Error> {
+        let before = pending_request(tx, self.change_request).await?;
+        let after = ChangeRequest {
+            status: ChangeRequestStatus::Rejected,
+            decided_by: caller.subject.to_string(),
+            decision_comment: self.comment,
+            update_time: tx.now,
+            revision: tx.revision,
+            ..before.clone()
+        };
+        close_request(tx, &before, after, "change_request.rejected").await
+    }
+}
+
+impl Command for CancelChangeRequest {
+    type Output = ChangeRequest;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::ASSIGNMENTS_WRITE]
+    }
+
+    async fn apply(
+        self,
+        _service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<ChangeRequest>, Error> {
+        let before = pending_request(tx, self.change_request).await?;
+        if before.requester != caller.subject.as_str() {
+            return Err(Error::Forbidden {
+                reason: Reason::NotRequester,
+                message: "only the requester can cancel a change request".into(),
+            });
+        }
+        let after = ChangeRequest {
+            status: ChangeRequestStatus::Cancelled,
+            decided_by: caller.subject.to_string(),
+            decision_comment: self.comment,
+            update_time: tx.now,
+            revision: tx.revision,
+            ..before.clone()
+        };
+        close_request(tx, &before, after, "change_request.cancelled").await
+    }
+}
+
+async fn pending_request(tx: &WriteTx, id: ChangeRequestId) -> Result<ChangeRequest, Error> {
+    let cr = tx
+        .find_change_request(id)
+        .await?
+        .ok_or_else(|| Error::not_found("change request", id.to_string()))?;
+    if cr.status != ChangeRequestStatus::Pending {
+        return Err(Error::precondition(
+            Reason::ChangeRequestNotPending,
+            format!("change request {id} is {:?}, not pending", cr.status),
+        )
+        .with_meta("status", format!("{:?}", cr.status).to_uppercase()));
+    }
+    if tx.now >= cr.expire_time {
+        return Err(Error::precondition(
+            Reason::ChangeRequestExpired,
+            format!(
+                "change request {id} expired at {}",
+                cr.expire_time.to_rfc3339()
+            ),
+        ));
+    }
+    Ok(cr)
+}
+
+/// Records the decision `after` on a still-pending `before`, with its audit event.
+async fn close_request(
+    tx: &mut WriteTx,
+    before: &ChangeRequest,
+    after: ChangeRequest,
+    kind: &'static str,
+) -> Result<Applied<ChangeRequest>, Error> {
+    if !tx.decide_change_request(&after).await? {
+        return Err(Error::precondition(
+            Reason::ChangeRequestNotPending,
+            format!("change request {} was decided meanwhile", before.id),
+        ));
+    }
+    if before.kind == ChangeRequestKind::Assign {
+        tx.record(Delta::PendingGrantRemoved { id: before.id });
+    }
+    tx.audit(AuditRecord {
+        target_kind: "change_request",
+        target_id: after.id.to_string(),
+        before: snapshot(before),
+        after: snapshot(&after),
+        reason: after.decision_comment.clone(),
+    });
+    Ok(Applied::new(kind, after.id, after))
+}
 
 impl Service {
     // ----- change requests -----
@@ -43,119 +217,35 @@ impl Service {
         Ok(page(rows, &query, &filters, |c| c.id.to_string()))
     }
 
-    /// Rule 6: a second admin applies the request atomically, or it ends FAILED with the reason
-    /// when the world changed meanwhile.
-    pub async fn approve_change_request(
-        &self,
-        caller: &Caller,
-        id: ChangeRequestId,
-        comment: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        self.authorize(caller, perm::CHANGE_REQUESTS_APPROVE)?;
-        let mut tx = self.begin(caller).await?;
-        let before = self.pending_request(&tx, id).await?;
-        if before.requester == caller.subject.as_str() {
-            return Err(Error::Forbidden {
-                reason: Reason::SelfApproval,
-                message: "a change request must be approved by someone other than its requester"
-                    .into(),
-            });
-        }
-        let mut after = before.clone();
-        after.decided_by = caller.subject.to_string();
-        after.decision_comment = comment;
-        after.update_time = tx.now;
-        after.revision = tx.revision;
-        match self.apply_request(&mut tx, caller, &before).await {
-            Ok(resulting) => {
-                after.status = ChangeRequestStatus::Applied;
-                after.resulting_assignment_id = Some(resulting);
-            }
-            Err(Error::Denied { missing }) => return Err(Error::Denied { missing }),
-            Err(Error::Internal(e)) => return Err(Error::Internal(e)),
-            Err(other) => {
-                after.status = ChangeRequestStatus::Failed;
-                after.failure_reason = other.to_string();
-            }
-        }
-        self.close_request(tx, &before, after, opts, "change_request.approved")
-            .await
-    }
-
-    pub async fn reject_change_request(
-        &self,
-        caller: &Caller,
-        id: ChangeRequestId,
-        comment: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        self.authorize(caller, perm::CHANGE_REQUESTS_APPROVE)?;
-        let tx = self.begin(caller).await?;
-        let before = self.pending_request(&tx, id).await?;
-        let after = ChangeRequest {
-            status: ChangeRequestStatus::Rejected,
-            decided_by: caller.subject.to_string(),
-            decision_comment: comment,
-            update_time: tx.now,
-            revision: tx.revision,
-            ..before.clone()
-        };
-        self.close_request(tx, &before, after, opts, "change_request.rejected")
-            .await
-    }
-
-    pub async fn cancel_change_request(
-        &self,
-        caller: &Caller,
-        id: ChangeRequestId,
-        comment: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
-        let tx = self.begin(caller).await?;
-        let before = self.pending_request(&tx, id).await?;
-        if before.requester != caller.subject.as_str() {
-            return Err(Error::Forbidden {
-                reason: Reason::NotRequester,
-                message: "only the requester can cancel a change request".into(),
-            });
-        }
-        let after = ChangeRequest {
-            status: ChangeRequestStatus::Cancelled,
-            decided_by: caller.subject.to_string(),
-            decision_comment: comment,
-            update_time: tx.now,
-            revision: tx.revision,
-            ..before.clone()
-        };
-        self.close_request(tx, &before, after, opts, "change_request.cancelled")
-            .await
-    }
-
     /// Marks PENDING requests past their TTL as EXPIRED; returns how many.
     pub async fn expire_overdue_requests(&self) -> Result<usize, Error> {
         let overdue = self.store.overdue_change_requests(self.now(), 100).await?;
         let mut expired = 0;
         for cr in overdue {
             let caller = system_caller(&cr)?;
-            let tx = self.begin(&caller).await?;
+            let mut tx = self.begin(&caller).await?;
             let after = ChangeRequest {
                 status: ChangeRequestStatus::Expired,
                 update_time: tx.now,
                 revision: tx.revision,
                 ..cr.clone()
             };
-            match self
-                .close_request(
-                    tx,
-                    &cr,
-                    after,
-                    WriteOptions::default(),
-                    "change_request.expired",
-                )
-                .await
-            {
+            // Not a request: no caller to authorize and no idempotency key, so the sweeper calls
+            // `finish` itself instead of going through `write`.
+            let closed = match close_request(&mut tx, &cr, after, "change_request.expired").await {
+                Ok(done) => self
+                    .finish(
+                        tx,
+                        WriteOptions::default(),
+                        done.kind,
+                        &done.target,
+                        done.value,
+                    )
+                    .await
+                    .map(drop),
+                Err(e) => Err(e),
+            };
+            match closed {
                 Ok(_) => expired += 1,
                 // Decided meanwhile: nothing to expire.
                 Err(Error::Precondition { .. }) => {}
@@ -163,62 +253,6 @@ impl Service {
             }
         }
         Ok(expired)
-    }
-
-    async fn pending_request(
-        &self,
-        tx: &WriteTx,
-        id: ChangeRequestId,
-    ) -> Result<ChangeRequest, Error> {
-        let cr = tx
-            .find_change_request(id)
-            .await?
-            .ok_or_else(|| Error::not_found("change request", id.to_string()))?;
-        if cr.status != ChangeRequestStatus::Pending {
-            return Err(Error::precondition(
-                Reason::ChangeRequestNotPending,
-                format!("change request {id} is {:?}, not pending", cr.status),
-            )
-            .with_meta("status", format!("{:?}", cr.status).to_uppercase()));
-        }
-        if tx.now >= cr.expire_time {
-            return Err(Error::precondition(
-                Reason::ChangeRequestExpired,
-                format!(
-                    "change request {id} expired at {}",
-                    cr.expire_time.to_rfc3339()
-                ),
-            ));
-        }
-        Ok(cr)
-    }
-
-    async fn close_request(
-        &self,
-        mut tx: WriteTx,
-        before: &ChangeRequest,
-        after: ChangeRequest,
-        opts: WriteOptions,
-        kind: &str,
-    ) -> Result<Outcome<ChangeRequest>, Error> {
-        if !tx.decide_change_request(&after).await? {
-            return Err(Error::precondition(
-                Reason::ChangeRequestNotPending,
-                format!("change request {} was decided meanwhile", before.id),
-            ));
-        }
-        if before.kind == ChangeRequestKind::Assign {
-            tx.record(Delta::PendingGrantRemoved { id: before.id });
-        }
-        tx.audit(AuditRecord {
-            target_kind: "change_request",
-            target_id: after.id.to_string(),
-            before: snapshot(before),
-            after: snapshot(&after),
-            reason: after.decision_comment.clone(),
-        });
-        let target = after.id.to_string();
-        self.finish(tx, opts, kind, &target, after).await
     }
 
     /// Applies an approved request inside `tx`; any error but Denied/Internal becomes the

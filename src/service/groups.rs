@@ -2,44 +2,14 @@
 
 use super::paging::page;
 use super::snapshot;
-use super::{Outcome, PageRequest, Service, WriteOptions};
+use super::{Applied, Command, PageRequest, Service};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    AuditRecord, Caller, Delta, Error, Group, GroupId, GroupName, IdentityId, Page, Reason,
+    AuditRecord, Caller, Delta, Error, Group, GroupId, GroupName, IdentityId, Page, Reason, Ref,
 };
+use crate::store::WriteTx;
 
 impl Service {
-    pub async fn create_group(
-        &self,
-        caller: &Caller,
-        name: GroupName,
-        description: String,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Group>, Error> {
-        self.authorize(caller, perm::GROUPS_WRITE)?;
-        let mut tx = self.begin(caller).await?;
-        let g = Group {
-            id: GroupId::new(),
-            tenant: caller.tenant.clone(),
-            name: name.into_string(),
-            description,
-            member_count: 0,
-            create_time: tx.now,
-            update_time: tx.now,
-            revision: tx.revision,
-        };
-        tx.insert_group(&g).await?;
-        tx.audit(AuditRecord {
-            target_kind: "group",
-            target_id: g.id.to_string(),
-            before: None,
-            after: snapshot(&g),
-            reason: String::new(),
-        });
-        let target = g.id.to_string();
-        self.finish(tx, opts, "group.created", &target, g).await
-    }
-
     pub async fn get_group(&self, caller: &Caller, id: GroupId) -> Result<Group, Error> {
         self.authorize(caller, perm::GROUPS_READ)?;
         self.store
@@ -80,23 +50,92 @@ impl Service {
         let rows = self.store.list_group_members(id, &query).await?;
         Ok(page(rows, &query, &filters, ToString::to_string))
     }
+}
 
-    /// Deleting a group that holds roles needs `force`, which revokes them in the same transaction.
-    pub async fn delete_group(
-        &self,
+/// CreateGroup, validated.
+#[derive(Debug, Clone)]
+pub struct CreateGroup {
+    pub name: GroupName,
+    pub description: String,
+}
+
+/// DeleteGroup, validated.
+#[derive(Debug, Clone)]
+pub struct DeleteGroup {
+    pub group: GroupId,
+    pub force: bool,
+}
+
+/// AddGroupMembers, validated: no identity twice.
+#[derive(Debug, Clone)]
+pub struct AddGroupMembers {
+    pub group: GroupId,
+    pub members: Vec<IdentityId>,
+}
+
+/// RemoveGroupMembers, validated: no identity twice.
+#[derive(Debug, Clone)]
+pub struct RemoveGroupMembers {
+    pub group: GroupId,
+    pub members: Vec<IdentityId>,
+}
+
+impl Command for CreateGroup {
+    type Output = Group;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::GROUPS_WRITE]
+    }
+
+    async fn apply(
+        self,
+        _service: &Service,
         caller: &Caller,
-        id: GroupId,
-        force: bool,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Group>, Error> {
-        self.authorize(caller, perm::GROUPS_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Group>, Error> {
+        let g = Group {
+            id: GroupId::new(),
+            tenant: caller.tenant.clone(),
+            name: self.name.into_string(),
+            description: self.description,
+            member_count: 0,
+            create_time: tx.now,
+            update_time: tx.now,
+            revision: tx.revision,
+        };
+        tx.insert_group(&g).await?;
+        tx.audit(AuditRecord {
+            target_kind: "group",
+            target_id: g.id.to_string(),
+            before: None,
+            after: snapshot(&g),
+            reason: String::new(),
+        });
+        Ok(Applied::new("group.created", g.id, g))
+    }
+}
+
+/// Deleting a group that holds roles needs `force`, which revokes them in the same transaction.
+impl Command for DeleteGroup {
+    type Output = Group;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::GROUPS_WRITE]
+    }
+
+    async fn apply(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Group>, Error> {
+        let id = self.group;
         let g = tx
             .find_group(id)
             .await?
             .ok_or_else(|| Error::not_found("group", id.to_string()))?;
         let held = tx.assignments_of_identity(&IdentityId::from(id)).await?;
-        if !held.is_empty() && !force {
+        if !held.is_empty() && !self.force {
             return Err(Error::precondition(
                 Reason::GroupInUse,
                 format!(
@@ -107,8 +146,9 @@ impl Service {
             )
             .with_meta("group", g.name.clone()));
         }
+        // Revoking what the group holds is an assignment write too; only known once it is read.
         if !held.is_empty() {
-            self.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
+            service.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
         }
         for a in held {
             tx.delete_assignment(a.id).await?;
@@ -130,20 +170,25 @@ impl Service {
             after: None,
             reason: String::new(),
         });
-        let target = id.to_string();
-        self.finish(tx, opts, "group.deleted", &target, g).await
+        Ok(Applied::new("group.deleted", id, g))
+    }
+}
+
+/// Adds members; ones already in the group are left as they are.
+impl Command for AddGroupMembers {
+    type Output = Group;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::GROUPS_WRITE]
     }
 
-    /// Adds members; ones already in the group are left as they are.
-    pub async fn add_group_members(
-        &self,
+    async fn apply(
+        self,
+        service: &Service,
         caller: &Caller,
-        id: GroupId,
-        members: Vec<IdentityId>,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Group>, Error> {
-        self.authorize(caller, perm::GROUPS_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Group>, Error> {
+        let id = self.group;
         let before = tx
             .find_group(id)
             .await?
@@ -152,14 +197,15 @@ impl Service {
         let held = tx.assignments_of_identity(&IdentityId::from(id)).await?;
         let mut granted: Vec<String> = Vec::new();
         for a in &held {
-            if let Some(role) = tx.find_role(&crate::store::Ref::Id(a.role_id)).await? {
+            if let Some(role) = tx.find_role(&Ref::Id(a.role_id)).await? {
                 granted.extend(role.permissions);
             }
         }
         let names: Vec<&str> = granted.iter().map(String::as_str).collect();
-        self.ensure_may_grant(caller, &names)?;
-        let existing = tx.existing_members(id, &members).await?;
-        let new: Vec<IdentityId> = members
+        service.ensure_may_grant(caller, &names)?;
+        let existing = tx.existing_members(id, &self.members).await?;
+        let new: Vec<IdentityId> = self
+            .members
             .into_iter()
             .filter(|m| !existing.contains(m))
             .collect();
@@ -182,26 +228,30 @@ impl Service {
             after: snapshot(&serde_json::json!({"group": &after, "added": &new})),
             reason: String::new(),
         });
-        let target = id.to_string();
-        self.finish(tx, opts, "group.members_added", &target, after)
-            .await
+        Ok(Applied::new("group.members_added", id, after))
+    }
+}
+
+/// Removes members; absent ones are ignored (subtractive, like rule 1).
+impl Command for RemoveGroupMembers {
+    type Output = Group;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        &[perm::GROUPS_WRITE]
     }
 
-    /// Removes members; absent ones are ignored (subtractive, like rule 1).
-    pub async fn remove_group_members(
-        &self,
-        caller: &Caller,
-        id: GroupId,
-        members: Vec<IdentityId>,
-        opts: WriteOptions,
-    ) -> Result<Outcome<Group>, Error> {
-        self.authorize(caller, perm::GROUPS_WRITE)?;
-        let mut tx = self.begin(caller).await?;
+    async fn apply(
+        self,
+        _service: &Service,
+        _caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Group>, Error> {
+        let id = self.group;
         let before = tx
             .find_group(id)
             .await?
             .ok_or_else(|| Error::not_found("group", id.to_string()))?;
-        let present = tx.existing_members(id, &members).await?;
+        let present = tx.existing_members(id, &self.members).await?;
         tx.delete_members(id, &present).await?;
         tx.touch_group(id).await?;
         let after = tx
@@ -221,8 +271,6 @@ impl Service {
             after: snapshot(&serde_json::json!({"group": &after, "removed": &present})),
             reason: String::new(),
         });
-        let target = id.to_string();
-        self.finish(tx, opts, "group.members_removed", &target, after)
-            .await
+        Ok(Applied::new("group.members_removed", id, after))
     }
 }

@@ -1,12 +1,10 @@
 //! Idempotent writes (API rule 14): a retry with the same key, caller and body within 24 h gets
 //! the first response and changes nothing; the same key with another body is refused.
 
-use std::future::Future;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Outcome, Service, WriteOptions};
+use super::{Outcome, Service};
 use crate::domain::{Caller, Error, Reason};
 
 /// How long a key is remembered.
@@ -26,35 +24,8 @@ struct Stored<T> {
 }
 
 impl Service {
-    /// Runs `op` once per key: replays the stored outcome of an earlier identical request.
-    pub async fn idempotent<T, F, Fut>(
-        &self,
-        caller: &Caller,
-        opts: WriteOptions,
-        op: F,
-    ) -> Result<Outcome<T>, Error>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce(WriteOptions) -> Fut,
-        Fut: Future<Output = Result<Outcome<T>, Error>>,
-    {
-        let Some(key) = opts.idempotency.clone().filter(|_| !opts.dry_run) else {
-            return op(opts).await;
-        };
-        if let Some(replay) = self.replay(caller, &key).await? {
-            return Ok(replay);
-        }
-        match op(opts).await {
-            // A concurrent request with the same key committed first; ours rolled back.
-            Err(Error::AlreadyExists {
-                kind: "idempotency key",
-                ..
-            }) => self.replay(caller, &key).await?.ok_or_else(Error::conflict),
-            other => other,
-        }
-    }
-
-    async fn replay<T: DeserializeOwned>(
+    /// The stored outcome of an earlier identical request, if one is remembered.
+    pub(super) async fn replay<T: DeserializeOwned>(
         &self,
         caller: &Caller,
         key: &IdempotencyKey,
@@ -82,7 +53,8 @@ impl Service {
         }))
     }
 
-    /// Called by `finish` inside the write's transaction.
+    /// Called by `finish` inside the write's transaction, so the response is kept exactly when
+    /// the write commits.
     pub(super) async fn remember(
         &self,
         tx: &crate::store::WriteTx,

@@ -11,6 +11,7 @@ mod groups;
 mod idempotency;
 mod maintenance;
 mod paging;
+mod pipeline;
 mod propagation;
 mod sync;
 mod watch;
@@ -26,14 +27,20 @@ use crate::engine::Engine;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, WriteTx};
 
-pub use assignments::{AssignRequest, AssignResult};
+pub use assignments::{AssignResult, AssignRole, RevokeAssignment};
 pub use audit::AuditFilter;
 pub use authorization::CheckItem;
 pub use bootstrap::BootstrapAdmin;
-pub use catalogue::{RoleChange, RoleUpdate};
+pub use catalogue::{
+    AddPermissionsToRole, CreatePermission, CreateRole, DeletePermission, DeleteRole,
+    RemovePermissionFromRole, RemovePermissionsFromRole, UpdatePermission, UpdateRole,
+};
+pub use change_requests::{ApproveChangeRequest, CancelChangeRequest, RejectChangeRequest};
+pub use groups::{AddGroupMembers, CreateGroup, DeleteGroup, RemoveGroupMembers};
 pub use idempotency::{IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use maintenance::Retention;
 pub use paging::PageRequest;
+pub use pipeline::{Applied, Command};
 pub use propagation::{Propagation, ReplicaIdentity};
 pub use sync::Sync;
 
@@ -157,8 +164,9 @@ impl Service {
         self.store.begin_write(caller, self.now()).await
     }
 
-    /// Commits `tx` and makes the change visible to this replica's index before returning;
-    /// on a dry run, rolls back and reports the impact instead.
+    /// Commits `tx` with its change-log entry and audit events and makes the change visible to
+    /// this replica's index before returning; on a dry run, rolls back and reports the impact
+    /// instead. Only `write` (and the expiry sweeper) call it.
     async fn finish<T: serde::Serialize>(
         &self,
         tx: WriteTx,

@@ -13,27 +13,9 @@ use super::{
     PageQuery, Store, WriteTx, db_error, from_micros, is_unique_violation, micros, rev_from,
     rev_i64, stored_id,
 };
-use crate::domain::{Error, Permission, PermissionId, Role, RoleId, TenantId};
-
-/// How a request names a permission or a role.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Ref<Id> {
-    Id(Id),
-    Name(String),
-}
-
-impl<Id: std::fmt::Display> Ref<Id> {
-    /// The text a NOT_FOUND error names.
-    pub fn key(&self) -> String {
-        match self {
-            Ref::Id(id) => id.to_string(),
-            Ref::Name(name) => name.clone(),
-        }
-    }
-}
-
-pub type PermissionRef = Ref<PermissionId>;
-pub type RoleRef = Ref<RoleId>;
+use crate::domain::{
+    Error, Permission, PermissionId, PermissionRef, Ref, Role, RoleId, RoleRef, TenantId,
+};
 
 fn to_permission(m: permission::Model) -> Result<Permission, Error> {
     Ok(Permission {

@@ -28,7 +28,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
 
-pub use catalogue::{PermissionRef, Ref, RoleRef};
 pub use changes::NOTIFY_CHANNEL;
 pub use idempotency::StoredResponse;
 pub use replicas::ReplicaState;

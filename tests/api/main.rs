@@ -11,6 +11,7 @@ mod consistency;
 mod differential;
 mod durability;
 mod expiry;
+mod idempotency;
 mod layering;
 mod ops;
 mod startup;

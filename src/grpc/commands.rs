@@ -1,0 +1,482 @@
+//! Mutating RPCs at the edge: the write options a request carries, its conversion into a
+//! service `Command` (every field problem in one INVALID_ARGUMENT), and the conversion of the
+//! `Outcome` back into the wire response. Handlers call `write` and nothing else.
+
+use sha2::{Digest as _, Sha256};
+use tonic::{Request, Response, Status};
+
+use super::caller;
+use super::convert::{
+    AllValid as _, from_timestamp, identity, member_batch, permission_batch, permission_ref,
+    role_ref,
+};
+use crate::domain::names::parse_description;
+use crate::domain::{
+    AssignmentId, ChangeRequest, ChangeRequestId, Error, GroupId, GroupName, Permission,
+    PermissionName, Role, RoleName,
+};
+use crate::proto::pb;
+use crate::service::{
+    AddGroupMembers, AddPermissionsToRole, ApproveChangeRequest, AssignResult, AssignRole,
+    CancelChangeRequest, Command, CreateGroup, CreatePermission, CreateRole, DeleteGroup,
+    DeletePermission, DeleteRole, IdempotencyKey, Outcome, RejectChangeRequest, RemoveGroupMembers,
+    RemovePermissionFromRole, RemovePermissionsFromRole, RevokeAssignment, Service,
+    UpdatePermission, UpdateRole, WriteOptions,
+};
+
+/// Runs one mutating RPC: caller, write options, command, `Service::write`, response.
+pub(super) async fn write<C, R, P>(
+    service: &Service,
+    request: Request<R>,
+) -> Result<Response<P>, Status>
+where
+    R: WriteRequest,
+    C: Command + TryFrom<R, Error = Error>,
+    P: From<Outcome<C::Output>>,
+{
+    let caller = caller(&request)?;
+    let options = write_options(&caller.rpc, &request)?;
+    let command = C::try_from(request.into_inner())?;
+    Ok(Response::new(
+        service.write(&caller, options, command).await?.into(),
+    ))
+}
+
+/// A mutating request: its body is hashed for idempotency, and it carries the write flags.
+pub(super) trait WriteRequest: prost::Message {
+    fn dry_run(&self) -> bool;
+    fn wait_for_propagation(&self) -> bool;
+}
+
+macro_rules! write_requests {
+    ($($request:ty),+ $(,)?) => {
+        $(
+            impl WriteRequest for $request {
+                fn dry_run(&self) -> bool {
+                    self.dry_run
+                }
+                fn wait_for_propagation(&self) -> bool {
+                    self.wait_for_propagation
+                }
+            }
+        )+
+    };
+}
+
+write_requests!(
+    pb::CreatePermissionRequest,
+    pb::UpdatePermissionRequest,
+    pb::DeletePermissionRequest,
+    pb::CreateRoleRequest,
+    pb::UpdateRoleRequest,
+    pb::DeleteRoleRequest,
+    pb::AddPermissionsToRoleRequest,
+    pb::RemovePermissionsFromRoleRequest,
+    pb::RemovePermissionFromRoleRequest,
+    pb::AssignRoleRequest,
+    pb::RevokeAssignmentRequest,
+    pb::DecideChangeRequestRequest,
+    pb::CreateGroupRequest,
+    pb::DeleteGroupRequest,
+    pb::GroupMembersRequest,
+);
+
+/// The write options of a mutating request: its flags and, when it sent an `idempotency-key`
+/// (1-128 printable ASCII), that key with a hash of the method and the encoded body.
+fn write_options<R: WriteRequest>(rpc: &str, request: &Request<R>) -> Result<WriteOptions, Status> {
+    let body = request.get_ref();
+    let idempotency = match request.metadata().get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .filter(|k| {
+                    !k.is_empty() && k.len() <= 128 && k.bytes().all(|b| (0x20..0x7f).contains(&b))
+                })
+                .ok_or_else(|| {
+                    Status::from(Error::invalid(
+                        "idempotency-key",
+                        "must be 1-128 printable ASCII characters",
+                    ))
+                })?;
+            let mut hasher = Sha256::new();
+            hasher.update(rpc.as_bytes());
+            hasher.update([0]);
+            hasher.update(body.encode_to_vec());
+            let request_hash = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Some(IdempotencyKey {
+                key: key.to_owned(),
+                request_hash,
+            })
+        }
+    };
+    Ok(WriteOptions {
+        dry_run: body.dry_run(),
+        wait_for_propagation: body.wait_for_propagation(),
+        idempotency,
+    })
+}
+
+// ----- requests -> commands -----
+
+impl TryFrom<pb::CreatePermissionRequest> for CreatePermission {
+    type Error = Error;
+
+    fn try_from(req: pb::CreatePermissionRequest) -> Result<Self, Error> {
+        let (name, description) = (
+            PermissionName::parse("name", &req.name),
+            parse_description("description", &req.description),
+        )
+            .all_valid()?;
+        Ok(Self { name, description })
+    }
+}
+
+impl TryFrom<pb::UpdatePermissionRequest> for UpdatePermission {
+    type Error = Error;
+
+    fn try_from(req: pb::UpdatePermissionRequest) -> Result<Self, Error> {
+        let (permission, description) = (
+            permission_ref("permission", req.permission.as_ref()),
+            parse_description("description", &req.description),
+        )
+            .all_valid()?;
+        Ok(Self {
+            permission,
+            description,
+        })
+    }
+}
+
+impl TryFrom<pb::DeletePermissionRequest> for DeletePermission {
+    type Error = Error;
+
+    fn try_from(req: pb::DeletePermissionRequest) -> Result<Self, Error> {
+        Ok(Self {
+            permission: permission_ref("permission", req.permission.as_ref())?,
+            force: req.force,
+        })
+    }
+}
+
+impl TryFrom<pb::CreateRoleRequest> for CreateRole {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateRoleRequest) -> Result<Self, Error> {
+        let (name, description, permissions) = (
+            RoleName::parse("name", &req.name),
+            parse_description("description", &req.description),
+            permission_batch("permissions", &req.permissions, true),
+        )
+            .all_valid()?;
+        Ok(Self {
+            name,
+            description,
+            permissions,
+            requires_approval: req.requires_approval,
+        })
+    }
+}
+
+impl TryFrom<pb::UpdateRoleRequest> for UpdateRole {
+    type Error = Error;
+
+    fn try_from(req: pb::UpdateRoleRequest) -> Result<Self, Error> {
+        let (role, description) = (
+            role_ref("role", req.role.as_ref()),
+            req.description
+                .as_deref()
+                .map(|d| parse_description("description", d))
+                .transpose(),
+        )
+            .all_valid()?;
+        Ok(Self {
+            role,
+            description,
+            requires_approval: req.requires_approval,
+            etag: req.etag,
+        })
+    }
+}
+
+impl TryFrom<pb::DeleteRoleRequest> for DeleteRole {
+    type Error = Error;
+
+    fn try_from(req: pb::DeleteRoleRequest) -> Result<Self, Error> {
+        Ok(Self {
+            role: role_ref("role", req.role.as_ref())?,
+            force: req.force,
+        })
+    }
+}
+
+impl TryFrom<pb::AddPermissionsToRoleRequest> for AddPermissionsToRole {
+    type Error = Error;
+
+    fn try_from(req: pb::AddPermissionsToRoleRequest) -> Result<Self, Error> {
+        let (role, permissions) = (
+            role_ref("role", req.role.as_ref()),
+            permission_batch("permissions", &req.permissions, false),
+        )
+            .all_valid()?;
+        Ok(Self { role, permissions })
+    }
+}
+
+impl TryFrom<pb::RemovePermissionsFromRoleRequest> for RemovePermissionsFromRole {
+    type Error = Error;
+
+    fn try_from(req: pb::RemovePermissionsFromRoleRequest) -> Result<Self, Error> {
+        let (role, permissions) = (
+            role_ref("role", req.role.as_ref()),
+            permission_batch("permissions", &req.permissions, false),
+        )
+            .all_valid()?;
+        Ok(Self { role, permissions })
+    }
+}
+
+impl TryFrom<pb::RemovePermissionFromRoleRequest> for RemovePermissionFromRole {
+    type Error = Error;
+
+    fn try_from(req: pb::RemovePermissionFromRoleRequest) -> Result<Self, Error> {
+        let (role, permission) = (
+            role_ref("role", req.role.as_ref()),
+            permission_ref("permission", req.permission.as_ref()),
+        )
+            .all_valid()?;
+        Ok(Self {
+            role,
+            permission,
+            allow_missing: req.allow_missing,
+        })
+    }
+}
+
+impl TryFrom<pb::AssignRoleRequest> for AssignRole {
+    type Error = Error;
+
+    fn try_from(req: pb::AssignRoleRequest) -> Result<Self, Error> {
+        let (role, identity, expire_time, reason) = (
+            role_ref("role", req.role.as_ref()),
+            identity("identity", req.identity.as_ref()),
+            req.expire_time
+                .as_ref()
+                .map(|t| from_timestamp("expire_time", t))
+                .transpose(),
+            parse_description("reason", &req.reason),
+        )
+            .all_valid()?;
+        Ok(Self {
+            role,
+            identity,
+            expire_time,
+            reason,
+            force: req.force,
+        })
+    }
+}
+
+impl TryFrom<pb::RevokeAssignmentRequest> for RevokeAssignment {
+    type Error = Error;
+
+    fn try_from(req: pb::RevokeAssignmentRequest) -> Result<Self, Error> {
+        let (assignment, reason) = (
+            AssignmentId::parse("assignment_id", &req.assignment_id),
+            parse_description("reason", &req.reason),
+        )
+            .all_valid()?;
+        Ok(Self {
+            assignment,
+            reason,
+            force: req.force,
+        })
+    }
+}
+
+/// Approve, reject and cancel share one request: the change request and a comment.
+fn decision(req: &pb::DecideChangeRequestRequest) -> Result<(ChangeRequestId, String), Error> {
+    (
+        ChangeRequestId::parse("change_request_id", &req.change_request_id),
+        parse_description("comment", &req.comment),
+    )
+        .all_valid()
+}
+
+impl TryFrom<pb::DecideChangeRequestRequest> for ApproveChangeRequest {
+    type Error = Error;
+
+    fn try_from(req: pb::DecideChangeRequestRequest) -> Result<Self, Error> {
+        let (change_request, comment) = decision(&req)?;
+        Ok(Self {
+            change_request,
+            comment,
+        })
+    }
+}
+
+impl TryFrom<pb::DecideChangeRequestRequest> for RejectChangeRequest {
+    type Error = Error;
+
+    fn try_from(req: pb::DecideChangeRequestRequest) -> Result<Self, Error> {
+        let (change_request, comment) = decision(&req)?;
+        Ok(Self {
+            change_request,
+            comment,
+        })
+    }
+}
+
+impl TryFrom<pb::DecideChangeRequestRequest> for CancelChangeRequest {
+    type Error = Error;
+
+    fn try_from(req: pb::DecideChangeRequestRequest) -> Result<Self, Error> {
+        let (change_request, comment) = decision(&req)?;
+        Ok(Self {
+            change_request,
+            comment,
+        })
+    }
+}
+
+impl TryFrom<pb::CreateGroupRequest> for CreateGroup {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateGroupRequest) -> Result<Self, Error> {
+        let (name, description) = (
+            GroupName::parse("name", &req.name),
+            parse_description("description", &req.description),
+        )
+            .all_valid()?;
+        Ok(Self { name, description })
+    }
+}
+
+impl TryFrom<pb::DeleteGroupRequest> for DeleteGroup {
+    type Error = Error;
+
+    fn try_from(req: pb::DeleteGroupRequest) -> Result<Self, Error> {
+        Ok(Self {
+            group: GroupId::parse("group_id", &req.group_id)?,
+            force: req.force,
+        })
+    }
+}
+
+/// Add and remove share one request: the group and the identities.
+fn members(
+    req: &pb::GroupMembersRequest,
+) -> Result<(GroupId, Vec<crate::domain::IdentityId>), Error> {
+    (
+        GroupId::parse("group_id", &req.group_id),
+        member_batch("identity_ids", &req.identity_ids),
+    )
+        .all_valid()
+}
+
+impl TryFrom<pb::GroupMembersRequest> for AddGroupMembers {
+    type Error = Error;
+
+    fn try_from(req: pb::GroupMembersRequest) -> Result<Self, Error> {
+        let (group, members) = members(&req)?;
+        Ok(Self { group, members })
+    }
+}
+
+impl TryFrom<pb::GroupMembersRequest> for RemoveGroupMembers {
+    type Error = Error;
+
+    fn try_from(req: pb::GroupMembersRequest) -> Result<Self, Error> {
+        let (group, members) = members(&req)?;
+        Ok(Self { group, members })
+    }
+}
+
+// ----- outcomes -> responses -----
+
+impl From<Outcome<Permission>> for pb::Permission {
+    fn from(outcome: Outcome<Permission>) -> Self {
+        outcome.value.into()
+    }
+}
+
+impl From<Outcome<()>> for pb::DeletePermissionResponse {
+    fn from(outcome: Outcome<()>) -> Self {
+        Self {
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }
+    }
+}
+
+impl From<Outcome<Role>> for pb::Role {
+    fn from(outcome: Outcome<Role>) -> Self {
+        outcome.value.into()
+    }
+}
+
+impl From<Outcome<()>> for pb::DeleteRoleResponse {
+    fn from(outcome: Outcome<()>) -> Self {
+        Self {
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }
+    }
+}
+
+impl From<Outcome<Role>> for pb::RoleResponse {
+    fn from(outcome: Outcome<Role>) -> Self {
+        Self {
+            role: Some(outcome.value.into()),
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }
+    }
+}
+
+impl From<Outcome<AssignResult>> for pb::AssignRoleResponse {
+    fn from(outcome: Outcome<AssignResult>) -> Self {
+        use pb::assign_role_response::Result;
+        Self {
+            result: Some(match outcome.value {
+                AssignResult::Assignment(a) => Result::Assignment(a.into()),
+                AssignResult::Pending(c) => Result::ChangeRequest(c.into()),
+            }),
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }
+    }
+}
+
+impl From<Outcome<AssignResult>> for pb::RevokeAssignmentResponse {
+    fn from(outcome: Outcome<AssignResult>) -> Self {
+        use pb::revoke_assignment_response::Result;
+        Self {
+            result: Some(match outcome.value {
+                AssignResult::Assignment(a) => Result::Assignment(a.into()),
+                AssignResult::Pending(c) => Result::ChangeRequest(c.into()),
+            }),
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }
+    }
+}
+
+impl From<Outcome<ChangeRequest>> for pb::ChangeRequest {
+    fn from(outcome: Outcome<ChangeRequest>) -> Self {
+        outcome.value.into()
+    }
+}
+
+impl From<Outcome<crate::domain::Group>> for pb::Group {
+    fn from(outcome: Outcome<crate::domain::Group>) -> Self {
+        let mut group: pb::Group = outcome.value.into();
+        group.impact = outcome.impact.map(Into::into);
+        group
+    }
+}

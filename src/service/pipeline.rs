@@ -1,0 +1,105 @@
+//! The one write pipeline. Every mutating use-case is a `Command`; `Service::write` runs it
+//! through authorize -> idempotency replay -> checks -> begin -> apply -> finish (audit and
+//! change log, commit, publish to the index, or the dry-run impact; the response remembered
+//! under its idempotency key). A command's `apply` only sees the open transaction, so no write
+//! can skip a step. Knows nothing of tonic.
+
+use std::future::Future;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Outcome, Service, WriteOptions};
+use crate::domain::{Caller, Error};
+use crate::store::WriteTx;
+
+/// What a command did inside its transaction: the value the caller gets back, and the
+/// change-log entry (`kind`, `target`) the commit writes beside the audit events.
+#[derive(Debug)]
+pub struct Applied<T> {
+    pub value: T,
+    pub kind: &'static str,
+    pub target: String,
+}
+
+impl<T> Applied<T> {
+    pub(super) fn new(kind: &'static str, target: impl ToString, value: T) -> Self {
+        Self {
+            value,
+            kind,
+            target: target.to_string(),
+        }
+    }
+}
+
+/// A validated mutating request (built by the edge from the wire request).
+pub trait Command: Send {
+    /// What the write answers; kept as JSON so a retry with the same idempotency key gets it back.
+    type Output: Serialize + DeserializeOwned + Send;
+
+    /// The permissions the caller must hold, checked in order before anything is read; the
+    /// first one missing is PERMISSION_DENIED.
+    fn permissions(&self) -> &'static [&'static str];
+
+    /// Rules on the request alone (reserved names, an expiry in the past), checked once a
+    /// replay missed and before the transaction opens. None by default.
+    fn check(&self, _service: &Service) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The change: reads, writes, index deltas and audit records, all inside `tx`. It cannot
+    /// commit; `write` does that (or rolls back on a dry run or an error).
+    fn apply(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> impl Future<Output = Result<Applied<Self::Output>, Error>> + Send;
+}
+
+impl Service {
+    /// Runs `command` for `caller`: the only way a mutating RPC changes anything.
+    /// Fails with the command's own errors, PERMISSION_DENIED, or, for a reused idempotency key
+    /// with another body, FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
+    pub async fn write<C: Command>(
+        &self,
+        caller: &Caller,
+        opts: WriteOptions,
+        command: C,
+    ) -> Result<Outcome<C::Output>, Error> {
+        for permission in command.permissions() {
+            self.authorize(caller, permission)?;
+        }
+        // A dry run changes nothing, so it is neither replayed nor remembered.
+        let Some(key) = opts.idempotency.clone().filter(|_| !opts.dry_run) else {
+            return self.run(caller, opts, command).await;
+        };
+        if let Some(replay) = self.replay(caller, &key).await? {
+            return Ok(replay);
+        }
+        match self.run(caller, opts, command).await {
+            // A concurrent request with the same key committed first; ours rolled back.
+            Err(Error::AlreadyExists {
+                kind: "idempotency key",
+                ..
+            }) => self.replay(caller, &key).await?.ok_or_else(Error::conflict),
+            other => other,
+        }
+    }
+
+    async fn run<C: Command>(
+        &self,
+        caller: &Caller,
+        opts: WriteOptions,
+        command: C,
+    ) -> Result<Outcome<C::Output>, Error> {
+        command.check(self)?;
+        let mut tx = self.begin(caller).await?;
+        let Applied {
+            value,
+            kind,
+            target,
+        } = command.apply(self, caller, &mut tx).await?;
+        self.finish(tx, opts, kind, &target, value).await
+    }
+}

@@ -1,0 +1,419 @@
+//! Rule 14 for every mutating RPC: sent twice with the same `idempotency-key` and body, the
+//! second call answers exactly the first response and changes nothing (same revision, no new
+//! audit event), whatever the RPC. Deletes included: a replayed DeleteRole is not NOT_FOUND.
+
+use prost::Message as _;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Status};
+
+use crate::backend_tests;
+use crate::helpers::*;
+
+/// Every mutating RPC, as the table's cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    CreatePermission,
+    UpdatePermission,
+    DeletePermission,
+    CreateRole,
+    UpdateRole,
+    DeleteRole,
+    AddPermissionsToRole,
+    RemovePermissionsFromRole,
+    RemovePermissionFromRole,
+    AssignRole,
+    RevokeAssignment,
+    ApproveChangeRequest,
+    RejectChangeRequest,
+    CancelChangeRequest,
+    CreateGroup,
+    DeleteGroup,
+    AddGroupMembers,
+    RemoveGroupMembers,
+}
+
+const EVERY_WRITE: [Write; 18] = [
+    Write::CreatePermission,
+    Write::UpdatePermission,
+    Write::DeletePermission,
+    Write::CreateRole,
+    Write::UpdateRole,
+    Write::DeleteRole,
+    Write::AddPermissionsToRole,
+    Write::RemovePermissionsFromRole,
+    Write::RemovePermissionFromRole,
+    Write::AssignRole,
+    Write::RevokeAssignment,
+    Write::ApproveChangeRequest,
+    Write::RejectChangeRequest,
+    Write::CancelChangeRequest,
+    Write::CreateGroup,
+    Write::DeleteGroup,
+    Write::AddGroupMembers,
+    Write::RemoveGroupMembers,
+];
+
+/// The records the cases act on, each case on its own so the table's order does not matter.
+struct Fixtures {
+    revoke_assignment_id: String,
+    approve_id: String,
+    reject_id: String,
+    cancel_id: String,
+    group_to_delete: String,
+    group_to_grow: String,
+    group_to_shrink: String,
+}
+
+fn keyed_as<T>(sub: &str, key: &str, message: T) -> Request<T> {
+    let mut request = authed(sub, message);
+    request
+        .metadata_mut()
+        .insert("idempotency-key", MetadataValue::try_from(key).unwrap());
+    request
+}
+
+async fn create_group(app: &TestApp, name: &str) -> String {
+    let request = CreateGroupRequest {
+        name: name.into(),
+        ..Default::default()
+    };
+    app.groups()
+        .create_group(authed(ADMIN, request))
+        .await
+        .unwrap_or_else(|e| panic!("create group {name}: {e}"))
+        .into_inner()
+        .id
+}
+
+async fn arrange(app: &TestApp) -> Fixtures {
+    app.create_permission("idem:update").await;
+    app.create_permission("idem:delete").await;
+    app.create_role("idem-update", &["idem:read"]).await;
+    app.create_role("idem-delete", &["idem:read"]).await;
+    app.create_role("idem-add", &["idem:read"]).await;
+    app.create_role("idem-remove-many", &["idem:read", "idem:extra"])
+        .await;
+    app.create_role("idem-remove-one", &["idem:read", "idem:extra"])
+        .await;
+    app.create_role("idem-assign", &["idem:read"]).await;
+    app.create_role("idem-revoke", &["idem:read"]).await;
+    let revoke_assignment_id = app.assign("idem-revoke", "bob").await.id;
+    let gated = CreateRoleRequest {
+        name: "idem-gated".into(),
+        permissions: vec![perm_name("idem:read")],
+        requires_approval: true,
+        ..Default::default()
+    };
+    app.roles().create_role(authed(ADMIN, gated)).await.unwrap();
+    let approve_id = app.request_assignment("idem-gated", "carol").await.id;
+    let reject_id = app.request_assignment("idem-gated", "dave").await.id;
+    let cancel_id = app.request_assignment("idem-gated", "erin").await.id;
+    let group_to_delete = create_group(app, "idem-delete").await;
+    let group_to_grow = create_group(app, "idem-grow").await;
+    let group_to_shrink = create_group(app, "idem-shrink").await;
+    let members = GroupMembersRequest {
+        group_id: group_to_shrink.clone(),
+        identity_ids: vec!["frank".into(), "grace".into()],
+        ..Default::default()
+    };
+    app.groups()
+        .add_group_members(authed(ADMIN, members))
+        .await
+        .unwrap();
+    Fixtures {
+        revoke_assignment_id,
+        approve_id,
+        reject_id,
+        cancel_id,
+        group_to_delete,
+        group_to_grow,
+        group_to_shrink,
+    }
+}
+
+fn decide(id: &str) -> DecideChangeRequestRequest {
+    DecideChangeRequestRequest {
+        change_request_id: id.into(),
+        comment: "idempotent decision".into(),
+        ..Default::default()
+    }
+}
+
+/// Sends `write` once under `key`; its response as text (each RPC answers its own type).
+async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<String, Status> {
+    let text = |r: &dyn std::fmt::Debug| format!("{r:?}");
+    Ok(match write {
+        Write::CreatePermission => {
+            let request = CreatePermissionRequest {
+                name: "idem:create".into(),
+                description: "made once".into(),
+                ..Default::default()
+            };
+            text(
+                &app.permissions()
+                    .create_permission(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::UpdatePermission => {
+            let request = UpdatePermissionRequest {
+                permission: Some(perm_name("idem:update")),
+                description: "updated once".into(),
+                ..Default::default()
+            };
+            text(
+                &app.permissions()
+                    .update_permission(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::DeletePermission => {
+            let request = DeletePermissionRequest {
+                permission: Some(perm_name("idem:delete")),
+                ..Default::default()
+            };
+            text(
+                &app.permissions()
+                    .delete_permission(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::CreateRole => {
+            let request = CreateRoleRequest {
+                name: "idem-create".into(),
+                permissions: vec![perm_name("idem:read")],
+                ..Default::default()
+            };
+            text(
+                &app.roles()
+                    .create_role(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::UpdateRole => {
+            let request = UpdateRoleRequest {
+                role: Some(role_name("idem-update")),
+                description: Some("updated once".into()),
+                ..Default::default()
+            };
+            text(
+                &app.roles()
+                    .update_role(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::DeleteRole => {
+            let request = DeleteRoleRequest {
+                role: Some(role_name("idem-delete")),
+                ..Default::default()
+            };
+            text(
+                &app.roles()
+                    .delete_role(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::AddPermissionsToRole => {
+            let request = AddPermissionsToRoleRequest {
+                role: Some(role_name("idem-add")),
+                permissions: vec![perm_name("idem:extra")],
+                ..Default::default()
+            };
+            text(
+                &app.roles()
+                    .add_permissions_to_role(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::RemovePermissionsFromRole => {
+            let request = RemovePermissionsFromRoleRequest {
+                role: Some(role_name("idem-remove-many")),
+                permissions: vec![perm_name("idem:extra")],
+                ..Default::default()
+            };
+            text(
+                &app.roles()
+                    .remove_permissions_from_role(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::RemovePermissionFromRole => {
+            let request = RemovePermissionFromRoleRequest {
+                role: Some(role_name("idem-remove-one")),
+                permission: Some(perm_name("idem:extra")),
+                ..Default::default()
+            };
+            text(
+                &app.roles()
+                    .remove_permission_from_role(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::AssignRole => {
+            let request = AssignRoleRequest {
+                role: Some(role_name("idem-assign")),
+                identity: Some(user("alice")),
+                ..Default::default()
+            };
+            text(
+                &app.assignments()
+                    .assign_role(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::RevokeAssignment => {
+            let request = RevokeAssignmentRequest {
+                assignment_id: f.revoke_assignment_id.clone(),
+                ..Default::default()
+            };
+            text(
+                &app.assignments()
+                    .revoke_assignment(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        // ADMIN filed the requests; a second admin decides them.
+        Write::ApproveChangeRequest => {
+            let request = keyed_as(ADMIN2, key, decide(&f.approve_id));
+            text(
+                &app.change_requests()
+                    .approve_change_request(request)
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::RejectChangeRequest => {
+            let request = keyed_as(ADMIN2, key, decide(&f.reject_id));
+            text(
+                &app.change_requests()
+                    .reject_change_request(request)
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::CancelChangeRequest => {
+            let request = keyed_as(ADMIN, key, decide(&f.cancel_id));
+            text(
+                &app.change_requests()
+                    .cancel_change_request(request)
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::CreateGroup => {
+            let request = CreateGroupRequest {
+                name: "idem-create".into(),
+                ..Default::default()
+            };
+            text(
+                &app.groups()
+                    .create_group(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::DeleteGroup => {
+            let request = DeleteGroupRequest {
+                group_id: f.group_to_delete.clone(),
+                ..Default::default()
+            };
+            text(
+                &app.groups()
+                    .delete_group(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::AddGroupMembers => {
+            let request = GroupMembersRequest {
+                group_id: f.group_to_grow.clone(),
+                identity_ids: vec!["heidi".into()],
+                ..Default::default()
+            };
+            text(
+                &app.groups()
+                    .add_group_members(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::RemoveGroupMembers => {
+            let request = GroupMembersRequest {
+                group_id: f.group_to_shrink.clone(),
+                identity_ids: vec!["frank".into()],
+                ..Default::default()
+            };
+            text(
+                &app.groups()
+                    .remove_group_members(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+    })
+}
+
+/// The revision this replica has applied.
+async fn revision(app: &TestApp) -> u64 {
+    app.authz()
+        .check(authed(ADMIN, check("nobody", "idem:read", 0)))
+        .await
+        .expect("check")
+        .into_inner()
+        .revision
+}
+
+#[test]
+fn the_table_lists_every_mutating_rpc() {
+    let set = prost_types::FileDescriptorSet::decode(warden::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let reads = ["Get", "List", "Watch", "Check", "BatchCheck"];
+    let mut mutating: Vec<String> = set
+        .file
+        .iter()
+        .flat_map(|file| &file.service)
+        .flat_map(|service| &service.method)
+        .filter_map(|method| method.name.clone())
+        .filter(|name| !reads.iter().any(|read| name.starts_with(read)))
+        .collect();
+    mutating.sort();
+    let mut table: Vec<String> = EVERY_WRITE.iter().map(|w| format!("{w:?}")).collect();
+    table.sort();
+    assert_eq!(table, mutating, "one idempotency case per mutating RPC");
+}
+
+backend_tests! {
+    async fn every_write_replays_its_first_response_for_the_same_key_and_body(app) {
+        // Arrange
+        let fixtures = arrange(&app).await;
+
+        for write in EVERY_WRITE {
+            let key = format!("idem-{write:?}");
+
+            // Act
+            let first = send(&app, &fixtures, write, &key)
+                .await
+                .unwrap_or_else(|e| panic!("{write:?}: the first call fails: {e:?}"));
+            let revision_after_first = revision(&app).await;
+            let audit_after_first = app.audit_events().await.len();
+            let retry = send(&app, &fixtures, write, &key)
+                .await
+                .unwrap_or_else(|e| panic!("{write:?}: the retry fails instead of replaying: {e:?}"));
+
+            // Assert
+            assert_eq!(retry, first, "{write:?}: the retry answers the first response");
+            assert_eq!(revision(&app).await, revision_after_first, "{write:?}: the retry commits nothing");
+            assert_eq!(app.audit_events().await.len(), audit_after_first, "{write:?}: the retry audits nothing");
+        }
+    }
+}
