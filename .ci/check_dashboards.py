@@ -14,7 +14,8 @@ names, grpc_type, the decision results, the services and methods declared in pro
 renamed metric, label or RPC cannot silently break a dashboard panel or an alert. The checking is
 a tokenizer, not a full PromQL parser: when `promtool` is on PATH the expressions are also parsed
 by Prometheus itself (the rule file with `promtool check rules`, the dashboard's expressions as
-recording rules), and without it that step says it was skipped.
+recording rules) and the alerts' unit tests in .ci/warden-alerts.test.yaml run with
+`promtool test rules`; without promtool that step says it was skipped.
 
 Run by .ci/helm-lint.sh. Exits 1 on any problem.
 """
@@ -36,6 +37,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "warden-dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "warden-alerts.yaml"
 CHART_FILES = ROOT / "helm" / "warden" / "files"
 # deploy/ file -> its copy in the chart.
+ALERT_TESTS = ROOT / ".ci" / "warden-alerts.test.yaml"
 COPIES = {DASHBOARD: CHART_FILES / DASHBOARD.name, ALERTS: CHART_FILES / ALERTS.name}
 
 # --- what Warden exposes on /metrics: name -> (type, labels) -----------------------------------
@@ -272,10 +274,12 @@ def grafana_to_promql(expr: str) -> str:
     return re.sub(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*", ".*", expr)
 
 
-def run_promtool(rule_files: list[Path]) -> list[str]:
+def run_promtool(rule_files: list[Path], tmp: Path) -> list[str]:
+    """promtool check rules on each file, and the alert unit tests (ALERT_TESTS)."""
     promtool = shutil.which("promtool")
     if not promtool:
-        print("    promtool not on PATH: PromQL syntax check by Prometheus skipped (the checks above still ran)")
+        print("    promtool not on PATH: PromQL parsing by Prometheus and the alert unit tests skipped"
+              " (the checks above still ran; Debian's `prometheus` package has promtool)")
         return []
     problems = []
     for f in rule_files:
@@ -286,6 +290,28 @@ def run_promtool(rule_files: list[Path]) -> list[str]:
             problems.append(f"promtool check rules {label}: {out}")
         else:
             print(f"    promtool check rules {label}: {out.splitlines()[-1].strip() if out else 'ok'}")
+    # The unit tests run against the rules without annotations: promtool compares annotations
+    # verbatim, and the tests are about when each alert fires.
+    rules = yaml.safe_load(ALERTS.read_text())
+    for g in rules.get("groups") or []:
+        for r in g.get("rules") or []:
+            r.pop("annotations", None)
+    (tmp / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    tests = yaml.safe_load(ALERT_TESTS.read_text())
+    tests["rule_files"] = ["rules.yaml"]
+    (tmp / ALERT_TESTS.name).write_text(yaml.safe_dump(tests, sort_keys=False))
+    tested = {a.get("alertname") for t in tests.get("tests") or [] for a in t.get("alert_rule_test") or []}
+    untested = [r["alert"] for g in rules.get("groups") or [] for r in g.get("rules") or []
+                if r.get("alert") and r["alert"] not in tested]
+    if untested:
+        problems.append(f"alerts without a test in {ALERT_TESTS.relative_to(ROOT)}: {', '.join(untested)}")
+    r = subprocess.run([promtool, "test", "rules", ALERT_TESTS.name], capture_output=True, text=True, cwd=tmp)
+    out = (r.stdout + r.stderr).strip()
+    if r.returncode != 0:
+        problems.append(f"promtool test rules {ALERT_TESTS.relative_to(ROOT)}:\n{out}")
+    else:
+        print(f"    promtool test rules {ALERT_TESTS.relative_to(ROOT)}: {out.splitlines()[-1].strip() if out else 'ok'}"
+              f" ({len(tested)} alerts tested)")
     return problems
 
 
@@ -356,7 +382,7 @@ def main() -> int:
         as_rules = Path(tmp) / "dashboard-expressions.yaml"
         as_rules.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": [
             {"record": f"dashboard:expr_{i}", "expr": grafana_to_promql(e)} for i, (_, e) in enumerate(exprs)]}]}))
-        problems += run_promtool([ALERTS, as_rules])
+        problems += run_promtool([ALERTS, as_rules], Path(tmp))
 
     for p in problems:
         print(f"    FAIL {p}")
