@@ -6,6 +6,8 @@
 # ${WARDEN_TOOLS_DIR:-$HOME/.cache/warden-tools}, unpacks it, and then runs
 #   .ci/helm_lint.py   helm lint, with the default values and with helm/warden/ci-values.yaml
 #   .ci/helm_check.py  renders the chart and asserts the operators' contract on the manifests
+#   .ci/check_dashboards.py  the deploy/ dashboard and alert rules use only metrics Warden exposes,
+#                      and the chart's copies of them (helm/warden/files/) are identical
 # Any problem (download, unpacking, lint error or warning, failed assertion) exits non-zero.
 set -euo pipefail
 
@@ -77,4 +79,6 @@ status=0
 "$PYTHON" .ci/helm_lint.py || status=1
 echo
 "$PYTHON" .ci/helm_check.py || status=1
+echo
+"$PYTHON" .ci/check_dashboards.py || status=1
 exit "$status"

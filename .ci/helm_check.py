@@ -6,14 +6,17 @@ helm_lint.py). Checked for the default values and for helm/warden/ci-values.yaml
 variations: grpc liveness/readiness probes on 50051, the pre-install,pre-upgrade migration hook
 Job (and the Secret it reads existing before it), non-root read-only security settings on every
 pod, the PodDisruptionBudget, terminationGracePeriodSeconds > preStop sleep + drain,
-enableServiceLinks false, Service ports, optional HPA and ServiceMonitor, NOTES.txt; and that the
-engine rejects mistyped or invalid values. Exits 1 on any failed assertion.
+enableServiceLinks false, Service ports, optional HPA and ServiceMonitor, the optional dashboard
+ConfigMap and PrometheusRule (dashboards.*: nothing when off; when on, the same dashboard and rule
+groups as deploy/grafana/warden-dashboard.json and deploy/prometheus/warden-alerts.yaml),
+NOTES.txt; and that the engine rejects mistyped or invalid values. Exits 1 on any failed assertion.
 
 Run through .ci/helm-lint.sh, which installs the engine and sets HELM_SDKPY_LIB.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -27,6 +30,8 @@ import helm_lint as hl  # noqa: E402
 GRPC_PORT = 50051
 METRICS_PORT = 9090
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DASHBOARD = hl.ROOT / "deploy" / "grafana" / "warden-dashboard.json"
+ALERTS = hl.ROOT / "deploy" / "prometheus" / "warden-alerts.yaml"
 
 
 class Checker:
@@ -330,11 +335,71 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
     else:
         c.check(not sms, "no ServiceMonitor (off by default)")
 
+    # --- dashboards: Grafana dashboard ConfigMap and PrometheusRule ---------------------------
+    check_dashboards(c, values, rendered, docs)
+
     # --- NOTES.txt --------------------------------------------------------------------------
     notes = rendered["templates"].get("templates/NOTES.txt", "")
     c.check("port-forward svc/" in notes, "NOTES: kubectl port-forward")
     c.check('grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50051 list' in notes, "NOTES: grpcurl list with a bearer token")
     c.check("grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check" in notes, "NOTES: grpcurl health check")
+
+
+def check_dashboards(c: Checker, values: dict, rendered: dict, docs: list[dict]) -> None:
+    dv = values["dashboards"]
+    cms = of_kind(docs, "ConfigMap")
+    rules = of_kind(docs, "PrometheusRule")
+    notes = rendered["templates"].get("templates/NOTES.txt", "")
+    if not dv["enabled"]:
+        c.check(not cms and not rules, "dashboards.enabled false: no ConfigMap, no PrometheusRule",
+                str([(d["kind"], dig(d, "metadata", "name")) for d in cms + rules]))
+        for t in ("templates/dashboard-configmap.yaml", "templates/prometheusrule.yaml"):
+            c.check(not rendered["templates"].get(t, "").strip(), f"{t} renders nothing when dashboards are off")
+        c.check("Dashboard:" not in notes, "NOTES: no dashboard lines when dashboards are off")
+        return
+    release_ns = dig(of_kind(docs, "Deployment"), 0, "metadata", "namespace")  # None in lint mode
+
+    if c.check(len(cms) == 1, "dashboards.enabled: one dashboard ConfigMap", f"got {len(cms)}"):
+        cm = cms[0]
+        labels = dig(cm, "metadata", "labels", default={}) or {}
+        want = {k: v for k, v in (dv["grafana"]["labels"] or {}).items()}
+        c.check(all(labels.get(k) == v for k, v in want.items()), f"ConfigMap carries the Grafana sidecar labels {want}", str(labels))
+        if "grafana_dashboard" in want:
+            c.check(labels.get("grafana_dashboard") == "1", 'ConfigMap label grafana_dashboard: "1" (string)', repr(labels.get("grafana_dashboard")))
+        else:
+            c.check("grafana_dashboard" not in labels, "ConfigMap without the grafana_dashboard label set to null", str(labels))
+        for k, v in (dv["grafana"]["annotations"] or {}).items():
+            c.check(dig(cm, "metadata", "annotations", k) == v, f"ConfigMap annotation {k}={v}")
+        c.check(dig(cm, "metadata", "namespace") == (dv["grafana"]["namespace"] or release_ns),
+                f"ConfigMap namespace {dv['grafana']['namespace'] or '(the release namespace)'}", repr(dig(cm, "metadata", "namespace")))
+        data = cm.get("data") or {}
+        c.check(list(data) == ["warden-dashboard.json"], "ConfigMap holds one file, warden-dashboard.json", str(list(data)))
+        try:
+            dashboard = json.loads(data.get("warden-dashboard.json", ""))
+        except json.JSONDecodeError as e:
+            c.check(False, "ConfigMap's warden-dashboard.json is valid JSON", str(e))
+        else:
+            c.check(dashboard == json.loads(DASHBOARD.read_text()),
+                    "ConfigMap's dashboard equals deploy/grafana/warden-dashboard.json")
+            c.check(data["warden-dashboard.json"].strip() == DASHBOARD.read_text().strip(),
+                    "ConfigMap's dashboard is the file's text, unchanged")
+
+    if not dv["prometheusRule"]["enabled"]:
+        c.check(not rules, "dashboards.prometheusRule.enabled false: no PrometheusRule")
+        c.check("PrometheusRule" not in notes, "NOTES: no PrometheusRule line")
+    elif c.check(len(rules) == 1, "dashboards.enabled: one PrometheusRule", f"got {len(rules)}"):
+        pr = rules[0]
+        c.check(pr.get("apiVersion") == "monitoring.coreos.com/v1", "PrometheusRule monitoring.coreos.com/v1")
+        want_groups = hl.load_yaml(ALERTS)["groups"]
+        c.check(dig(pr, "spec", "groups") == want_groups, "PrometheusRule spec.groups equal deploy/prometheus/warden-alerts.yaml's groups")
+        alerts = [r.get("alert") for g in dig(pr, "spec", "groups", default=[]) or [] for r in g.get("rules") or []]
+        c.check(len(alerts) >= 5 and all(alerts), f"PrometheusRule has the alerts ({len(alerts)})", str(alerts))
+        for k, v in dv["prometheusRule"]["labels"].items():
+            c.check(dig(pr, "metadata", "labels", k) == v, f"PrometheusRule label {k}={v}")
+        c.check(dig(pr, "metadata", "namespace") == (dv["prometheusRule"]["namespace"] or release_ns),
+                f"PrometheusRule namespace {dv['prometheusRule']['namespace'] or '(the release namespace)'}")
+        c.check("PrometheusRule" in notes, "NOTES: names the PrometheusRule")
+    c.check("Dashboard: the ConfigMap" in notes and "warden-overview" in notes, "NOTES: names the dashboard ConfigMap")
 
 
 def merged_values(values_file: Path | None, overrides: dict | None = None) -> dict:
@@ -360,8 +425,13 @@ def main() -> int:
         ("default values + database/issuer/audience/hs256 set", None, good, True),
         ("no preStop pause, 45s drain, no PDB, no migration Job", None,
          {**good, "preStopSleepSeconds": 0, "shutdownGraceSeconds": 45, "pdb": {"enabled": False}, "migration": {"enabled": False}}, True),
-        ("63-character fullnameOverride, headless Service", None,
-         {**good, "fullnameOverride": "w" * 63, "service": {"headless": True}}, True),
+        ("63-character fullnameOverride, headless Service, dashboards", None,
+         {**good, "fullnameOverride": "w" * 63, "service": {"headless": True}, "dashboards": {"enabled": True}}, True),
+        ("dashboards in other namespaces, default sidecar label dropped, no PrometheusRule", None,
+         {**good, "dashboards": {"enabled": True,
+                                 "grafana": {"namespace": "monitoring", "labels": {"grafana_dashboard": None, "dashboards": "warden"},
+                                             "annotations": {"grafana_folder": "Warden"}},
+                                 "prometheusRule": {"enabled": False, "namespace": "monitoring"}}}, True),
     ]
     for label, values_file, overrides, clean in cases:
         rendered = hl.render(helm, hl.CHART, values_file, overrides)
@@ -378,6 +448,10 @@ def main() -> int:
         ("unknown database scheme", {"database": {"url": "mysql://x"}}),
         ("HS256 secret shorter than 32 bytes", {"auth": {"hs256Secret": "short"}}),
         ("malformed bootstrap admin", {"bootstrapAdmins": ["a,b"]}),
+        ("nested typo `dashboards.enable`", {"dashboards": {"enable": True}}),
+        ("nested typo `dashboards.prometheusRule.label`", {"dashboards": {"prometheusRule": {"label": {}}}}),
+        ("non-string Grafana sidecar label value", {"dashboards": {"grafana": {"labels": {"grafana_dashboard": 1}}}}),
+        ("dashboards.enabled as a string", {"dashboards": {"enabled": "yes"}}),
     ]
     for label, overrides in bad_values:
         with tempfile.TemporaryDirectory(prefix="warden-bad-") as tmp:

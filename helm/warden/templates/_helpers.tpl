@@ -170,6 +170,13 @@ plain values. Names follow shared/OPERATIONS.md.
 {{- end }}
 {{- end }}
 
+{{/* A map of strings as `k=v, k=v` (sorted), or `none`; for NOTES.txt. */}}
+{{- define "warden.inlineMap" -}}
+{{- $pairs := list }}
+{{- range $k, $v := . }}{{ $pairs = append $pairs (printf "%s=%s" $k $v) }}{{ end }}
+{{- join ", " $pairs | default "none" }}
+{{- end }}
+
 {{/* Checks of value combinations that the schema cannot express. */}}
 {{- define "warden.validate" -}}
 {{- if and .Values.auth.publicKeys.existingSecret (not .Values.auth.publicKeys.files) }}
