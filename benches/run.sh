@@ -17,6 +17,11 @@
 #                without the assignments; cold start to gRPC health SERVING.
 #   propagation  Two `warden serve` on one PostgreSQL: revoke on A, time until Check on B denies.
 #
+# Every `warden serve` runs with Warden's defaults: only the required settings are given (database
+# URL, auth secret/issuer/audience, bootstrap admins, listen and metrics addresses); RUST_LOG and the
+# caller's WARDEN_* / OTEL_* are unset, so it logs at `info` in text to its stderr file
+# ($BENCH_OUT/<name>.stderr; nothing is logged per request at `info`).
+#
 # Knobs (environment):
 #   DURATION (s per h2load run, 5), WARMUP (s, 1), REPS (3), MODES ("unpinned pinned"),
 #   CONFIGS ("c1m64 c4m16 c1m1" = connections x streams per connection),
@@ -142,6 +147,7 @@ python3 "$HERE/wire.py" encode "$OUT/bodies" >> "$OUT/bodies.txt"
   has check && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
   has scale || has propagation && echo "postgresql: $(psql "$PG_URL/postgres" -Atqc 'show server_version')"
   echo "DURATION=$DURATION WARMUP=$WARMUP REPS=$REPS MODES='$MODES' CONFIGS='$CONFIGS' BATCH_CONFIGS='$BATCH_CONFIGS'"
+  echo "warden settings: defaults; only database URL, auth (HS256, issuer, audience), bootstrap admins, listen and metrics addresses given; RUST_LOG unset"
   echo "SCALE_TENANTS=$SCALE_TENANTS SCALE_PER_TENANT=$SCALE_PER_TENANT SMALL_TENANTS=$SMALL_TENANTS COLD_REPS=$COLD_REPS PROP_ROUNDS=$PROP_ROUNDS"
 } > "$OUT/env.txt"
 cat "$OUT/env.txt" >&2
@@ -172,24 +178,28 @@ wait_port() {
   die "port $1 did not open"
 }
 
-# wenv DBURL PORT METRICS_PORT: sets WENV, the environment `warden serve` and `warden token` get.
+# wenv DBURL PORT METRICS_PORT [NAME=VALUE...]: sets WENV, the environment `warden serve` and
+# `warden token` get: the required settings only (Warden's defaults for everything else), plus
+# the extra NAME=VALUE given.
 wenv() {
   local name
   WENV=(env)
-  # only what is set here: nothing from the caller's WARDEN_* / OTEL_* (as .ci/smoke.sh does)
-  while IFS= read -r name; do WENV+=(-u "$name"); done < <(compgen -e | grep -E '^(WARDEN_|OTEL_)' || true)
+  # only what is set here: nothing from the caller's WARDEN_* / OTEL_* / RUST_LOG (as .ci/smoke.sh
+  # does), so the log level is Warden's default (`info`, text)
+  while IFS= read -r name; do WENV+=(-u "$name"); done < <(compgen -e | grep -E '^(WARDEN_|OTEL_|RUST_LOG$)' || true)
   WENV+=("WARDEN_DATABASE_URL=$1" "WARDEN_AUTH_HS256_SECRET=$SECRET" WARDEN_AUTH_ISSUER=warden-bench
     WARDEN_AUTH_AUDIENCE=warden WARDEN_BOOTSTRAP_ADMINS=admin "WARDEN_LISTEN_ADDR=127.0.0.1:$2"
-    "WARDEN_METRICS_ADDR=127.0.0.1:$3" WARDEN_LOG_FORMAT=json RUST_LOG=warn)
+    "WARDEN_METRICS_ADDR=127.0.0.1:$3" "${@:4}")
 }
 
-# start_warden NAME DBURL PIN(0|1): starts `warden serve`, waits for health SERVING; sets
-# W_PID W_PORT W_START (the spawn JSON: seconds to open port and to SERVING).
+# start_warden NAME DBURL PIN(0|1) [NAME=VALUE...]: starts `warden serve` (extra environment
+# after PIN), waits for health SERVING; sets W_PID W_PORT W_MPORT (metrics) W_START (the spawn
+# JSON: seconds to open port and to SERVING).
 start_warden() {
-  local name=$1 url=$2 pin=() mport
+  local name=$1 url=$2 pin=()
   [[ $3 == 1 ]] && pin=(taskset -c 0)
-  W_PORT=$(free_port); mport=$(free_port)
-  wenv "$url" "$W_PORT" "$mport"
+  W_PORT=$(free_port); W_MPORT=$(free_port)
+  wenv "$url" "$W_PORT" "$W_MPORT" "${@:4}"
   W_START=$("${WENV[@]}" python3 "$HERE/warden_client.py" spawn --addr "127.0.0.1:$W_PORT" \
     --stdout "$OUT/$name.stdout" --stderr "$OUT/$name.stderr" -- "${pin[@]}" "$WARDEN" serve)
   W_PID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$W_START")
