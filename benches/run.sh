@@ -10,7 +10,11 @@
 #   check        Check on Warden beside the bare tonic floor and Cerbos of ../shared/bench, same
 #                h2load settings, targets alternated (A B C A B C ...) as ../shared/bench/run.sh does.
 #                Warden runs on SQLite seeded through the API with grpcurl; every request carries
-#                `authorization: Bearer <token>`.
+#                `authorization: Bearer <token>`. Also measured, alternated with the others:
+#                warden-getrole, GetRole {role: {name: "reader"}} (an admin read), at GETROLE_CONFIGS;
+#                warden-otlp1, Check on a second `warden serve` on the same SQLite file that exports
+#                its spans over OTLP/gRPC, sampler parentbased_traceidratio at 0.01, to a local
+#                receiver (benches/otlp_sink.py, which counts what it gets), at OTLP_CONFIGS.
 #   batch        BatchCheck of BATCH_ITEMS (100) items on the same server: decisions/s = req/s x items.
 #   scale        PostgreSQL seeded by SQL (benches/seed.sql): Check throughput with 1 M assignments
 #                over 10 k tenants against 1 k assignments (two servers, alternated); RSS with and
@@ -26,6 +30,8 @@
 #   DURATION (s per h2load run, 5), WARMUP (s, 1), REPS (3), MODES ("unpinned pinned"),
 #   CONFIGS ("c1m64 c4m16 c1m1" = connections x streams per connection),
 #   FLOOR_BEARER_CONFIGS ("c1m64": the floor measured again with Warden's bearer header),
+#   GETROLE_CONFIGS ("c1m64": where GetRole is measured), OTLP_CONFIGS ("c1m64": where Check with
+#   OTLP export at a 1 % sampler is measured); empty skips them,
 #   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
 #   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
 #   PROP_ROUNDS (1000), PG_URL (postgres://postgres@127.0.0.1:5432),
@@ -52,7 +58,10 @@ MODES=${MODES:-"unpinned pinned"}
 CONFIGS=${CONFIGS:-"c1m64 c4m16 c1m1"}
 BATCH_CONFIGS=${BATCH_CONFIGS:-"c1m64 c1m1"}
 # Where the floor is also measured with Warden's bearer header (HPACK carries it on every request).
-FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS:-"c1m64"}
+FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS-"c1m64"}
+GETROLE_CONFIGS=${GETROLE_CONFIGS-"c1m64"}
+OTLP_CONFIGS=${OTLP_CONFIGS-"c1m64"}
+OTLP_SAMPLER_ARG=0.01
 export BATCH_ITEMS=${BATCH_ITEMS:-100}
 SCALE_CONFIGS=${SCALE_CONFIGS:-"c1m64"}
 SCALE_TENANTS=${SCALE_TENANTS:-10000}
@@ -147,6 +156,7 @@ python3 "$HERE/wire.py" encode "$OUT/bodies" >> "$OUT/bodies.txt"
   has check && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
   has scale || has propagation && echo "postgresql: $(psql "$PG_URL/postgres" -Atqc 'show server_version')"
   echo "DURATION=$DURATION WARMUP=$WARMUP REPS=$REPS MODES='$MODES' CONFIGS='$CONFIGS' BATCH_CONFIGS='$BATCH_CONFIGS'"
+  echo "FLOOR_BEARER_CONFIGS='$FLOOR_BEARER_CONFIGS' GETROLE_CONFIGS='$GETROLE_CONFIGS' OTLP_CONFIGS='$OTLP_CONFIGS' (sampler parentbased_traceidratio $OTLP_SAMPLER_ARG)"
   echo "warden settings: defaults; only database URL, auth (HS256, issuer, audience), bootstrap admins, listen and metrics addresses given; RUST_LOG unset"
   echo "SCALE_TENANTS=$SCALE_TENANTS SCALE_PER_TENANT=$SCALE_PER_TENANT SMALL_TENANTS=$SMALL_TENANTS COLD_REPS=$COLD_REPS PROP_ROUNDS=$PROP_ROUNDS"
 } > "$OUT/env.txt"
@@ -290,6 +300,22 @@ CHECK_PATH=/warden.v1.AuthorizationService/Check
 BATCH_PATH=/warden.v1.AuthorizationService/BatchCheck
 FLOOR_PATH=/authz.v1.Authz/Check
 CERBOS_PATH=/cerbos.svc.v1.CerbosService/CheckResources
+GETROLE_PATH=/warden.v1.RoleService/GetRole
+in_list() { [[ " $1 " == *" $2 "* ]]; }  # in_list "A B C" B
+any_in() { local x; for x in $1; do in_list "$2" "$x" && return 0; done; return 1; }  # any of list 1 in list 2
+rpcs_total() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^warden_rpcs_total[{ ]/ {s += $NF} END {printf "%d\n", s}'; }
+
+# otlp_summary MODE SERVER_PID METRICS_PORT SINK_PID STATS: stops the OTLP-exporting server (its
+# shutdown flushes the spans still batched), then the receiver; writes $OUT/otlp-MODE.json: the
+# RPCs the server finished (its warden_rpcs_total) beside what the receiver got.
+otlp_summary() {
+  local mode=$1 rpcs
+  rpcs=$(rpcs_total "$3") || rpcs=-1
+  stop_pid "$2"; sleep 0.5; stop_pid "$4"
+  python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); s.update(mode=sys.argv[2], rpcs=int(sys.argv[3]), sampler_arg=float(sys.argv[4])); print(json.dumps(s))' \
+    "$5" "$mode" "$rpcs" "$OTLP_SAMPLER_ARG" > "$OUT/otlp-$mode.json"
+  log "$mode: OTLP receiver: $(cat "$OUT/otlp-$mode.json")"
+}
 
 seed_api() { # through the API with grpcurl, as an operator would
   local port=$1 tok=$2 rpc body
@@ -315,12 +341,27 @@ if has check || has batch; then
   CHECK_DB="sqlite://$OUT/check.db?mode=rwc"
   CHECK_TOKEN=$(token "$CHECK_DB")
   seeded=0
+  OTLP_ON=0; has check && any_in "$OTLP_CONFIGS" "$CONFIGS" && OTLP_ON=1
+  GETROLE_ON=0; has check && any_in "$GETROLE_CONFIGS" "$CONFIGS" && GETROLE_ON=1
   for mode in $MODES; do
     pinflag=0; pin=(); [[ $mode == pinned ]] && { pinflag=1; pin=(taskset -c 0); }
     start_warden "check-$mode" "$CHECK_DB" "$pinflag"; WPID=$W_PID; WPORT=$W_PORT
     if [[ $seeded == 0 ]]; then seed_api "$WPORT" "$CHECK_TOKEN"; seeded=1; fi
     [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden did not allow user:alice"
     [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden did not deny user:bob"
+    if [[ $OTLP_ON == 1 ]]; then
+      # The OTLP receiver, then a second server on the same (seeded, WAL) SQLite file exporting to it.
+      SPORT_OTLP=$(free_port); OTLP_STATS="$OUT/otlp-sink-$mode.json"
+      "${pin[@]}" python3 "$HERE/otlp_sink.py" --port "$SPORT_OTLP" --stats "$OTLP_STATS" > "$OUT/otlp-sink-$mode.log" 2>&1 &
+      SINK_PID=$!; PIDS+=("$SINK_PID")
+      wait_port "$SPORT_OTLP"
+      start_warden "check-otlp1-$mode" "$CHECK_DB" "$pinflag" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SPORT_OTLP" \
+        OTEL_TRACES_SAMPLER=parentbased_traceidratio "OTEL_TRACES_SAMPLER_ARG=$OTLP_SAMPLER_ARG"
+      OPID=$W_PID; OPORT=$W_PORT; OMPORT=$W_MPORT
+      log "$mode: OTLP receiver pid $SINK_PID :$SPORT_OTLP; warden-otlp1 pid $OPID :$OPORT"
+      [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden-otlp1 did not allow user:alice"
+      [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden-otlp1 did not deny user:bob"
+    fi
     if has check; then
       FPORT=$(free_port); CPORT=$(free_port); CHPORT=$(free_port)
       "${pin[@]}" "$FLOOR_BIN" "127.0.0.1:$FPORT" > "$OUT/floor-$mode.log" 2>&1 &
@@ -340,6 +381,8 @@ if has check || has batch; then
     fi
     verify_body warden "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     has batch && verify_body warden-batch "$WPORT" "$BATCH_PATH" "$OUT/bodies/warden_batch.bin" check-batch "$CHECK_TOKEN"
+    [[ $GETROLE_ON == 1 ]] && verify_body warden-getrole "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" check-getrole "$CHECK_TOKEN"
+    [[ $OTLP_ON == 1 ]] && verify_body warden-otlp1 "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     log "$mode: verification passed (grpcurl allow/deny, curl grpc-status 0 + decoded body, h2load smoke data bytes)"
     if has check; then
       for config in $CONFIGS; do
@@ -347,8 +390,14 @@ if has check || has batch; then
           measure check "$mode" "$config" warden "$rep" "$WPID" "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
           measure check "$mode" "$config" tonic-floor "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin"
           measure check "$mode" "$config" cerbos "$rep" "$CPID" "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin"
-          if [[ " $FLOOR_BEARER_CONFIGS " == *" $config "* ]]; then
+          if in_list "$FLOOR_BEARER_CONFIGS" "$config"; then
             measure check "$mode" "$config" tonic-floor+bearer "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" "$CHECK_TOKEN"
+          fi
+          if in_list "$GETROLE_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-getrole "$rep" "$WPID" "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" "$CHECK_TOKEN"
+          fi
+          if [[ $OTLP_ON == 1 ]] && in_list "$OTLP_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-otlp1 "$rep" "$OPID" "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
           fi
           : > "$OUT/cerbos-$mode.log"   # Cerbos logs every request at its default level; keep the file small
         done
@@ -361,7 +410,12 @@ if has check || has batch; then
         done
       done
     fi
+    [[ $OTLP_ON == 1 ]] && otlp_summary "$mode" "$OPID" "$OMPORT" "$SINK_PID" "$OTLP_STATS"
     stop_all
+    # Warden logs at its default level (info): a few lines at start and stop, nothing per request.
+    for f in "$OUT/check-$mode.stderr" "$OUT/check-otlp1-$mode.stderr"; do
+      [[ -f $f ]] && log "$(basename "$f"): $(wc -l < "$f") lines, $(stat -c %s "$f") bytes"
+    done
   done
 fi
 
