@@ -32,6 +32,8 @@
 #   FLOOR_BEARER_CONFIGS ("c1m64": the floor measured again with Warden's bearer header),
 #   GETROLE_CONFIGS ("c1m64": where GetRole is measured), OTLP_CONFIGS ("c1m64": where Check with
 #   OTLP export at a 1 % sampler is measured); empty skips them,
+#   CHECK_PEERS ("tonic-floor cerbos": what runs beside Warden in the check section; without
+#     tonic-floor there is no floor build and no ratio, without cerbos no npm download),
 #   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
 #   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
 #   PROP_ROUNDS (1000), PG_URL (postgres://postgres@127.0.0.1:5432),
@@ -62,6 +64,7 @@ FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS-"c1m64"}
 GETROLE_CONFIGS=${GETROLE_CONFIGS-"c1m64"}
 OTLP_CONFIGS=${OTLP_CONFIGS-"c1m64"}
 OTLP_SAMPLER_ARG=0.01
+CHECK_PEERS=${CHECK_PEERS-"tonic-floor cerbos"}
 export BATCH_ITEMS=${BATCH_ITEMS:-100}
 SCALE_CONFIGS=${SCALE_CONFIGS:-"c1m64"}
 SCALE_TENANTS=${SCALE_TENANTS:-10000}
@@ -91,13 +94,14 @@ TOKEN_TTL=24h
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+peer() { has check && [[ " $CHECK_PEERS " == *" $1 "* ]]; }  # peer tonic-floor|cerbos: measured beside Warden
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # ---------------------------------------------------------------------------- 0. prerequisites
 for t in h2load curl python3 cargo taskset; do
   command -v "$t" >/dev/null || die "$t not found (h2load: apt-get install -y nghttp2-client)"
 done
-if has check; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
+if peer cerbos; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
 if has scale || has propagation; then
   command -v psql >/dev/null || die "psql not found (PostgreSQL client)"
   psql "$PG_URL/postgres" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
@@ -118,9 +122,11 @@ fi
 cp "$WARDEN_BIN" "$OUT/warden"
 WARDEN="$OUT/warden"
 
-if has check; then
+if peer tonic-floor; then
   log "cargo build --release --locked (tonic-floor from $SHARED_BENCH, target dir $CACHE/target)"
   CARGO_TARGET_DIR="$CACHE/target" cargo build --release --locked -q --manifest-path "$SHARED_BENCH/tonic-floor/Cargo.toml"
+fi
+if peer cerbos; then
   if [[ ! -x "$CERBOS_BIN" ]]; then
     log "npm pack @cerbos/cerbos-linux-x64@$CERBOS_VERSION"
     mkdir -p "$DL/cerbos-$CERBOS_VERSION"
@@ -153,7 +159,7 @@ python3 "$HERE/wire.py" encode "$OUT/bodies" >> "$OUT/bodies.txt"
   else
     echo "warden: built from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src build.rs Cargo.toml Cargo.lock proto 2>/dev/null || echo ' + uncommitted changes')"
   fi
-  has check && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
+  peer cerbos && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
   has scale || has propagation && echo "postgresql: $(psql "$PG_URL/postgres" -Atqc 'show server_version')"
   echo "DURATION=$DURATION WARMUP=$WARMUP REPS=$REPS MODES='$MODES' CONFIGS='$CONFIGS' BATCH_CONFIGS='$BATCH_CONFIGS'"
   echo "FLOOR_BEARER_CONFIGS='$FLOOR_BEARER_CONFIGS' GETROLE_CONFIGS='$GETROLE_CONFIGS' OTLP_CONFIGS='$OTLP_CONFIGS' (sampler parentbased_traceidratio $OTLP_SAMPLER_ARG)"
@@ -362,23 +368,31 @@ if has check || has batch; then
       [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden-otlp1 did not allow user:alice"
       [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden-otlp1 did not deny user:bob"
     fi
-    if has check; then
-      FPORT=$(free_port); CPORT=$(free_port); CHPORT=$(free_port)
+    if peer tonic-floor; then
+      FPORT=$(free_port)
       "${pin[@]}" "$FLOOR_BIN" "127.0.0.1:$FPORT" > "$OUT/floor-$mode.log" 2>&1 &
       FPID=$!; PIDS+=("$FPID")
+      wait_port "$FPORT"
+      log "$mode: tonic-floor pid $FPID :$FPORT"
+    fi
+    if peer cerbos; then
+      CPORT=$(free_port); CHPORT=$(free_port)
       (cd "$SHARED_BENCH/cerbos" && CERBOS_NO_TELEMETRY=1 exec "${pin[@]}" "$CERBOS_BIN" server --config=config.yaml \
          "--set=server.grpcListenAddr=127.0.0.1:$CPORT" "--set=server.httpListenAddr=127.0.0.1:$CHPORT" \
          >>"$OUT/cerbos-$mode.log" 2>&1) &
       CPID=$!; PIDS+=("$CPID")
-      wait_port "$FPORT"; wait_port "$CPORT"; sleep 1
-      log "$mode: tonic-floor pid $FPID :$FPORT, cerbos pid $CPID :$CPORT"
+      wait_port "$CPORT"
+      log "$mode: cerbos pid $CPID :$CPORT"
+    fi
+    if peer tonic-floor || peer cerbos; then sleep 1; fi
+    if peer tonic-floor; then
       "$GRPCURL" -plaintext -import-path "$SHARED_BENCH/tonic-floor/proto" -proto authz.proto \
         -d '{"identity":"user:alice","permission":"document.read","tenant":"acme"}' "127.0.0.1:$FPORT" authz.v1.Authz/Check \
         | grep -q '"allowed": true' || die "grpcurl: tonic-floor did not allow"
       verify_body tonic-floor "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" tonic
       verify_body tonic-floor+bearer "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" tonic "$CHECK_TOKEN"
-      verify_body cerbos "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin" cerbos
     fi
+    peer cerbos && verify_body cerbos "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin" cerbos
     verify_body warden "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     has batch && verify_body warden-batch "$WPORT" "$BATCH_PATH" "$OUT/bodies/warden_batch.bin" check-batch "$CHECK_TOKEN"
     [[ $GETROLE_ON == 1 ]] && verify_body warden-getrole "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" check-getrole "$CHECK_TOKEN"
@@ -388,9 +402,9 @@ if has check || has batch; then
       for config in $CONFIGS; do
         for rep in $(seq 1 "$REPS"); do
           measure check "$mode" "$config" warden "$rep" "$WPID" "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
-          measure check "$mode" "$config" tonic-floor "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin"
-          measure check "$mode" "$config" cerbos "$rep" "$CPID" "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin"
-          if in_list "$FLOOR_BEARER_CONFIGS" "$config"; then
+          peer tonic-floor && measure check "$mode" "$config" tonic-floor "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin"
+          peer cerbos && measure check "$mode" "$config" cerbos "$rep" "$CPID" "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin"
+          if peer tonic-floor && in_list "$FLOOR_BEARER_CONFIGS" "$config"; then
             measure check "$mode" "$config" tonic-floor+bearer "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" "$CHECK_TOKEN"
           fi
           if in_list "$GETROLE_CONFIGS" "$config"; then
@@ -399,7 +413,7 @@ if has check || has batch; then
           if [[ $OTLP_ON == 1 ]] && in_list "$OTLP_CONFIGS" "$config"; then
             measure check "$mode" "$config" warden-otlp1 "$rep" "$OPID" "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
           fi
-          : > "$OUT/cerbos-$mode.log"   # Cerbos logs every request at its default level; keep the file small
+          if peer cerbos; then : > "$OUT/cerbos-$mode.log"; fi   # Cerbos logs every request at its default level; keep the file small
         done
       done
     fi
