@@ -309,7 +309,9 @@ CERBOS_PATH=/cerbos.svc.v1.CerbosService/CheckResources
 GETROLE_PATH=/warden.v1.RoleService/GetRole
 in_list() { [[ " $1 " == *" $2 "* ]]; }  # in_list "A B C" B
 any_in() { local x; for x in $1; do in_list "$2" "$x" && return 0; done; return 1; }  # any of list 1 in list 2
-rpcs_total() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^warden_rpcs_total[{ ]/ {s += $NF} END {printf "%d\n", s}'; }
+# RPCs a server finished, from its /metrics (warden_rpcs_total, or grpc_server_handled_total as later
+# builds name it).
+rpcs_total() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^(warden_rpcs_total|grpc_server_handled_total)[{ ]/ {s += $NF} END {printf "%d\n", s}'; }
 
 # otlp_summary MODE SERVER_PID METRICS_PORT SINK_PID STATS: stops the OTLP-exporting server (its
 # shutdown flushes the spans still batched), then the receiver; writes $OUT/otlp-MODE.json: the
@@ -426,9 +428,10 @@ if has check || has batch; then
     fi
     [[ $OTLP_ON == 1 ]] && otlp_summary "$mode" "$OPID" "$OMPORT" "$SINK_PID" "$OTLP_STATS"
     stop_all
-    # Warden logs at its default level (info): a few lines at start and stop, nothing per request.
+    # Warden logs at its default level (info): a few lines at start and stop, nothing per request
+    # (the ERROR/WARN count shows e.g. RPCs logged as failed when h2load leaves streams in flight).
     for f in "$OUT/check-$mode.stderr" "$OUT/check-otlp1-$mode.stderr"; do
-      [[ -f $f ]] && log "$(basename "$f"): $(wc -l < "$f") lines, $(stat -c %s "$f") bytes"
+      [[ -f $f ]] && log "$(basename "$f"): $(wc -l < "$f") lines ($(grep -c 'ERROR\|WARN' "$f" || true) at ERROR/WARN), $(stat -c %s "$f") bytes"
     done
   done
 fi
