@@ -14,7 +14,8 @@
 #                warden-getrole, GetRole {role: {name: "reader"}} (an admin read), at GETROLE_CONFIGS;
 #                warden-otlp1, Check on a second `warden serve` on the same SQLite file that exports
 #                its spans over OTLP/gRPC, sampler parentbased_traceidratio at 0.01, to a local
-#                receiver (benches/otlp_sink.py, which counts what it gets), at OTLP_CONFIGS.
+#                receiver (benches/otlp_sink.py, which counts what it gets), at OTLP_CONFIGS. The
+#                receiver gets the servers' taskset; its CPU is reported apart from the server's.
 #   batch        BatchCheck of BATCH_ITEMS (100) items on the same server: decisions/s = req/s x items.
 #   scale        PostgreSQL seeded by SQL (benches/seed.sql): Check throughput with 1 M assignments
 #                over 10 k tenants against 1 k assignments (two servers, alternated); RSS with and
@@ -24,7 +25,8 @@
 # Every `warden serve` runs with Warden's defaults: only the required settings are given (database
 # URL, auth secret/issuer/audience, bootstrap admins, listen and metrics addresses); RUST_LOG and the
 # caller's WARDEN_* / OTEL_* are unset, so it logs at `info` in text to its stderr file
-# ($BENCH_OUT/<name>.stderr; nothing is logged per request at `info`).
+# ($BENCH_OUT/<name>.stderr; nothing is logged per request at `info`; the run logs each check
+# server's line count and how many are at ERROR/WARN).
 #
 # Knobs (environment):
 #   DURATION (s per h2load run, 5), WARMUP (s, 1), REPS (3), MODES ("unpinned pinned"),
