@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns one benches/run.sh output directory into the Markdown tables of BENCHMARKS.md.
 
-  report.py OUTDIR     reads OUTDIR/{env.txt,results.tsv,scale.tsv,propagation.json}; prints Markdown
+  report.py OUTDIR     reads OUTDIR/{env.txt,results.tsv,scale.tsv,propagation.json,otlp-*.json};
+                       prints Markdown
 
 Every figure is the median over the repetitions (req/s also shows min-max). Latencies are h2load's
 per-request times (nearest-rank percentiles of the --log-file, as ../shared/bench/summarize.py).
@@ -16,6 +17,8 @@ from pathlib import Path
 # Targets of issue 4's Performance section.
 FLOOR_RATIO = 0.85
 P99_MS = 1.5
+# Issue 12: Check's p99 within this factor of the floor's p99 in the same run.
+P99_FLOOR_FACTOR = 1.25
 SCALE_WITHIN = 0.10
 BYTES_PER_ASSIGNMENT = 150
 COLD_START_S = 3.0
@@ -78,10 +81,73 @@ def check_table(groups, verdicts):
             extra = ""
             if (mode, config) in bearer:
                 extra = f"; {rps / bearer[(mode, config)]:.2f} x the floor sent the same bearer header"
-            verdicts.append((f"Check throughput, 1 x 64 streams, {mode}", f">= {FLOOR_RATIO} x floor",
-                             f"{ratio:.2f} x floor ({rps:,.0f} vs {floor[(mode, config)]:,.0f} req/s{extra})", ratio >= FLOOR_RATIO))
+            if ratio is not None:  # (no floor when CHECK_PEERS leaves it out)
+                verdicts.append((f"Check throughput, 1 x 64 streams, {mode}", f">= {FLOOR_RATIO} x floor",
+                                 f"{ratio:.2f} x floor ({rps:,.0f} vs {floor[(mode, config)]:,.0f} req/s{extra})", ratio >= FLOOR_RATIO))
             p99 = med(v, "p99_us") / 1000
             verdicts.append((f"Check p99, 1 x 64 streams, {mode}", f"< {P99_MS} ms", f"{p99:.3f} ms", p99 < P99_MS))
+    print()
+
+
+# The targets of issue 12's summary, beside the floor: (results.tsv target, label).
+VS_FLOOR = (("warden", "Check"), ("warden-getrole", "GetRole"), ("warden-otlp1", "Check, OTLP 1 %"))
+
+
+def vs_floor_table(groups, verdicts):
+    """Per mode and load config: Check, GetRole and Check with OTLP export at a 1 % sampler as
+    medians over the repetitions and ratios to the floor's median in the same run; Check's p99
+    beside the floor's p99."""
+    cells = OrderedDict()
+    for (sec, mode, config, target), v in groups.items():
+        if sec == "check":
+            cells.setdefault((mode, config), {})[target] = v
+    cells = OrderedDict((k, t) for k, t in cells.items() if "tonic-floor" in t and any(x in t for x, _ in VS_FLOOR))
+    if not cells:
+        return
+    print("### Against the floor: Check, GetRole, Check with OTLP export (1 % sampled)\n")
+    print("req/s: median over the repetitions, x the floor's median in the same run; p99: median over the repetitions.\n")
+    print("| cpu | conns x streams | floor req/s | " + " | ".join(f"{label} req/s (x floor)" for _, label in VS_FLOOR)
+          + f" | Check p99 ms | floor p99 ms | p99 / floor p99 (target <= {P99_FLOOR_FACTOR}) |")
+    print("|---|---|---|" + "---|" * len(VS_FLOOR) + "---|---|---|")
+    for (mode, config), t in cells.items():
+        floor = med(t["tonic-floor"], "rps")
+        row = [mode, streams(config), f"{floor:,.0f}"]
+        for target, label in VS_FLOOR:
+            if target in t:
+                rps = med(t[target], "rps")
+                row.append(f"{rps:,.0f} ({rps / floor:.2f})")
+                if target != "warden" and config == "c1m64":
+                    verdicts.append((f"{label} throughput, 1 x 64 streams, {mode}", "(for the record)",
+                                     f"{rps / floor:.2f} x floor ({rps:,.0f} vs {floor:,.0f} req/s)", None))
+            else:
+                row.append("-")
+        if "warden" in t:
+            p99, fp99 = med(t["warden"], "p99_us") / 1000, med(t["tonic-floor"], "p99_us") / 1000
+            row += [f"{p99:.3f}", f"{fp99:.3f}", f"{p99 / fp99:.2f}"]
+            if config == "c1m64":
+                verdicts.append((f"Check p99 vs floor p99, 1 x 64 streams, {mode}", f"<= {P99_FLOOR_FACTOR} x floor p99",
+                                 f"{p99 / fp99:.2f} x ({p99:.3f} vs {fp99:.3f} ms)", p99 / fp99 <= P99_FLOOR_FACTOR))
+        else:
+            row += ["-", "-", "-"]
+        print("| " + " | ".join(row) + " |")
+    print()
+
+
+def otlp_table(out):
+    """What the local OTLP receiver got from the server that exported at a 1 % sampler."""
+    files = sorted(out.glob("otlp-*.json"), key=lambda p: p.stat().st_mtime)
+    rows = [json.loads(p.read_text()) for p in files if not p.name.startswith("otlp-sink-")]
+    if not rows:
+        return
+    print("### OTLP export: what the receiver got (whole mode: verification, warm-ups and runs)\n")
+    print("| cpu | RPCs finished by the server | spans received | spans / RPC | sampler ratio | exports | bytes | receiver CPU s | span names |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rpcs = r.get("rpcs", -1)
+        frac = f"{r['spans'] / rpcs:.4f}" if rpcs > 0 else "-"
+        names = ", ".join(f"{n or '?'}: {c:,}" for n, c in sorted(r.get("span_names", {}).items(), key=lambda x: -x[1])[:4])
+        print(f"| {r['mode']} | {rpcs:,} | {r['spans']:,} | {frac} | {r.get('sampler_arg', '-')} | {r['exports']:,} | "
+              f"{r['bytes']:,} | {r['cpu_s']:.2f} | {names or '-'} |")
     print()
 
 
@@ -219,6 +285,8 @@ def main(argv):
     groups = load_results(out)
     verdicts = []
     check_table(groups, verdicts)
+    vs_floor_table(groups, verdicts)
+    otlp_table(out)
     batch_table(groups, verdicts)
     scale_tables(out, groups, verdicts)
     propagation_table(out, verdicts)

@@ -10,17 +10,32 @@
 #   check        Check on Warden beside the bare tonic floor and Cerbos of ../shared/bench, same
 #                h2load settings, targets alternated (A B C A B C ...) as ../shared/bench/run.sh does.
 #                Warden runs on SQLite seeded through the API with grpcurl; every request carries
-#                `authorization: Bearer <token>`.
+#                `authorization: Bearer <token>`. Also measured, alternated with the others:
+#                warden-getrole, GetRole {role: {name: "reader"}} (an admin read), at GETROLE_CONFIGS;
+#                warden-otlp1, Check on a second `warden serve` on the same SQLite file that exports
+#                its spans over OTLP/gRPC, sampler parentbased_traceidratio at 0.01, to a local
+#                receiver (benches/otlp_sink.py, which counts what it gets), at OTLP_CONFIGS. The
+#                receiver gets the servers' taskset; its CPU is reported apart from the server's.
 #   batch        BatchCheck of BATCH_ITEMS (100) items on the same server: decisions/s = req/s x items.
 #   scale        PostgreSQL seeded by SQL (benches/seed.sql): Check throughput with 1 M assignments
 #                over 10 k tenants against 1 k assignments (two servers, alternated); RSS with and
 #                without the assignments; cold start to gRPC health SERVING.
 #   propagation  Two `warden serve` on one PostgreSQL: revoke on A, time until Check on B denies.
 #
+# Every `warden serve` runs with Warden's defaults: only the required settings are given (database
+# URL, auth secret/issuer/audience, bootstrap admins, listen and metrics addresses); RUST_LOG and the
+# caller's WARDEN_* / OTEL_* are unset, so it logs at `info` in text to its stderr file
+# ($BENCH_OUT/<name>.stderr; nothing is logged per request at `info`; the run logs each check
+# server's line count and how many are at ERROR/WARN).
+#
 # Knobs (environment):
 #   DURATION (s per h2load run, 5), WARMUP (s, 1), REPS (3), MODES ("unpinned pinned"),
 #   CONFIGS ("c1m64 c4m16 c1m1" = connections x streams per connection),
 #   FLOOR_BEARER_CONFIGS ("c1m64": the floor measured again with Warden's bearer header),
+#   GETROLE_CONFIGS ("c1m64": where GetRole is measured), OTLP_CONFIGS ("c1m64": where Check with
+#   OTLP export at a 1 % sampler is measured); empty skips them,
+#   CHECK_PEERS ("tonic-floor cerbos": what runs beside Warden in the check section; without
+#     tonic-floor there is no floor build and no ratio, without cerbos no npm download),
 #   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
 #   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
 #   PROP_ROUNDS (1000), PG_URL (postgres://postgres@127.0.0.1:5432),
@@ -47,7 +62,11 @@ MODES=${MODES:-"unpinned pinned"}
 CONFIGS=${CONFIGS:-"c1m64 c4m16 c1m1"}
 BATCH_CONFIGS=${BATCH_CONFIGS:-"c1m64 c1m1"}
 # Where the floor is also measured with Warden's bearer header (HPACK carries it on every request).
-FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS:-"c1m64"}
+FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS-"c1m64"}
+GETROLE_CONFIGS=${GETROLE_CONFIGS-"c1m64"}
+OTLP_CONFIGS=${OTLP_CONFIGS-"c1m64"}
+OTLP_SAMPLER_ARG=0.01
+CHECK_PEERS=${CHECK_PEERS-"tonic-floor cerbos"}
 export BATCH_ITEMS=${BATCH_ITEMS:-100}
 SCALE_CONFIGS=${SCALE_CONFIGS:-"c1m64"}
 SCALE_TENANTS=${SCALE_TENANTS:-10000}
@@ -77,13 +96,14 @@ TOKEN_TTL=24h
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+peer() { has check && [[ " $CHECK_PEERS " == *" $1 "* ]]; }  # peer tonic-floor|cerbos: measured beside Warden
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # ---------------------------------------------------------------------------- 0. prerequisites
 for t in h2load curl python3 cargo taskset; do
   command -v "$t" >/dev/null || die "$t not found (h2load: apt-get install -y nghttp2-client)"
 done
-if has check; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
+if peer cerbos; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
 if has scale || has propagation; then
   command -v psql >/dev/null || die "psql not found (PostgreSQL client)"
   psql "$PG_URL/postgres" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
@@ -104,9 +124,11 @@ fi
 cp "$WARDEN_BIN" "$OUT/warden"
 WARDEN="$OUT/warden"
 
-if has check; then
+if peer tonic-floor; then
   log "cargo build --release --locked (tonic-floor from $SHARED_BENCH, target dir $CACHE/target)"
   CARGO_TARGET_DIR="$CACHE/target" cargo build --release --locked -q --manifest-path "$SHARED_BENCH/tonic-floor/Cargo.toml"
+fi
+if peer cerbos; then
   if [[ ! -x "$CERBOS_BIN" ]]; then
     log "npm pack @cerbos/cerbos-linux-x64@$CERBOS_VERSION"
     mkdir -p "$DL/cerbos-$CERBOS_VERSION"
@@ -139,9 +161,11 @@ python3 "$HERE/wire.py" encode "$OUT/bodies" >> "$OUT/bodies.txt"
   else
     echo "warden: built from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src build.rs Cargo.toml Cargo.lock proto 2>/dev/null || echo ' + uncommitted changes')"
   fi
-  has check && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
+  peer cerbos && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
   has scale || has propagation && echo "postgresql: $(psql "$PG_URL/postgres" -Atqc 'show server_version')"
   echo "DURATION=$DURATION WARMUP=$WARMUP REPS=$REPS MODES='$MODES' CONFIGS='$CONFIGS' BATCH_CONFIGS='$BATCH_CONFIGS'"
+  echo "FLOOR_BEARER_CONFIGS='$FLOOR_BEARER_CONFIGS' GETROLE_CONFIGS='$GETROLE_CONFIGS' OTLP_CONFIGS='$OTLP_CONFIGS' (sampler parentbased_traceidratio $OTLP_SAMPLER_ARG)"
+  echo "warden settings: defaults; only database URL, auth (HS256, issuer, audience), bootstrap admins, listen and metrics addresses given; RUST_LOG unset"
   echo "SCALE_TENANTS=$SCALE_TENANTS SCALE_PER_TENANT=$SCALE_PER_TENANT SMALL_TENANTS=$SMALL_TENANTS COLD_REPS=$COLD_REPS PROP_ROUNDS=$PROP_ROUNDS"
 } > "$OUT/env.txt"
 cat "$OUT/env.txt" >&2
@@ -172,24 +196,28 @@ wait_port() {
   die "port $1 did not open"
 }
 
-# wenv DBURL PORT METRICS_PORT: sets WENV, the environment `warden serve` and `warden token` get.
+# wenv DBURL PORT METRICS_PORT [NAME=VALUE...]: sets WENV, the environment `warden serve` and
+# `warden token` get: the required settings only (Warden's defaults for everything else), plus
+# the extra NAME=VALUE given.
 wenv() {
   local name
   WENV=(env)
-  # only what is set here: nothing from the caller's WARDEN_* / OTEL_* (as .ci/smoke.sh does)
-  while IFS= read -r name; do WENV+=(-u "$name"); done < <(compgen -e | grep -E '^(WARDEN_|OTEL_)' || true)
+  # only what is set here: nothing from the caller's WARDEN_* / OTEL_* / RUST_LOG (as .ci/smoke.sh
+  # does), so the log level is Warden's default (`info`, text)
+  while IFS= read -r name; do WENV+=(-u "$name"); done < <(compgen -e | grep -E '^(WARDEN_|OTEL_|RUST_LOG$)' || true)
   WENV+=("WARDEN_DATABASE_URL=$1" "WARDEN_AUTH_HS256_SECRET=$SECRET" WARDEN_AUTH_ISSUER=warden-bench
     WARDEN_AUTH_AUDIENCE=warden WARDEN_BOOTSTRAP_ADMINS=admin "WARDEN_LISTEN_ADDR=127.0.0.1:$2"
-    "WARDEN_METRICS_ADDR=127.0.0.1:$3" WARDEN_LOG_FORMAT=json RUST_LOG=warn)
+    "WARDEN_METRICS_ADDR=127.0.0.1:$3" "${@:4}")
 }
 
-# start_warden NAME DBURL PIN(0|1): starts `warden serve`, waits for health SERVING; sets
-# W_PID W_PORT W_START (the spawn JSON: seconds to open port and to SERVING).
+# start_warden NAME DBURL PIN(0|1) [NAME=VALUE...]: starts `warden serve` (extra environment
+# after PIN), waits for health SERVING; sets W_PID W_PORT W_MPORT (metrics) W_START (the spawn
+# JSON: seconds to open port and to SERVING).
 start_warden() {
-  local name=$1 url=$2 pin=() mport
+  local name=$1 url=$2 pin=()
   [[ $3 == 1 ]] && pin=(taskset -c 0)
-  W_PORT=$(free_port); mport=$(free_port)
-  wenv "$url" "$W_PORT" "$mport"
+  W_PORT=$(free_port); W_MPORT=$(free_port)
+  wenv "$url" "$W_PORT" "$W_MPORT" "${@:4}"
   W_START=$("${WENV[@]}" python3 "$HERE/warden_client.py" spawn --addr "127.0.0.1:$W_PORT" \
     --stdout "$OUT/$name.stdout" --stderr "$OUT/$name.stderr" -- "${pin[@]}" "$WARDEN" serve)
   W_PID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$W_START")
@@ -280,6 +308,24 @@ CHECK_PATH=/warden.v1.AuthorizationService/Check
 BATCH_PATH=/warden.v1.AuthorizationService/BatchCheck
 FLOOR_PATH=/authz.v1.Authz/Check
 CERBOS_PATH=/cerbos.svc.v1.CerbosService/CheckResources
+GETROLE_PATH=/warden.v1.RoleService/GetRole
+in_list() { [[ " $1 " == *" $2 "* ]]; }  # in_list "A B C" B
+any_in() { local x; for x in $1; do in_list "$2" "$x" && return 0; done; return 1; }  # any of list 1 in list 2
+# RPCs a server finished, from its /metrics (warden_rpcs_total, or grpc_server_handled_total as later
+# builds name it).
+rpcs_total() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^(warden_rpcs_total|grpc_server_handled_total)[{ ]/ {s += $NF} END {printf "%d\n", s}'; }
+
+# otlp_summary MODE SERVER_PID METRICS_PORT SINK_PID STATS: stops the OTLP-exporting server (its
+# shutdown flushes the spans still batched), then the receiver; writes $OUT/otlp-MODE.json: the
+# RPCs the server finished (its warden_rpcs_total) beside what the receiver got.
+otlp_summary() {
+  local mode=$1 rpcs
+  rpcs=$(rpcs_total "$3") || rpcs=-1
+  stop_pid "$2"; sleep 0.5; stop_pid "$4"
+  python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); s.update(mode=sys.argv[2], rpcs=int(sys.argv[3]), sampler_arg=float(sys.argv[4])); print(json.dumps(s))' \
+    "$5" "$mode" "$rpcs" "$OTLP_SAMPLER_ARG" > "$OUT/otlp-$mode.json"
+  log "$mode: OTLP receiver: $(cat "$OUT/otlp-$mode.json")"
+}
 
 seed_api() { # through the API with grpcurl, as an operator would
   local port=$1 tok=$2 rpc body
@@ -305,42 +351,73 @@ if has check || has batch; then
   CHECK_DB="sqlite://$OUT/check.db?mode=rwc"
   CHECK_TOKEN=$(token "$CHECK_DB")
   seeded=0
+  OTLP_ON=0; has check && any_in "$OTLP_CONFIGS" "$CONFIGS" && OTLP_ON=1
+  GETROLE_ON=0; has check && any_in "$GETROLE_CONFIGS" "$CONFIGS" && GETROLE_ON=1
   for mode in $MODES; do
     pinflag=0; pin=(); [[ $mode == pinned ]] && { pinflag=1; pin=(taskset -c 0); }
     start_warden "check-$mode" "$CHECK_DB" "$pinflag"; WPID=$W_PID; WPORT=$W_PORT
     if [[ $seeded == 0 ]]; then seed_api "$WPORT" "$CHECK_TOKEN"; seeded=1; fi
     [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden did not allow user:alice"
     [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden did not deny user:bob"
-    if has check; then
-      FPORT=$(free_port); CPORT=$(free_port); CHPORT=$(free_port)
+    if [[ $OTLP_ON == 1 ]]; then
+      # The OTLP receiver, then a second server on the same (seeded, WAL) SQLite file exporting to it.
+      SPORT_OTLP=$(free_port); OTLP_STATS="$OUT/otlp-sink-$mode.json"
+      "${pin[@]}" python3 "$HERE/otlp_sink.py" --port "$SPORT_OTLP" --stats "$OTLP_STATS" > "$OUT/otlp-sink-$mode.log" 2>&1 &
+      SINK_PID=$!; PIDS+=("$SINK_PID")
+      wait_port "$SPORT_OTLP"
+      start_warden "check-otlp1-$mode" "$CHECK_DB" "$pinflag" "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$SPORT_OTLP" \
+        OTEL_TRACES_SAMPLER=parentbased_traceidratio "OTEL_TRACES_SAMPLER_ARG=$OTLP_SAMPLER_ARG"
+      OPID=$W_PID; OPORT=$W_PORT; OMPORT=$W_MPORT
+      log "$mode: OTLP receiver pid $SINK_PID :$SPORT_OTLP; warden-otlp1 pid $OPID :$OPORT"
+      [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden-otlp1 did not allow user:alice"
+      [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden-otlp1 did not deny user:bob"
+    fi
+    if peer tonic-floor; then
+      FPORT=$(free_port)
       "${pin[@]}" "$FLOOR_BIN" "127.0.0.1:$FPORT" > "$OUT/floor-$mode.log" 2>&1 &
       FPID=$!; PIDS+=("$FPID")
+      wait_port "$FPORT"
+      log "$mode: tonic-floor pid $FPID :$FPORT"
+    fi
+    if peer cerbos; then
+      CPORT=$(free_port); CHPORT=$(free_port)
       (cd "$SHARED_BENCH/cerbos" && CERBOS_NO_TELEMETRY=1 exec "${pin[@]}" "$CERBOS_BIN" server --config=config.yaml \
          "--set=server.grpcListenAddr=127.0.0.1:$CPORT" "--set=server.httpListenAddr=127.0.0.1:$CHPORT" \
          >>"$OUT/cerbos-$mode.log" 2>&1) &
       CPID=$!; PIDS+=("$CPID")
-      wait_port "$FPORT"; wait_port "$CPORT"; sleep 1
-      log "$mode: tonic-floor pid $FPID :$FPORT, cerbos pid $CPID :$CPORT"
+      wait_port "$CPORT"
+      log "$mode: cerbos pid $CPID :$CPORT"
+    fi
+    if peer tonic-floor || peer cerbos; then sleep 1; fi
+    if peer tonic-floor; then
       "$GRPCURL" -plaintext -import-path "$SHARED_BENCH/tonic-floor/proto" -proto authz.proto \
         -d '{"identity":"user:alice","permission":"document.read","tenant":"acme"}' "127.0.0.1:$FPORT" authz.v1.Authz/Check \
         | grep -q '"allowed": true' || die "grpcurl: tonic-floor did not allow"
       verify_body tonic-floor "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" tonic
       verify_body tonic-floor+bearer "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" tonic "$CHECK_TOKEN"
-      verify_body cerbos "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin" cerbos
     fi
+    peer cerbos && verify_body cerbos "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin" cerbos
     verify_body warden "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     has batch && verify_body warden-batch "$WPORT" "$BATCH_PATH" "$OUT/bodies/warden_batch.bin" check-batch "$CHECK_TOKEN"
+    [[ $GETROLE_ON == 1 ]] && verify_body warden-getrole "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" check-getrole "$CHECK_TOKEN"
+    [[ $OTLP_ON == 1 ]] && verify_body warden-otlp1 "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     log "$mode: verification passed (grpcurl allow/deny, curl grpc-status 0 + decoded body, h2load smoke data bytes)"
     if has check; then
       for config in $CONFIGS; do
         for rep in $(seq 1 "$REPS"); do
           measure check "$mode" "$config" warden "$rep" "$WPID" "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
-          measure check "$mode" "$config" tonic-floor "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin"
-          measure check "$mode" "$config" cerbos "$rep" "$CPID" "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin"
-          if [[ " $FLOOR_BEARER_CONFIGS " == *" $config "* ]]; then
+          peer tonic-floor && measure check "$mode" "$config" tonic-floor "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin"
+          peer cerbos && measure check "$mode" "$config" cerbos "$rep" "$CPID" "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin"
+          if peer tonic-floor && in_list "$FLOOR_BEARER_CONFIGS" "$config"; then
             measure check "$mode" "$config" tonic-floor+bearer "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin" "$CHECK_TOKEN"
           fi
-          : > "$OUT/cerbos-$mode.log"   # Cerbos logs every request at its default level; keep the file small
+          if in_list "$GETROLE_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-getrole "$rep" "$WPID" "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" "$CHECK_TOKEN"
+          fi
+          if [[ $OTLP_ON == 1 ]] && in_list "$OTLP_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-otlp1 "$rep" "$OPID" "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
+          fi
+          if peer cerbos; then : > "$OUT/cerbos-$mode.log"; fi   # Cerbos logs every request at its default level; keep the file small
         done
       done
     fi
@@ -351,7 +428,13 @@ if has check || has batch; then
         done
       done
     fi
+    [[ $OTLP_ON == 1 ]] && otlp_summary "$mode" "$OPID" "$OMPORT" "$SINK_PID" "$OTLP_STATS"
     stop_all
+    # Warden logs at its default level (info): a few lines at start and stop, nothing per request
+    # (the ERROR/WARN count shows e.g. RPCs logged as failed when h2load leaves streams in flight).
+    for f in "$OUT/check-$mode.stderr" "$OUT/check-otlp1-$mode.stderr"; do
+      [[ -f $f ]] && log "$(basename "$f"): $(wc -l < "$f") lines ($(grep -c 'ERROR\|WARN' "$f" || true) at ERROR/WARN), $(stat -c %s "$f") bytes"
+    done
   done
 fi
 

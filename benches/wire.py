@@ -9,15 +9,21 @@ tonic floor and Cerbos, so h2load can send the exact bytes from a file.
       OUTDIR/warden_batch.bin  warden.v1.BatchCheckRequest with BATCH_ITEMS items: even items ask
                                for user:alice (allowed), odd items for user:bob (denied: bob holds
                                another role), all for document.read
+      OUTDIR/warden_getrole.bin warden.v1.GetRoleRequest {role: {name: "reader"}} (an admin read)
   wire.py check-check BODY     exits 0 only if BODY (a raw gRPC response body, as curl saves it)
                                is one uncompressed CheckResponse frame with allowed=true; prints its size
   wire.py check-batch BODY     same for a BatchCheckResponse: BATCH_ITEMS results, each allowed
                                exactly as encode intended (alternating true/false)
+  wire.py check-getrole BODY   same for a Role: name "reader", granting document.read
 
 Field numbers (proto/warden/v1/authorization.proto):
   CheckRequest  { identity_id=1; permission=2; at_least_revision=3; explain=4; }
   CheckResponse { allowed=1; revision=2; reason=3; ... }   reason GRANTED=1 NO_GRANT=2
   BatchCheckRequest { repeated CheckRequest items=1; }  BatchCheckResponse { repeated CheckResponse results=1; }
+(proto/warden/v1/roles.proto, common.proto):
+  GetRoleRequest { RoleRef role=1; }  RoleRef { oneof ref { id=1; name=2; } }
+  Role { id=1; name=2; description=3; is_system=4; requires_approval=5; repeated permissions=6;
+         tenant_id=7; create_time=8; update_time=9; revision=10; etag=11; }
 """
 import os
 import struct
@@ -27,6 +33,7 @@ from pathlib import Path
 BATCH_ITEMS = int(os.environ.get("BATCH_ITEMS", "100"))
 ALLOWED = ("user:alice", "document.read")
 DENIED = ("user:bob", "document.read")
+ROLE = "reader"  # seeded by run.sh's seed_api, granting document.read
 
 
 def varint(n: int) -> bytes:
@@ -51,6 +58,10 @@ def check_request(identity: str, permission: str) -> bytes:
     return ld(1, identity.encode()) + ld(2, permission.encode())
 
 
+def get_role_request(name: str) -> bytes:
+    return ld(1, ld(2, name.encode()))
+
+
 def batch_expectation():
     return [(ALLOWED if i % 2 == 0 else DENIED) for i in range(BATCH_ITEMS)]
 
@@ -65,6 +76,10 @@ def decode(buf: bytes):
         elif wt == 2:
             n, i = read_varint(buf, i)
             v, i = buf[i : i + n], i + n
+        elif wt == 1:
+            v, i = buf[i : i + 8], i + 8
+        elif wt == 5:
+            v, i = buf[i : i + 4], i + 4
         else:
             raise ValueError(f"unexpected wire type {wt}")
         out.append((field, wt, v))
@@ -102,7 +117,8 @@ def main(argv):
         out.mkdir(parents=True, exist_ok=True)
         single = frame(check_request(*ALLOWED))
         batch = frame(b"".join(ld(1, check_request(*item)) for item in batch_expectation()))
-        for name, body in (("warden_check.bin", single), ("warden_batch.bin", batch)):
+        get_role = frame(get_role_request(ROLE))
+        for name, body in (("warden_check.bin", single), ("warden_batch.bin", batch), ("warden_getrole.bin", get_role)):
             (out / name).write_bytes(body)
             print(f"{name}: {len(body)} bytes")
         return 0
@@ -122,6 +138,16 @@ def main(argv):
             raise SystemExit(f"warden BatchCheck: expected {want}, got {got}")
         print(f"warden BatchCheck: {len(results)} results, {sum(got)} allowed and {len(got) - sum(got)} denied "
               f"as expected (response frame {len(body)} bytes)")
+        return 0
+    if len(argv) == 3 and argv[1] == "check-getrole":
+        body = Path(argv[2]).read_bytes()
+        fields = decode(unframe(body))
+        name = [v.decode() for f, wt, v in fields if f == 2 and wt == 2]
+        perms = [v.decode() for f, wt, v in fields if f == 6 and wt == 2]
+        role_id = next((v.decode() for f, wt, v in fields if f == 1 and wt == 2), "")
+        if name != [ROLE] or ALLOWED[1] not in perms:
+            raise SystemExit(f"warden GetRole: expected name {ROLE!r} granting {ALLOWED[1]}, got name={name} permissions={perms}")
+        print(f"warden GetRole: name={ROLE} id={role_id} permissions={perms} (response frame {len(body)} bytes)")
         return 0
     print(__doc__, file=sys.stderr)
     return 2
