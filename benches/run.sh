@@ -311,13 +311,13 @@ CERBOS_PATH=/cerbos.svc.v1.CerbosService/CheckResources
 GETROLE_PATH=/warden.v1.RoleService/GetRole
 in_list() { [[ " $1 " == *" $2 "* ]]; }  # in_list "A B C" B
 any_in() { local x; for x in $1; do in_list "$2" "$x" && return 0; done; return 1; }  # any of list 1 in list 2
-# RPCs a server finished, from its /metrics (warden_rpcs_total, or grpc_server_handled_total as later
-# builds name it).
+# RPCs a server finished, from its /metrics (grpc_server_handled_total; warden_rpcs_total before the
+# edge's rename, so older binaries can be measured too).
 rpcs_total() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^(warden_rpcs_total|grpc_server_handled_total)[{ ]/ {s += $NF} END {printf "%d\n", s}'; }
 
 # otlp_summary MODE SERVER_PID METRICS_PORT SINK_PID STATS: stops the OTLP-exporting server (its
 # shutdown flushes the spans still batched), then the receiver; writes $OUT/otlp-MODE.json: the
-# RPCs the server finished (its warden_rpcs_total) beside what the receiver got.
+# RPCs the server finished (its grpc_server_handled_total) beside what the receiver got.
 otlp_summary() {
   local mode=$1 rpcs
   rpcs=$(rpcs_total "$3") || rpcs=-1
