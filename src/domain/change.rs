@@ -22,11 +22,15 @@ pub enum Delta {
     PermissionRemoved {
         id: PermissionId,
     },
-    /// The role's complete, current permission set.
+    /// The role's complete, current permission set, and (since admin reads are answered from
+    /// the index) the rest of its record. A `RolePut` without a record (written by an older
+    /// release) leaves the role to be read from the database.
     RolePut {
         id: RoleId,
         name: String,
         permissions: Vec<PermissionId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<Box<RoleRecord>>,
     },
     RoleRemoved {
         id: RoleId,
@@ -61,6 +65,30 @@ pub enum Delta {
     PendingGrantRemoved {
         id: ChangeRequestId,
     },
+}
+
+/// What a role is besides its name and permissions, as `RolePut` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub description: String,
+    pub is_system: bool,
+    pub requires_approval: bool,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    pub revision: Revision,
+}
+
+impl RoleRecord {
+    pub fn of(role: &super::model::Role) -> Box<Self> {
+        Box::new(Self {
+            description: role.description.clone(),
+            is_system: role.is_system,
+            requires_approval: role.requires_approval,
+            create_time: role.create_time,
+            update_time: role.update_time,
+            revision: role.revision,
+        })
+    }
 }
 
 /// One committed transaction as the change log stores it.

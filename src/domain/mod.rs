@@ -13,7 +13,7 @@ pub mod names;
 pub mod reference;
 
 pub use caller::Caller;
-pub use change::{AuditRecord, Change, Delta};
+pub use change::{AuditRecord, Change, Delta, RoleRecord};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, FieldProblem, Reason, Result};
 pub use ids::*;

@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::domain::{
-    AssignmentId, ChangeRequestId, Delta, GroupId, IdentityId, IdentityKind, PermissionId, RoleId,
+    AssignmentId, ChangeRequestId, Delta, GroupId, IdentityId, IdentityKind, PermissionId, Role,
+    RoleId, RoleRecord, RoleRef, TenantId,
 };
 
 /// Permissions are interned to small integers so a role's set is a sorted `Vec<u32>`.
@@ -28,8 +29,21 @@ struct RoleEntry {
     name: Box<str>,
     slots: Vec<Slot>,
     permission_ids: Vec<PermissionId>,
+    /// The rest of the role, for GetRole; `None` when the last `RolePut` carried none (an older
+    /// release wrote it): that role is then read from the database.
+    record: Option<Box<RoleRecord>>,
     /// Deleted roles keep their slot (assignments never outlive them) but grant nothing.
     removed: bool,
+}
+
+/// A role looked up in the index.
+#[derive(Debug, Clone)]
+pub enum RoleLookup {
+    Found(Role),
+    /// No such role at this revision.
+    Absent,
+    /// The role exists but the index lacks its record: read it from the database.
+    NotIndexed,
 }
 
 /// 32 bytes: the expiry of the few assignments that have one lives in a side map.
@@ -132,6 +146,7 @@ impl TenantIndex {
                 id,
                 name,
                 permissions,
+                record,
             } => {
                 let mut slots: Vec<Slot> = permissions
                     .iter()
@@ -144,6 +159,7 @@ impl TenantIndex {
                 role.name = name.as_str().into();
                 role.slots = slots;
                 role.permission_ids.clone_from(permissions);
+                role.record.clone_from(record);
                 role.removed = false;
             }
             Delta::RoleRemoved { id } => {
@@ -152,6 +168,7 @@ impl TenantIndex {
                     role.removed = true;
                     role.slots = Vec::new();
                     role.permission_ids = Vec::new();
+                    role.record = None;
                 }
             }
             Delta::AssignmentPut {
@@ -292,11 +309,55 @@ impl TenantIndex {
             name: "".into(),
             slots: Vec::new(),
             permission_ids: Vec::new(),
+            record: None,
             removed: false,
         });
         let ix = u32::try_from(self.roles.len() - 1).expect("fewer than 2^32 roles");
         self.role_ix.insert(id, ix);
         ix
+    }
+
+    /// The role `r` names, whole, as GetRole answers it. A tenant has few roles, so a name is
+    /// found by a scan rather than a second map kept current.
+    pub fn role(&self, tenant: &TenantId, r: &RoleRef) -> RoleLookup {
+        let entry = match r {
+            RoleRef::Id(id) => self
+                .role_ix
+                .get(id)
+                .map(|&ix| &self.roles[ix as usize])
+                .filter(|e| !e.removed),
+            RoleRef::Name(name) => self
+                .roles
+                .iter()
+                .find(|e| !e.removed && *e.name == **name && self.role_ix.contains_key(&e.id)),
+        };
+        let Some(entry) = entry else {
+            return RoleLookup::Absent;
+        };
+        let Some(record) = &entry.record else {
+            return RoleLookup::NotIndexed;
+        };
+        let mut permissions: Vec<String> = entry
+            .permission_ids
+            .iter()
+            .filter_map(|id| self.slot_by_id.get(id))
+            .filter_map(|&slot| self.names[slot as usize].as_deref())
+            .map(str::to_owned)
+            .collect();
+        permissions.sort();
+        permissions.dedup();
+        RoleLookup::Found(Role {
+            id: entry.id,
+            tenant: tenant.clone(),
+            name: entry.name.to_string(),
+            description: record.description.clone(),
+            is_system: record.is_system,
+            requires_approval: record.requires_approval,
+            permissions,
+            create_time: record.create_time,
+            update_time: record.update_time,
+            revision: record.revision,
+        })
     }
 
     fn name_of(&self, ix: u32) -> &str {
@@ -714,6 +775,69 @@ mod tests {
     }
 
     #[test]
+    fn a_role_is_found_by_id_or_name_whole_and_one_without_a_record_is_left_to_the_database() {
+        // Arrange
+        let mut index = TenantIndex::default();
+        let tenant = TenantId::parse("t").unwrap();
+        let (p, q, r) = (PermissionId::new(), PermissionId::new(), RoleId::new());
+        let now = Utc::now();
+        let record = RoleRecord {
+            description: "reads".into(),
+            is_system: false,
+            requires_approval: true,
+            create_time: now,
+            update_time: now,
+            revision: crate::domain::Revision(7),
+        };
+        for (id, name) in [(p, "docs:write"), (q, "docs:read")] {
+            index.apply(&Delta::PermissionPut {
+                id,
+                name: name.into(),
+            });
+        }
+        let put = |record: Option<Box<RoleRecord>>| Delta::RolePut {
+            id: r,
+            name: "reader".into(),
+            permissions: vec![p, q],
+            record,
+        };
+        index.apply(&put(Some(Box::new(record.clone()))));
+
+        // Act
+        let by_id = index.role(&tenant, &RoleRef::Id(r));
+        let by_name = index.role(&tenant, &RoleRef::Name("reader".into()));
+        let other = index.role(&tenant, &RoleRef::Name("readers".into()));
+
+        // Assert
+        for found in [by_id, by_name] {
+            let RoleLookup::Found(role) = found else {
+                panic!("found: {found:?}");
+            };
+            assert_eq!(role.id, r);
+            assert_eq!(
+                role.permissions,
+                ["docs:read", "docs:write"],
+                "names, sorted"
+            );
+            assert_eq!(role.description, "reads");
+            assert!(role.requires_approval);
+            assert_eq!(role.revision, crate::domain::Revision(7));
+        }
+        assert!(matches!(other, RoleLookup::Absent));
+        // An older release's RolePut carries no record: the database answers for that role.
+        index.apply(&put(None));
+        assert!(matches!(
+            index.role(&tenant, &RoleRef::Id(r)),
+            RoleLookup::NotIndexed
+        ));
+        index.apply(&Delta::RoleRemoved { id: r });
+        assert!(matches!(
+            index.role(&tenant, &RoleRef::Name("reader".into())),
+            RoleLookup::Absent
+        ));
+    }
+
+    #[test]
     fn assignments_grant_through_roles_and_groups_and_are_forgotten_cleanly() {
         // Arrange
         let mut index = TenantIndex::default();
@@ -728,6 +852,7 @@ mod tests {
             id: r,
             name: "reader".into(),
             permissions: vec![p],
+            record: None,
         });
         index.apply(&Delta::AssignmentPut {
             id: a1,
@@ -788,6 +913,7 @@ mod tests {
             id: r,
             name: "r".into(),
             permissions: vec![p],
+            record: None,
         });
         let now = Utc::now();
         for round in 0..3 {

@@ -13,10 +13,10 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 
 use crate::domain::{
-    Change, Delta, IdentityId, IdentityImpact, Impact, Revision, RoleId, TenantId,
+    Change, Delta, IdentityId, IdentityImpact, Impact, Revision, RoleId, RoleRef, TenantId,
 };
 
-pub use index::{Decision, GrantPath, Holder, TenantIndex};
+pub use index::{Decision, GrantPath, Holder, RoleLookup, TenantIndex};
 
 /// How big the index is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -143,6 +143,14 @@ impl Engine {
             }
             None => (read(None), before),
         }
+    }
+
+    /// The role `r` names as this replica knows it, and the revision that answer is exact at.
+    pub fn role(&self, tenant: &TenantId, r: &RoleRef) -> (RoleLookup, Revision) {
+        self.read_tenant(tenant, |index| match index {
+            Some(index) => index.role(tenant, r),
+            None => RoleLookup::Absent,
+        })
     }
 
     /// Decides one permission for one identity; the `Check` hot path.
@@ -336,6 +344,7 @@ mod tests {
                         id: r,
                         name: "reader".into(),
                         permissions: vec![p],
+                        record: None,
                     },
                 ],
             )],

@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 use super::caller;
 use super::commands::write;
 use super::convert::role_ref;
+use crate::domain::Revision;
 use crate::proto::pb;
 use crate::service::{
     AddPermissionsToRole, CreateRole, DeleteRole, PageRequest, RemovePermissionFromRole,
@@ -31,8 +32,9 @@ impl pb::role_service_server::RoleService for RoleApi {
     ) -> Result<Response<pb::Role>, Status> {
         let caller = caller(&request)?;
         let r = role_ref("role", request.get_ref().role.as_ref())?;
+        let at_least = Revision(request.get_ref().at_least_revision);
         Ok(Response::new(
-            self.service.get_role(&caller, &r).await?.into(),
+            self.service.get_role(&caller, &r, at_least).await?.into(),
         ))
     }
 

@@ -29,7 +29,7 @@ impl Service {
 
     /// Waits (bounded) until this replica has applied `revision`; UNAVAILABLE rather than a
     /// stale answer.
-    async fn ensure_revision(&self, revision: Revision) -> Result<(), Error> {
+    pub(super) async fn ensure_revision(&self, revision: Revision) -> Result<(), Error> {
         if revision <= self.engine.applied_revision() {
             return Ok(());
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::Service;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, Delta, Error, Identity, IdentityId,
-    IdentityKind, Permission, PermissionId, Ref, Role, RoleId, TenantId, builtin,
+    IdentityKind, Permission, PermissionId, Ref, Role, RoleId, RoleRecord, TenantId, builtin,
 };
 
 /// One `WARDEN_BOOTSTRAP_ADMINS` entry: `subject` or `tenant/subject`.
@@ -132,6 +132,7 @@ impl Service {
                         id: role.id,
                         name: role.name.clone(),
                         permissions: ids,
+                        record: Some(RoleRecord::of(&role)),
                     });
                     tx.audit(AuditRecord {
                         target_kind: "role",

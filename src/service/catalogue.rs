@@ -8,8 +8,9 @@ use super::{Applied, Command, PageRequest, Service};
 use crate::domain::builtin::perm;
 use crate::domain::{
     AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName,
-    PermissionRef, Reason, Role, RoleId, RoleName, RoleRef,
+    PermissionRef, Reason, Revision, Role, RoleId, RoleName, RoleRecord, RoleRef,
 };
+use crate::engine::RoleLookup;
 use crate::store::WriteTx;
 
 /// CreatePermission, validated.
@@ -257,6 +258,7 @@ impl Command for DeletePermission {
                 id: role.id,
                 name: role.name.clone(),
                 permissions: remaining,
+                record: Some(RoleRecord::of(&after)),
             });
         }
         tx.delete_permission(p.id).await?;
@@ -322,6 +324,7 @@ impl Command for CreateRole {
             id: role.id,
             name: role.name.clone(),
             permissions: ids,
+            record: Some(RoleRecord::of(&role)),
         });
         tx.audit(AuditRecord {
             target_kind: "role",
@@ -375,6 +378,14 @@ impl Command for UpdateRole {
             }
         });
         tx.update_role(&after).await?;
+        // Grants nothing new, but the index answers GetRole too: it gets the new record.
+        let permissions = tx.role_permission_ids(after.id).await?;
+        tx.record(Delta::RolePut {
+            id: after.id,
+            name: after.name.clone(),
+            permissions,
+            record: Some(RoleRecord::of(&after)),
+        });
         tx.audit(AuditRecord {
             target_kind: "role",
             target_id: after.id.to_string(),
@@ -554,6 +565,7 @@ async fn save_role_permissions(tx: &mut WriteTx, before: &Role, after: &Role) ->
         id: after.id,
         name: after.name.clone(),
         permissions: ids,
+        record: Some(RoleRecord::of(after)),
     });
     tx.audit(AuditRecord {
         target_kind: "role",
@@ -594,12 +606,27 @@ impl Service {
         Ok(page(rows, &query, &filters, |p| p.name.clone()))
     }
 
-    pub async fn get_role(&self, caller: &Caller, r: &RoleRef) -> Result<Role, Error> {
+    /// Answered from the index, as this replica knows the role once it has applied
+    /// `at_least_revision`; the database is read only for a role the index holds no record of.
+    pub async fn get_role(
+        &self,
+        caller: &Caller,
+        r: &RoleRef,
+        at_least_revision: Revision,
+    ) -> Result<Role, Error> {
         self.authorize(caller, perm::ROLES_READ)?;
-        self.store
-            .find_role(&caller.tenant, r)
-            .await?
-            .ok_or_else(|| Error::not_found("role", r.key()))
+        if at_least_revision > self.engine.applied_revision() {
+            self.ensure_revision(at_least_revision).await?;
+        }
+        match self.engine.role(&caller.tenant, r).0 {
+            RoleLookup::Found(role) => Ok(role),
+            RoleLookup::Absent => Err(Error::not_found("role", r.key())),
+            RoleLookup::NotIndexed => self
+                .store
+                .find_role(&caller.tenant, r)
+                .await?
+                .ok_or_else(|| Error::not_found("role", r.key())),
+        }
     }
 
     pub async fn list_roles(

@@ -12,7 +12,7 @@ use super::entity::{assignment, change_request, group_member, permission, role_p
 use super::{Store, db_error, from_micros, rev_from, stored_id};
 use crate::domain::{
     AssignmentId, ChangeRequestId, Delta, Error, GroupId, IdentityId, IdentityKind, PermissionId,
-    Revision, RoleId, TenantId,
+    Revision, RoleId, RoleRecord, TenantId,
 };
 
 impl Store {
@@ -62,6 +62,14 @@ impl Store {
                     id: stored_id(RoleId::parse, &r.id)?,
                     name: r.name,
                     permissions,
+                    record: Some(Box::new(RoleRecord {
+                        description: r.description,
+                        is_system: r.is_system,
+                        requires_approval: r.requires_approval,
+                        create_time: from_micros(r.create_time),
+                        update_time: from_micros(r.update_time),
+                        revision: rev_from(r.revision),
+                    })),
                 },
             );
             Ok(())

@@ -82,9 +82,9 @@ backend_tests! {
         let acme = app.tenant_token(ACME_ADMIN, "acme");
 
         // Act + Assert: acme's admin cannot see it by id or name, nor in lists, nor change it.
-        let by_id = app.roles().get_role(with_token(&acme, GetRoleRequest { role: Some(role_id(&role.id)) })).await.unwrap_err();
+        let by_id = app.roles().get_role(with_token(&acme, GetRoleRequest { role: Some(role_id(&role.id)), ..Default::default() })).await.unwrap_err();
         assert_error(&by_id, Code::NotFound, "NOT_FOUND");
-        let by_name = app.roles().get_role(with_token(&acme, GetRoleRequest { role: Some(role_name("editor")) })).await.unwrap_err();
+        let by_name = app.roles().get_role(with_token(&acme, GetRoleRequest { role: Some(role_name("editor")), ..Default::default() })).await.unwrap_err();
         assert_error(&by_name, Code::NotFound, "NOT_FOUND");
         let listed = app.roles().list_roles(with_token(&acme, ListRolesRequest::default())).await.unwrap().into_inner();
         assert!(listed.roles.iter().all(|r| r.id != role.id && r.tenant_id == "acme"), "{listed:?}");

@@ -47,17 +47,17 @@ backend_tests! {
             assert_invalid(&err, "name");
         }
         for id in ["nope", "01a20853-b035-7633-8df7", "{01a20853-b035-7633-8df7-8c3871e4fa41}"] {
-            let err = app.roles().get_role(authed(ADMIN, GetRoleRequest { role: Some(role_id(id)) })).await.unwrap_err();
+            let err = app.roles().get_role(authed(ADMIN, GetRoleRequest { role: Some(role_id(id)), ..Default::default() })).await.unwrap_err();
             assert_invalid(&err, "role.id");
             let err = app.permissions().get_permission(authed(ADMIN, GetPermissionRequest { permission: Some(perm_id(id)) })).await.unwrap_err();
             assert_invalid(&err, "permission.id");
             let err = app.assignments().get_assignment(authed(ADMIN, GetAssignmentRequest { assignment_id: id.into() })).await.unwrap_err();
             assert_invalid(&err, "assignment_id");
         }
-        let err = app.roles().get_role(authed(ADMIN, GetRoleRequest { role: None })).await.unwrap_err();
+        let err = app.roles().get_role(authed(ADMIN, GetRoleRequest { role: None, ..Default::default() })).await.unwrap_err();
         assert_invalid(&err, "role");
         // A well-formed id that does not exist is NOT_FOUND.
-        let err = app.roles().get_role(authed(ADMIN, GetRoleRequest { role: Some(role_id(&uuid::Uuid::now_v7().to_string())) })).await.unwrap_err();
+        let err = app.roles().get_role(authed(ADMIN, GetRoleRequest { role: Some(role_id(&uuid::Uuid::now_v7().to_string())), ..Default::default() })).await.unwrap_err();
         assert_error(&err, Code::NotFound, "NOT_FOUND");
     }
 
@@ -354,5 +354,136 @@ backend_tests! {
         assert_eq!(after.permissions, role.permissions);
         assert_eq!(after.revision, revision);
         assert!(app.check("alice", "docs:write").await);
+    }
+}
+
+/// GetRole (answered from the index) and the role as the database holds it, compared field by
+/// field; `None` when the database has no such role.
+async fn role_as_stored(app: &TestApp, name: &str) -> Option<warden::domain::Role> {
+    let store = warden::app::connect(&test_config(&app.db.url))
+        .await
+        .unwrap();
+    let tenant = warden::domain::TenantId::parse("default").unwrap();
+    let role = store
+        .find_role(&tenant, &warden::domain::RoleRef::Name(name.to_owned()))
+        .await
+        .unwrap();
+    store.close().await;
+    role
+}
+
+fn assert_same_role(served: &Role, stored: &warden::domain::Role, step: &str) {
+    let micros = |t: &Option<prost_types::Timestamp>| {
+        let t = t.as_ref().expect("a timestamp");
+        t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000
+    };
+    assert_eq!(served.id, stored.id.to_string(), "{step}: id");
+    assert_eq!(served.name, stored.name, "{step}: name");
+    assert_eq!(
+        served.description, stored.description,
+        "{step}: description"
+    );
+    assert_eq!(served.is_system, stored.is_system, "{step}: is_system");
+    assert_eq!(
+        served.requires_approval, stored.requires_approval,
+        "{step}: requires_approval"
+    );
+    assert_eq!(
+        served.permissions, stored.permissions,
+        "{step}: permissions"
+    );
+    assert_eq!(served.tenant_id, stored.tenant.as_str(), "{step}: tenant");
+    assert_eq!(served.revision, stored.revision.0, "{step}: revision");
+    assert_eq!(served.etag, stored.etag(), "{step}: etag");
+    assert_eq!(
+        micros(&served.create_time),
+        stored.create_time.timestamp_micros(),
+        "{step}: create_time"
+    );
+    assert_eq!(
+        micros(&served.update_time),
+        stored.update_time.timestamp_micros(),
+        "{step}: update_time"
+    );
+}
+
+backend_tests! {
+    async fn get_role_answers_from_the_index_exactly_what_the_database_holds_after_every_kind_of_change(app) {
+        // Arrange: a second replica on the same database, to read through after each change.
+        let peer = spawn_on(std::sync::Arc::clone(&app.db), test_config, None).await;
+        for p in ["docs:a", "docs:b", "docs:c"] {
+            app.create_permission(p).await;
+        }
+        let created = app.create_role("editor", &["docs:a"]).await;
+        let mut revision = created.revision;
+        let compare = |step: &'static str, revision: u64| {
+            let (app, peer) = (&app, &peer);
+            async move {
+                let stored = role_as_stored(app, "editor").await.expect("stored");
+                assert_same_role(&app.get_role("editor").await, &stored, step);
+                let on_peer = peer
+                    .roles()
+                    .get_role(authed(ADMIN, GetRoleRequest { role: Some(role_name("editor")), at_least_revision: revision }))
+                    .await
+                    .expect("the peer answers once it has the revision")
+                    .into_inner();
+                assert_same_role(&on_peer, &stored, step);
+            }
+        };
+        compare("created", revision).await;
+
+        // Act and assert, change by change.
+        let update = |description: Option<&str>, requires_approval: Option<bool>| UpdateRoleRequest {
+            role: Some(role_name("editor")),
+            description: description.map(str::to_owned),
+            requires_approval,
+            ..Default::default()
+        };
+        revision = app.roles().update_role(authed(ADMIN, update(Some("edits docs"), None))).await.unwrap().into_inner().revision;
+        compare("description updated", revision).await;
+        revision = app.roles().update_role(authed(ADMIN, update(None, Some(true)))).await.unwrap().into_inner().revision;
+        compare("approval flag updated", revision).await;
+        revision = app.roles()
+            .add_permissions_to_role(authed(ADMIN, AddPermissionsToRoleRequest { role: Some(role_name("editor")), permissions: vec![perm_name("docs:b"), perm_name("docs:c")], ..Default::default() }))
+            .await.unwrap().into_inner().revision;
+        compare("permissions added", revision).await;
+        revision = app.roles()
+            .remove_permissions_from_role(authed(ADMIN, RemovePermissionsFromRoleRequest { role: Some(role_name("editor")), permissions: vec![perm_name("docs:b")], ..Default::default() }))
+            .await.unwrap().into_inner().revision;
+        compare("permissions removed", revision).await;
+        revision = app.roles()
+            .remove_permission_from_role(authed(ADMIN, RemovePermissionFromRoleRequest { role: Some(role_name("editor")), permission: Some(perm_name("docs:c")), ..Default::default() }))
+            .await.unwrap().into_inner().revision;
+        compare("one permission removed", revision).await;
+        revision = app.permissions()
+            .delete_permission(authed(ADMIN, DeletePermissionRequest { permission: Some(perm_name("docs:a")), force: true, ..Default::default() }))
+            .await.unwrap().into_inner().revision;
+        compare("its last permission deleted", revision).await;
+        revision = app.roles()
+            .delete_role(authed(ADMIN, DeleteRoleRequest { role: Some(role_name("editor")), ..Default::default() }))
+            .await.unwrap().into_inner().revision;
+        assert!(role_as_stored(&app, "editor").await.is_none());
+        for (who, replica) in [("this replica", &app), ("the peer", &peer)] {
+            let err = replica.roles()
+                .get_role(authed(ADMIN, GetRoleRequest { role: Some(role_name("editor")), at_least_revision: revision }))
+                .await
+                .expect_err("deleted");
+            assert_eq!(err.code(), Code::NotFound, "{who}: {err:?}");
+        }
+        peer.finish().await;
+    }
+
+    async fn get_role_waits_for_at_least_revision_and_refuses_a_revision_it_cannot_reach(app) {
+        let role = app.create_role("reader", &[]).await;
+        let err = app.roles()
+            .get_role(authed(ADMIN, GetRoleRequest { role: Some(role_name("reader")), at_least_revision: role.revision + 1_000 }))
+            .await
+            .expect_err("not reached");
+        assert_error(&err, Code::Unavailable, "UNAVAILABLE");
+        let err = app.roles()
+            .get_role(authed("nobody", GetRoleRequest { role: Some(role_name("reader")), at_least_revision: role.revision + 1_000 }))
+            .await
+            .expect_err("no right to read roles");
+        assert_eq!(err.code(), Code::PermissionDenied, "refused before any wait: {err:?}");
     }
 }

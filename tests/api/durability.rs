@@ -137,6 +137,7 @@ async fn committed_changes_survive_a_sigterm_restart(backend: Backend) {
             ADMIN,
             GetRoleRequest {
                 role: Some(role_id(&role.id)),
+                ..Default::default()
             },
         ))
         .await

@@ -373,6 +373,7 @@ impl TestApp {
                 ADMIN,
                 GetRoleRequest {
                     role: Some(role_name(name)),
+                    ..Default::default()
                 },
             ))
             .await
