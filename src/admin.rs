@@ -103,7 +103,13 @@ impl AdminState {
         let index = self.engine.stats();
         metrics::gauge!(INDEX_TENANTS).set(index.tenants as f64);
         metrics::gauge!(INDEX_ASSIGNMENTS).set(index.assignments as f64);
-        metrics::gauge!(APPLIED_REVISION).set(self.engine.applied_revision().0 as f64);
+        let applied: u64 = self
+            .engine
+            .applied_revisions()
+            .iter()
+            .map(|(_, r)| r.0)
+            .sum();
+        metrics::gauge!(APPLIED_REVISION).set(applied as f64);
         let pool = self.store.pool_stats();
         metrics::gauge!(DB_POOL_CONNECTIONS).set(f64::from(pool.size));
         metrics::gauge!(DB_POOL_IDLE).set(f64::from(pool.idle));

@@ -102,11 +102,16 @@ impl App {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         }
-        let (revision, tenants) = store
+        let snapshot = store
             .load_snapshot()
             .await
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let engine = Arc::new(Engine::from_snapshot(revision, tenants));
+        let engine = Arc::new(Engine::from_snapshot(
+            snapshot
+                .into_iter()
+                .map(|t| (t.tenant, t.revision, t.deltas))
+                .collect(),
+        ));
         admin::install();
         let sync = Arc::new(Sync::new(store.clone(), Arc::clone(&engine)));
         let settings = Settings {
@@ -221,7 +226,6 @@ impl App {
             )),
             tokio::spawn(health::watch_database(
                 self.store.clone(),
-                Arc::clone(&self.engine),
                 health.clone(),
                 self.config.database.ping_interval,
                 self.config.database.connect_timeout,

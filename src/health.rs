@@ -1,7 +1,7 @@
 //! Readiness. `grpc.health.v1.Health` (`""` and every `warden.v1` service) and `/readyz` say
 //! SERVING only while the database answers and the server is not draining. A probe task pings
-//! the database every `database.ping_interval`; that ping also reads the newest committed
-//! revision, which gives the replication-lag gauge for free.
+//! the database every `database.ping_interval`. (The replication-lag gauges come from the
+//! periodic catch-up, which reads every tenant's revision anyway.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::engine::Engine;
 use crate::grpc::SERVICE_NAMES;
 use crate::shutdown::{Phase, Shutdown};
 use crate::store::Store;
@@ -88,10 +87,9 @@ impl Health {
 }
 
 /// Pings the database every `interval` (each ping bounded by `timeout`) until the server stops,
-/// flipping `health` and updating the revision gauges.
+/// flipping `health`.
 pub async fn watch_database(
     store: Store,
-    engine: Arc<Engine>,
     health: Health,
     interval: Duration,
     timeout: Duration,
@@ -106,12 +104,8 @@ pub async fn watch_database(
             () = &mut stopped => return,
             _ = ticker.tick() => {}
         }
-        match tokio::time::timeout(timeout, store.latest_revision()).await {
-            Ok(Ok(latest)) => {
-                health.set_database_up(true).await;
-                let applied = engine.applied_revision();
-                crate::admin::record_revisions(applied.0, Some(latest.0));
-            }
+        match tokio::time::timeout(timeout, store.ping()).await {
+            Ok(Ok(())) => health.set_database_up(true).await,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "database ping failed");
                 health.set_database_up(false).await;

@@ -18,11 +18,14 @@ pub const CHECK_DECISIONS: &str = "warden_check_decisions_total";
 pub const INDEX_TENANTS: &str = "warden_index_tenants";
 /// Gauge: assignments in the in-memory index.
 pub const INDEX_ASSIGNMENTS: &str = "warden_index_assignments";
-/// Gauge: the newest revision this replica has applied.
+/// Gauge: the revisions this replica has applied, summed over tenants (revisions are per tenant,
+/// so the sum counts changes and only ever grows).
 pub const APPLIED_REVISION: &str = "warden_applied_revision";
-/// Gauge: the newest committed revision in the database, sampled by the health ping.
+/// Gauge: the tenants' newest committed revisions in the database, summed, sampled by the
+/// periodic catch-up.
 pub const DATABASE_REVISION: &str = "warden_database_revision";
-/// Gauge: committed revisions this replica has not applied yet, sampled by the health ping.
+/// Gauge: committed revisions this replica had not applied yet, summed over tenants, sampled by
+/// the periodic catch-up before it applies them.
 pub const REPLICATION_LAG: &str = "warden_replication_lag_revisions";
 /// Gauges: the database pool.
 pub const DB_POOL_CONNECTIONS: &str = "warden_db_pool_connections";

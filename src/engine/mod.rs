@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::domain::{
@@ -25,10 +25,10 @@ pub struct IndexStats {
     pub assignments: usize,
 }
 
-/// Every tenant's index plus the revision applied so far.
+/// One tenant's index and the tenant revision it is exact at.
 #[derive(Debug)]
-pub struct Engine {
-    tenants: RwLock<HashMap<TenantId, Arc<RwLock<TenantIndex>>>>,
+struct TenantSlot {
+    index: RwLock<TenantIndex>,
     /// The applied revision as readers see it: a plain atomic load on the hot path, where the
     /// watch's lock would be a write to a shared cache line on every Check.
     applied_now: AtomicU64,
@@ -36,28 +36,83 @@ pub struct Engine {
     applied: watch::Sender<Revision>,
 }
 
-impl Engine {
-    /// An index built from a snapshot taken at `revision`.
-    pub fn from_snapshot(revision: Revision, tenants: Vec<(TenantId, Vec<Delta>)>) -> Self {
-        let mut map = HashMap::with_capacity(tenants.len());
-        for (tenant, deltas) in tenants {
-            let mut index = TenantIndex::default();
-            for delta in &deltas {
-                index.apply(delta);
-            }
-            index.shrink_to_fit();
-            map.insert(tenant, Arc::new(RwLock::new(index)));
-        }
+impl TenantSlot {
+    fn new(index: TenantIndex, revision: Revision) -> Self {
         Self {
-            tenants: RwLock::new(map),
+            index: RwLock::new(index),
             applied_now: AtomicU64::new(revision.0),
             applied: watch::Sender::new(revision),
         }
     }
 
-    /// The revision every answer currently includes.
-    pub fn applied_revision(&self) -> Revision {
+    fn revision(&self) -> Revision {
         Revision(self.applied_now.load(Ordering::Acquire))
+    }
+}
+
+/// Every tenant's index, each with the revision of that tenant applied so far. Revisions are
+/// per tenant: the engine never orders one tenant's changes against another's.
+#[derive(Debug)]
+pub struct Engine {
+    tenants: RwLock<HashMap<TenantId, Arc<TenantSlot>>>,
+    /// Tenants whose revision moved since `take_moved` last ran, for the heartbeat.
+    moved: Mutex<HashMap<TenantId, Revision>>,
+    /// Counts applied changes, so the heartbeat can wake when any tenant moves.
+    applied_changes: watch::Sender<u64>,
+}
+
+impl Engine {
+    /// An index built from a snapshot: each tenant's content and the revision it is exact at.
+    pub fn from_snapshot(tenants: Vec<(TenantId, Revision, Vec<Delta>)>) -> Self {
+        let mut map = HashMap::with_capacity(tenants.len());
+        let mut moved = HashMap::with_capacity(tenants.len());
+        for (tenant, revision, deltas) in tenants {
+            let mut index = TenantIndex::default();
+            for delta in &deltas {
+                index.apply(delta);
+            }
+            index.shrink_to_fit();
+            // Every tenant is reported by the first heartbeat.
+            moved.insert(tenant.clone(), revision);
+            map.insert(tenant, Arc::new(TenantSlot::new(index, revision)));
+        }
+        Self {
+            tenants: RwLock::new(map),
+            moved: Mutex::new(moved),
+            applied_changes: watch::Sender::new(0),
+        }
+    }
+
+    /// The tenant's revision every answer about it currently includes (0: nothing applied).
+    pub fn applied_revision(&self, tenant: &TenantId) -> Revision {
+        self.tenant(tenant)
+            .map_or(Revision(0), |slot| slot.revision())
+    }
+
+    /// Every tenant's applied revision.
+    pub fn applied_revisions(&self) -> Vec<(TenantId, Revision)> {
+        self.tenants
+            .read()
+            .iter()
+            .map(|(tenant, slot)| (tenant.clone(), slot.revision()))
+            .collect()
+    }
+
+    /// The tenants whose revision moved since the last call, with their revision now.
+    pub fn take_moved(&self) -> Vec<(TenantId, Revision)> {
+        std::mem::take(&mut *self.moved.lock())
+            .into_iter()
+            .collect()
+    }
+
+    /// Puts back what `take_moved` returned when reporting it failed; a tenant that moved again
+    /// in between keeps its newer revision.
+    pub fn restore_moved(&self, moved: Vec<(TenantId, Revision)>) {
+        let mut pending = self.moved.lock();
+        for (tenant, revision) in moved {
+            let at = pending.entry(tenant).or_insert(revision);
+            *at = (*at).max(revision);
+        }
     }
 
     /// Index sizes, for metrics. Takes each tenant's read lock briefly.
@@ -65,83 +120,89 @@ impl Engine {
         let tenants = self.tenants.read();
         IndexStats {
             tenants: tenants.len(),
-            assignments: tenants.values().map(|i| i.read().assignment_count()).sum(),
+            assignments: tenants
+                .values()
+                .map(|slot| slot.index.read().assignment_count())
+                .sum(),
         }
     }
 
-    /// Applies one committed change. The caller guarantees revision order (see `service::sync`).
+    /// Applies one committed change. The caller guarantees each tenant's revision order (see
+    /// `service::sync`).
     pub fn apply(&self, change: &Change) {
-        let publish = || {
-            self.applied.send_if_modified(|applied| {
+        let slot = self.tenant_or_insert(&change.tenant);
+        {
+            let mut index = slot.index.write();
+            for delta in &change.deltas {
+                index.apply(delta);
+            }
+            // Published before the tenant's write lock is released, so a reader holding the
+            // read lock reads a revision its view is exact at (see `read_tenant`).
+            slot.applied.send_if_modified(|applied| {
                 let newer = change.revision > *applied;
                 if newer {
                     *applied = change.revision;
-                    self.applied_now.store(change.revision.0, Ordering::Release);
+                    slot.applied_now.store(change.revision.0, Ordering::Release);
                 }
                 newer
-            })
-        };
-        if change.deltas.is_empty() {
-            publish();
-            return;
+            });
         }
-        let index = self.tenant_or_insert(&change.tenant);
-        let mut index = index.write();
-        for delta in &change.deltas {
-            index.apply(delta);
-        }
-        // Published before the tenant's write lock is released, so a reader holding the read
-        // lock reads a revision its view is exact at (see `read_tenant`).
-        publish();
+        self.moved
+            .lock()
+            .insert(change.tenant.clone(), slot.revision());
+        self.applied_changes.send_modify(|n| *n += 1);
     }
 
-    /// A receiver that wakes whenever the applied revision moves.
-    pub fn subscribe(&self) -> watch::Receiver<Revision> {
-        self.applied.subscribe()
+    /// A receiver that wakes whenever any tenant applies a change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied_changes.subscribe()
     }
 
-    /// Waits until `revision` is applied; false when `timeout` passes first.
-    pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> bool {
-        let mut rx = self.applied.subscribe();
+    /// A receiver of the tenant's applied revision.
+    pub fn subscribe_tenant(&self, tenant: &TenantId) -> watch::Receiver<Revision> {
+        self.tenant_or_insert(tenant).applied.subscribe()
+    }
+
+    /// Waits until the tenant's `revision` is applied; false when `timeout` passes first.
+    pub async fn wait_for(&self, tenant: &TenantId, revision: Revision, timeout: Duration) -> bool {
+        let mut rx = self.subscribe_tenant(tenant);
         tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= revision))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
-    fn tenant(&self, tenant: &TenantId) -> Option<Arc<RwLock<TenantIndex>>> {
+    fn tenant(&self, tenant: &TenantId) -> Option<Arc<TenantSlot>> {
         self.tenants.read().get(tenant).cloned()
     }
 
-    fn tenant_or_insert(&self, tenant: &TenantId) -> Arc<RwLock<TenantIndex>> {
-        if let Some(index) = self.tenant(tenant) {
-            return index;
+    fn tenant_or_insert(&self, tenant: &TenantId) -> Arc<TenantSlot> {
+        if let Some(slot) = self.tenant(tenant) {
+            return slot;
         }
         self.tenants
             .write()
             .entry(tenant.clone())
-            .or_default()
+            .or_insert_with(|| Arc::new(TenantSlot::new(TenantIndex::default(), Revision(0))))
             .clone()
     }
 
     /// Runs `read` on the tenant's index (`None`: the tenant has none yet) and returns the
-    /// revision that view is exact at: every change at or below it is in the view, none above.
-    /// With the read lock held no change to the tenant is half-applied, and each one published
-    /// its revision before releasing the write lock, so the revision read then is exact. A
-    /// tenant without an index reads it first instead: a change to the tenant at or below it
-    /// would have created the index before the revision was published.
+    /// tenant revision that view is exact at: every change at or below it is in the view, none
+    /// above. With the read lock held no change to the tenant is half-applied, and each one
+    /// published its revision before releasing the write lock, so the revision read then is
+    /// exact. A tenant without an index is exact at revision 0.
     fn read_tenant<T>(
         &self,
         tenant: &TenantId,
         read: impl FnOnce(Option<&TenantIndex>) -> T,
     ) -> (T, Revision) {
-        let before = self.applied_revision();
         match self.tenant(tenant) {
-            Some(index) => {
-                let index = index.read();
-                let revision = self.applied_revision();
+            Some(slot) => {
+                let index = slot.index.read();
+                let revision = slot.revision();
                 (read(Some(&index)), revision)
             }
-            None => (read(None), before),
+            None => (read(None), Revision(0)),
         }
     }
 
@@ -163,7 +224,7 @@ impl Engine {
         explain: bool,
     ) -> Decision {
         match self.tenant(tenant) {
-            Some(index) => index.read().check(identity, permission, now, explain),
+            Some(slot) => slot.index.read().check(identity, permission, now, explain),
             None => Decision {
                 unknown_permission: true,
                 ..Decision::default()
@@ -235,7 +296,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Vec<&'p str> {
         match self.tenant(tenant) {
-            Some(index) => index.read().missing(identity, permissions, now),
+            Some(slot) => slot.index.read().missing(identity, permissions, now),
             None => permissions.to_vec(),
         }
     }
@@ -271,7 +332,7 @@ impl Engine {
     pub fn impact(&self, tenant: &TenantId, deltas: &[Delta], now: DateTime<Utc>) -> Impact {
         let before = self
             .tenant(tenant)
-            .map(|i| i.read().clone())
+            .map(|slot| slot.index.read().clone())
             .unwrap_or_default();
         let mut after = before.clone();
         let mut identities: Vec<IdentityId> =
@@ -325,34 +386,33 @@ mod tests {
     }
 
     /// A grant toggled on and off, with changes to another tenant in between, while another
-    /// thread asks: every answer must be the state at exactly the revision it reports. (Reading
-    /// the revision outside the tenant's lock reports one below a revoke it already reflects.)
+    /// thread asks: every answer must be the state at exactly the tenant revision it reports.
+    /// (Reading the revision outside the tenant's lock reports one below a revoke it already
+    /// reflects.)
     #[test]
     fn every_answer_is_exact_at_the_revision_it_reports() {
         let (tenant, other) = (TenantId::parse("t").unwrap(), TenantId::parse("o").unwrap());
         let (p, r, a) = (PermissionId::new(), RoleId::new(), AssignmentId::new());
-        let engine = Arc::new(Engine::from_snapshot(
+        let engine = Arc::new(Engine::from_snapshot(vec![(
+            tenant.clone(),
             Revision(1),
-            vec![(
-                tenant.clone(),
-                vec![
-                    Delta::PermissionPut {
-                        id: p,
-                        name: "docs:read".into(),
-                    },
-                    Delta::RolePut {
-                        id: r,
-                        name: "reader".into(),
-                        permissions: vec![p],
-                        record: None,
-                    },
-                ],
-            )],
-        ));
+            vec![
+                Delta::PermissionPut {
+                    id: p,
+                    name: "docs:read".into(),
+                },
+                Delta::RolePut {
+                    id: r,
+                    name: "reader".into(),
+                    permissions: vec![p],
+                    record: None,
+                },
+            ],
+        )]));
         const ROUNDS: u64 = 20_000;
-        // Revision 3k+2 grants, 3k+3 changes the other tenant, 3k+4 revokes: allowed exactly at
-        // revisions whose remainder mod 3 is 2 or 0, from 2 up.
-        let allowed_at = |revision: u64| revision >= 2 && revision % 3 != 1;
+        // The tenant's revision 2k+2 grants and 2k+3 revokes, with a change to another tenant
+        // (its own revision k+1) in between: allowed exactly at even revisions from 2 up.
+        let allowed_at = |revision: u64| revision >= 2 && revision.is_multiple_of(2);
         let writer = {
             let engine = Arc::clone(&engine);
             let (tenant, other) = (tenant.clone(), other.clone());
@@ -365,14 +425,14 @@ mod tests {
                         kind: IdentityKind::User,
                         expire_time: None,
                     };
-                    engine.apply(&change(3 * k + 2, &tenant, vec![grant]));
+                    engine.apply(&change(2 * k + 2, &tenant, vec![grant]));
                     let elsewhere = Delta::PermissionPut {
                         id: PermissionId::new(),
                         name: format!("p{k}"),
                     };
-                    engine.apply(&change(3 * k + 3, &other, vec![elsewhere]));
+                    engine.apply(&change(k + 1, &other, vec![elsewhere]));
                     let revoke = Delta::AssignmentRemoved { id: a };
-                    engine.apply(&change(3 * k + 4, &tenant, vec![revoke]));
+                    engine.apply(&change(2 * k + 3, &tenant, vec![revoke]));
                 }
             })
         };
@@ -404,5 +464,61 @@ mod tests {
             wrong.is_empty(),
             "answers not exact at their revision (allowed, revision): {wrong:?} of {answers}"
         );
+    }
+}
+
+#[cfg(test)]
+mod revision_tests {
+    use super::*;
+
+    fn empty_change(revision: u64, tenant: &TenantId) -> Change {
+        Change {
+            revision: Revision(revision),
+            tenant: tenant.clone(),
+            time: Utc::now(),
+            kind: "test".into(),
+            target: String::new(),
+            deltas: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_tenant_has_its_own_revision_and_reports_only_its_moves() {
+        let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+        let engine = Engine::from_snapshot(vec![(a.clone(), Revision(7), Vec::new())]);
+        assert_eq!(engine.take_moved(), vec![(a.clone(), Revision(7))]);
+        assert!(engine.take_moved().is_empty());
+        engine.apply(&empty_change(1, &b));
+        engine.apply(&empty_change(2, &b));
+        assert_eq!(engine.applied_revision(&a), Revision(7));
+        assert_eq!(engine.applied_revision(&b), Revision(2));
+        assert_eq!(engine.take_moved(), vec![(b.clone(), Revision(2))]);
+        let mut all = engine.applied_revisions();
+        all.sort();
+        assert_eq!(all, vec![(a, Revision(7)), (b, Revision(2))]);
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_one_tenant_is_not_satisfied_by_another() {
+        let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
+        let engine = Arc::new(Engine::from_snapshot(Vec::new()));
+        engine.apply(&empty_change(5, &b));
+        assert!(
+            !engine
+                .wait_for(&a, Revision(1), Duration::from_millis(20))
+                .await
+        );
+        let waiter = {
+            let engine = Arc::clone(&engine);
+            let a = a.clone();
+            tokio::spawn(async move {
+                engine
+                    .wait_for(&a, Revision(1), Duration::from_secs(5))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        engine.apply(&empty_change(1, &a));
+        assert!(waiter.await.unwrap());
     }
 }

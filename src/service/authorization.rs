@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::paging::page;
 use super::{PageRequest, Service};
 use crate::domain::builtin::perm;
-use crate::domain::{Caller, Error, IdentityId, Page, PermissionName, Revision, RoleId};
+use crate::domain::{Caller, Error, IdentityId, Page, PermissionName, Revision, RoleId, TenantId};
 use crate::engine::{Decision, Holder};
 
 /// One Check, validated.
@@ -27,15 +27,19 @@ impl Service {
         }
     }
 
-    /// Waits (bounded) until this replica has applied `revision`; UNAVAILABLE rather than a
-    /// stale answer.
-    pub(super) async fn ensure_revision(&self, revision: Revision) -> Result<(), Error> {
-        if revision <= self.engine.applied_revision() {
+    /// Waits (bounded) until this replica has applied the tenant's `revision`; UNAVAILABLE
+    /// rather than a stale answer.
+    pub(super) async fn ensure_revision(
+        &self,
+        tenant: &TenantId,
+        revision: Revision,
+    ) -> Result<(), Error> {
+        if revision <= self.engine.applied_revision(tenant) {
             return Ok(());
         }
         if self
             .engine
-            .wait_for(revision, self.settings.consistency_wait)
+            .wait_for(tenant, revision, self.settings.consistency_wait)
             .await
         {
             Ok(())
@@ -43,7 +47,7 @@ impl Service {
             Err(Error::Unavailable {
                 message: format!(
                     "this replica has applied revision {} and could not reach {revision} in time; retry or use another replica",
-                    self.engine.applied_revision()
+                    self.engine.applied_revision(tenant)
                 ),
             })
         }
@@ -60,7 +64,7 @@ impl Service {
         }
         // Behind `at_least_revision`: the wait is boxed so that the future of the usual,
         // immediate answer stays small (the Check route polls it in place on every call).
-        Box::pin(self.ensure_revision(item.at_least_revision)).await?;
+        Box::pin(self.ensure_revision(&caller.tenant, item.at_least_revision)).await?;
         self.check_applied(caller, item)?
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("applied revision went backwards")))
     }
@@ -75,12 +79,7 @@ impl Service {
         // the answer.
         let now = self.now();
         let needs = (item.identity != caller.subject).then_some(perm::CHECKS_RUN);
-        if self.engine.applied_revision() < item.at_least_revision {
-            // Refuse an unauthorized caller now rather than after the wait.
-            self.authorize_check(caller, &item.identity)?;
-            return Ok(None);
-        }
-        // The revision comes from the same read as the decision (never below the one above).
+        // The revision comes from the same read as the decision.
         let (decision, revision) = self.engine.check_asked_by(
             &caller.tenant,
             caller.subject.as_str(),
@@ -90,9 +89,13 @@ impl Service {
             now,
             item.explain,
         );
+        // An unauthorized caller is refused now, even when it would otherwise wait.
         let decision = decision.ok_or_else(|| Error::Denied {
             missing: vec![perm::CHECKS_RUN.to_owned()],
         })?;
+        if revision < item.at_least_revision {
+            return Ok(None);
+        }
         Ok(Some((decision, revision)))
     }
 
@@ -111,7 +114,7 @@ impl Service {
             .map(|i| i.at_least_revision)
             .max()
             .unwrap_or_default();
-        self.ensure_revision(wanted).await?;
+        self.ensure_revision(&caller.tenant, wanted).await?;
         let now = self.now();
         let queries: Vec<(&str, &str, bool)> = items
             .iter()

@@ -615,9 +615,8 @@ impl Service {
         at_least_revision: Revision,
     ) -> Result<Role, Error> {
         self.authorize(caller, perm::ROLES_READ)?;
-        if at_least_revision > self.engine.applied_revision() {
-            self.ensure_revision(at_least_revision).await?;
-        }
+        self.ensure_revision(&caller.tenant, at_least_revision)
+            .await?;
         match self.engine.role(&caller.tenant, r).0 {
             RoleLookup::Found(role) => Ok(role),
             RoleLookup::Absent => Err(Error::not_found("role", r.key())),

@@ -68,7 +68,9 @@ impl Service {
     pub async fn run_sweeper(self, interval: Duration, retention: Retention, shutdown: Shutdown) {
         let stopped = shutdown.reached(Phase::Stopped);
         tokio::pin!(stopped);
-        let mut ticker = tokio::time::interval(interval);
+        // The first pass one interval after start, not at once: decisions honour expire_time
+        // themselves, and a pass racing start-up (or a test driving `sweep` itself) helps no one.
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -182,18 +182,23 @@ impl Service {
         }
         if opts.dry_run {
             let impact = self.engine.impact(tx.tenant(), tx.deltas(), tx.now);
+            let revision = self.engine.applied_revision(tx.tenant());
             drop(tx);
             return Ok(Outcome {
                 value,
-                revision: self.engine.applied_revision(),
+                revision,
                 impact: Some(impact),
             });
         }
         let change: Change = tx.commit(kind, target).await?;
         self.sync.apply_own(&change).await?;
         if opts.wait_for_propagation {
-            self.wait_for_propagation(change.revision, self.settings.propagation_wait)
-                .await?;
+            self.wait_for_propagation(
+                &change.tenant,
+                change.revision,
+                self.settings.propagation_wait,
+            )
+            .await?;
         }
         Ok(Outcome {
             value,

@@ -1,5 +1,5 @@
-//! Proof of propagation (API rule 16): every replica records the revision it has applied, with
-//! a heartbeat; replicas silent for longer than the liveness window drop out.
+//! Proof of propagation (API rule 16): every replica records the revision it has applied in each
+//! tenant, with a heartbeat; replicas silent for longer than the liveness window drop out.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::Service;
 use crate::domain::builtin::perm;
-use crate::domain::{Caller, Error, Revision};
+use crate::domain::{Caller, Error, Revision, TenantId};
 use crate::shutdown::{Phase, Shutdown};
 use crate::store::ReplicaState;
 
@@ -37,18 +37,22 @@ impl Service {
                 .unwrap_or(chrono::Duration::seconds(10))
     }
 
-    /// How many live replicas have applied `revision`, and which have not.
+    /// How many live replicas have applied the caller's tenant's `revision`, and which have not.
     pub async fn get_propagation(
         &self,
         caller: &Caller,
         revision: Revision,
     ) -> Result<Propagation, Error> {
         self.authorize(caller, perm::CHECKS_RUN)?;
-        self.propagation(revision).await
+        self.propagation(&caller.tenant, revision).await
     }
 
-    async fn propagation(&self, revision: Revision) -> Result<Propagation, Error> {
-        let live = self.store.live_replicas(self.live_since()).await?;
+    async fn propagation(
+        &self,
+        tenant: &TenantId,
+        revision: Revision,
+    ) -> Result<Propagation, Error> {
+        let live = self.store.live_replicas(tenant, self.live_since()).await?;
         let total = u32::try_from(live.len()).unwrap_or(u32::MAX);
         let lagging: Vec<ReplicaState> =
             live.into_iter().filter(|r| r.applied < revision).collect();
@@ -65,6 +69,7 @@ impl Service {
     /// laggards after `timeout`.
     pub(super) async fn wait_for_propagation(
         &self,
+        tenant: &TenantId,
         revision: Revision,
         timeout: Duration,
     ) -> Result<(), Error> {
@@ -72,7 +77,7 @@ impl Service {
         self.report_applied().await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let state = self.propagation(revision).await?;
+            let state = self.propagation(tenant, revision).await?;
             if state.lagging.is_empty() {
                 return Ok(());
             }
@@ -96,17 +101,19 @@ impl Service {
         }
     }
 
-    /// Records this replica's applied revision and heartbeat now. Called at start-up too, so
-    /// a replica counts for propagation before it serves its first request.
+    /// Records the revisions this replica applied since it last reported, and its heartbeat,
+    /// now. Called at start-up too (reporting every tenant), so a replica counts for
+    /// propagation before it serves its first request. A failed report is retried whole.
     pub async fn report_applied(&self) -> Result<(), Error> {
-        self.store
-            .heartbeat(
-                &self.replica.id,
-                self.engine.applied_revision(),
-                Utc::now(),
-                self.replica.started,
-            )
-            .await
+        let moved = self.engine.take_moved();
+        let reported = self
+            .store
+            .heartbeat(&self.replica.id, &moved, Utc::now(), self.replica.started)
+            .await;
+        if reported.is_err() {
+            self.engine.restore_moved(moved);
+        }
+        reported
     }
 
     /// Heartbeats every `heartbeat` and whenever the applied revision moves (at most every

@@ -1,14 +1,15 @@
-//! Keeps the engine current, in revision order: this replica's own commits right away, other
-//! replicas' through PostgreSQL notifications, and a periodic catch-up from the change log as
-//! the safety net for anything a dropped LISTEN connection missed.
+//! Keeps the engine current, each tenant in its own revision order: this replica's own commits
+//! right away, other replicas' through PostgreSQL notifications, and a periodic catch-up from
+//! the change log as the safety net for anything a dropped LISTEN connection missed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use tokio::sync::Mutex;
 
-use crate::domain::{Change, Error, Revision};
+use crate::domain::{Change, Error, TenantId};
 use crate::engine::Engine;
 use crate::shutdown::{Phase, Shutdown};
 use crate::store::Store;
@@ -19,8 +20,9 @@ const CATCH_UP_BATCH: u64 = 1000;
 pub struct Sync {
     store: Store,
     engine: Arc<Engine>,
-    /// Serialises appliers so revisions are applied exactly once and in order.
-    applying: Mutex<()>,
+    /// One lock per tenant serialises its appliers, so each of its revisions is applied exactly
+    /// once and in order; tenants apply independently.
+    applying: parking_lot::Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
 }
 
 impl Sync {
@@ -28,48 +30,87 @@ impl Sync {
         Self {
             store,
             engine,
-            applying: Mutex::new(()),
+            applying: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
+    fn tenant_lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
+        self.applying
+            .lock()
+            .entry(tenant.clone())
+            .or_default()
+            .clone()
+    }
+
     /// Makes this replica's own committed change visible before its RPC returns. If other
-    /// revisions precede it unseen, they are read from the log first.
+    /// revisions of the tenant precede it unseen, they are read from the log first.
     pub async fn apply_own(&self, change: &Change) -> Result<(), Error> {
-        let _guard = self.applying.lock().await;
-        let applied = self.engine.applied_revision();
+        let lock = self.tenant_lock(&change.tenant);
+        let _guard = lock.lock().await;
+        let applied = self.engine.applied_revision(&change.tenant);
         if change.revision.0 == applied.0 + 1 {
             self.engine.apply(change);
         } else if change.revision > applied {
-            self.catch_up_locked().await?;
+            self.catch_up_tenant_locked(&change.tenant).await?;
         }
         Ok(())
     }
 
-    /// Applies every logged change after the applied revision.
-    pub async fn catch_up(&self) -> Result<Revision, Error> {
-        let _guard = self.applying.lock().await;
-        self.catch_up_locked().await
+    /// Applies every logged change of `tenant` after its applied revision.
+    pub async fn catch_up_tenant(&self, tenant: &TenantId) -> Result<(), Error> {
+        let lock = self.tenant_lock(tenant);
+        let _guard = lock.lock().await;
+        self.catch_up_tenant_locked(tenant).await
     }
 
-    async fn catch_up_locked(&self) -> Result<Revision, Error> {
+    async fn catch_up_tenant_locked(&self, tenant: &TenantId) -> Result<(), Error> {
         loop {
-            let applied = self.engine.applied_revision();
+            let applied = self.engine.applied_revision(tenant);
             let batch = self
                 .store
-                .changes_after(applied, None, CATCH_UP_BATCH)
+                .changes_after(tenant, applied, CATCH_UP_BATCH)
                 .await?;
             let full = batch.len() as u64 == CATCH_UP_BATCH;
             for change in &batch {
-                // Revisions commit in order (the counter row is locked until commit), so a gap
-                // means a commit not visible yet: stop and let the next round pick it up.
-                if change.revision.0 != self.engine.applied_revision().0 + 1 {
-                    return Ok(self.engine.applied_revision());
+                // A tenant's revisions commit in order (its counter row is locked until
+                // commit), so a gap means a commit not visible yet: stop and let the next round
+                // pick it up.
+                if change.revision.0 != self.engine.applied_revision(tenant).0 + 1 {
+                    return Ok(());
                 }
                 self.engine.apply(change);
             }
             if !full {
-                return Ok(self.engine.applied_revision());
+                return Ok(());
             }
+        }
+    }
+
+    /// Brings every tenant up to the revision the database holds for it. Returns how many
+    /// revisions, summed over tenants, this replica was behind before it started (the
+    /// replication lag) and the database's sum, for the metrics.
+    pub async fn catch_up(&self) -> Result<(u64, u64), Error> {
+        let latest = self.store.tenant_revisions().await?;
+        let mut behind = 0u64;
+        let mut total = 0u64;
+        for (tenant, revision) in latest {
+            total = total.saturating_add(revision.0);
+            let applied = self.engine.applied_revision(&tenant);
+            if revision > applied {
+                behind = behind.saturating_add(revision.0 - applied.0);
+                self.catch_up_tenant(&tenant).await?;
+            }
+        }
+        Ok((behind, total))
+    }
+
+    /// `catch_up`, recording the lag it found; failures are logged.
+    async fn catch_up_logged(&self, what: &str) {
+        match self.catch_up().await {
+            Ok((behind, total)) => {
+                crate::admin::record_revisions(total.saturating_sub(behind), Some(total))
+            }
+            Err(e) => tracing::warn!(error = %e, "{what} failed"),
         }
     }
 
@@ -94,9 +135,7 @@ impl Sync {
                     }
                 }
                 // Whatever was committed while not listening is read from the log.
-                if let Err(e) = self.catch_up().await {
-                    tracing::warn!(error = %e, "catch-up failed");
-                }
+                self.catch_up_logged("catch-up").await;
             }
             let next = async {
                 match notifications.as_mut() {
@@ -106,15 +145,11 @@ impl Sync {
             };
             tokio::select! {
                 () = &mut stopped => return,
-                _ = ticker.tick() => {
-                    if let Err(e) = self.catch_up().await {
-                        tracing::warn!(error = %e, "periodic catch-up failed");
-                    }
-                }
+                _ = ticker.tick() => self.catch_up_logged("periodic catch-up").await,
                 item = next => match item {
-                    Some(Ok(revision)) => {
-                        if revision > self.engine.applied_revision()
-                            && let Err(e) = self.catch_up().await
+                    Some(Ok((tenant, revision))) => {
+                        if revision > self.engine.applied_revision(&tenant)
+                            && let Err(e) = self.catch_up_tenant(&tenant).await
                         {
                             tracing::warn!(error = %e, "catch-up after notification failed");
                         }

@@ -1,5 +1,5 @@
-//! WatchChanges (API rule 12): every change of the caller's tenant after a revision, in order,
-//! from the change log; then live, woken by the index's applied revision.
+//! WatchChanges (API rule 12): every change of the caller's tenant after one of its revisions, in
+//! order, from the change log; then live, woken by the tenant's applied revision.
 
 use tokio::sync::mpsc;
 
@@ -18,8 +18,9 @@ impl Service {
         since: Revision,
     ) -> Result<mpsc::Receiver<Result<Change, Error>>, Error> {
         self.authorize(caller, perm::AUDIT_READ)?;
-        let oldest = self.store.oldest_change().await?;
-        let current = self.engine.applied_revision();
+        let tenant = caller.tenant.clone();
+        let oldest = self.store.oldest_change(&tenant).await?;
+        let current = self.engine.applied_revision(&tenant);
         let gone = if oldest.0 == 0 {
             since < current
         } else {
@@ -35,7 +36,7 @@ impl Service {
         if since > current
             && !self
                 .engine
-                .wait_for(since, self.settings.consistency_wait)
+                .wait_for(&tenant, since, self.settings.consistency_wait)
                 .await
         {
             return Err(Error::Unavailable {
@@ -44,20 +45,15 @@ impl Service {
         }
         let (tx, rx) = mpsc::channel(64);
         let service = self.clone();
-        let tenant = caller.tenant.clone();
         tokio::spawn(async move {
-            let mut applied = service.engine.subscribe();
+            let mut applied = service.engine.subscribe_tenant(&tenant);
             let draining = service.shutdown.reached(Phase::Draining);
             tokio::pin!(draining);
             let mut last = since;
             loop {
                 // Read everything committed so far, then wait for the index to move on.
                 loop {
-                    let batch = match service
-                        .store
-                        .changes_after(last, Some(&tenant), BATCH)
-                        .await
-                    {
+                    let batch = match service.store.changes_after(&tenant, last, BATCH).await {
                         Ok(batch) => batch,
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;

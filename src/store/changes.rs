@@ -1,4 +1,5 @@
-//! The change log (ordered by revision, gap-free) and PostgreSQL change notifications.
+//! The change log (per tenant, ordered by revision, gap-free) and PostgreSQL change
+//! notifications.
 
 use std::pin::Pin;
 
@@ -6,16 +7,29 @@ use anyhow::Context as _;
 use futures::Stream;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::entity::change;
 use super::{Store, db_error, from_micros, micros, rev_from, rev_i64};
 use crate::domain::{Change, Delta, Error, Revision, TenantId};
 
-/// The NOTIFY channel every commit signals with its revision.
+/// The NOTIFY channel every commit signals on, with its tenant and revision.
 pub const NOTIFY_CHANNEL: &str = "warden_changes";
+
+/// `"{revision} {tenant}"`: a tenant id never contains a space.
+pub(super) fn notification_payload(tenant: &TenantId, revision: Revision) -> String {
+    format!("{revision} {tenant}")
+}
+
+fn parse_notification(payload: &str) -> Option<(TenantId, Revision)> {
+    let (revision, tenant) = payload.split_once(' ')?;
+    Some((
+        TenantId::parse(tenant).ok()?,
+        Revision(revision.parse().ok()?),
+    ))
+}
 
 pub(super) async fn insert_change(conn: &impl ConnectionTrait, c: &Change) -> Result<(), Error> {
     let deltas = serde_json::to_string(&c.deltas).context("serialising deltas")?;
@@ -47,22 +61,20 @@ fn to_change(row: change::Model) -> Result<Change, Error> {
     })
 }
 
-/// A stream of revisions announced by commits on any replica.
-pub type Notifications = Pin<Box<dyn Stream<Item = Result<Revision, Error>> + Send>>;
+/// A stream of (tenant, revision) announced by commits on any replica.
+pub type Notifications = Pin<Box<dyn Stream<Item = Result<(TenantId, Revision), Error>> + Send>>;
 
 impl Store {
-    /// Up to `limit` changes after `after`, in revision order; optionally one tenant's only.
+    /// Up to `limit` of the tenant's changes after `after`, in revision order.
     pub async fn changes_after(
         &self,
+        tenant: &TenantId,
         after: Revision,
-        tenant: Option<&TenantId>,
         limit: u64,
     ) -> Result<Vec<Change>, Error> {
-        let mut query = change::Entity::find().filter(change::Column::Revision.gt(rev_i64(after)));
-        if let Some(tenant) = tenant {
-            query = query.filter(change::Column::TenantId.eq(tenant.as_str()));
-        }
-        let rows = query
+        let rows = change::Entity::find()
+            .filter(change::Column::TenantId.eq(tenant.as_str()))
+            .filter(change::Column::Revision.gt(rev_i64(after)))
             .order_by_asc(change::Column::Revision)
             .limit(limit)
             .all(self.conn())
@@ -71,9 +83,10 @@ impl Store {
         rows.into_iter().map(to_change).collect()
     }
 
-    /// The oldest revision still in the change log (0 when empty).
-    pub async fn oldest_change(&self) -> Result<Revision, Error> {
+    /// The tenant's oldest revision still in the change log (0 when it has none).
+    pub async fn oldest_change(&self, tenant: &TenantId) -> Result<Revision, Error> {
         let row = change::Entity::find()
+            .filter(change::Column::TenantId.eq(tenant.as_str()))
             .order_by_asc(change::Column::Revision)
             .one(self.conn())
             .await
@@ -100,10 +113,10 @@ impl Store {
             // caller catches up from the log and listens again, rather than silently reconnecting.
             match listener.try_recv().await {
                 Ok(Some(n)) => {
-                    let revision = n.payload().parse::<u64>().map(Revision).map_err(|_| {
+                    let announced = parse_notification(n.payload()).ok_or_else(|| {
                         Error::Internal(anyhow::anyhow!("malformed notification payload"))
                     });
-                    Some((revision, listener))
+                    Some((announced, listener))
                 }
                 Ok(None) => None,
                 Err(e) => Some((
@@ -119,21 +132,41 @@ impl Store {
 }
 
 impl Store {
-    /// Drops change-log rows older than `before`, always keeping the newest one so the log
-    /// still says where it stands.
+    /// Drops change-log rows older than `before`, always keeping each tenant's newest one so
+    /// the log still says where every tenant stands.
     pub async fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
-        let newest = change::Entity::find()
-            .order_by_desc(change::Column::Revision)
-            .one(self.conn())
+        let backend = self.conn().get_database_backend();
+        let sql = "DELETE FROM changes WHERE time < ? AND revision < \
+                   (SELECT MAX(newest.revision) FROM changes newest \
+                    WHERE newest.tenant_id = changes.tenant_id)";
+        let sql = match backend {
+            DbBackend::Postgres => sql.replace('?', "$1"),
+            _ => sql.to_owned(),
+        };
+        let result = self
+            .conn()
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [micros(before).into()],
+            ))
             .await
             .map_err(db_error)?;
-        let Some(newest) = newest else { return Ok(0) };
-        let result = change::Entity::delete_many()
-            .filter(change::Column::Time.lt(micros(before)))
-            .filter(change::Column::Revision.lt(newest.revision))
-            .exec(self.conn())
-            .await
-            .map_err(db_error)?;
-        Ok(result.rows_affected)
+        Ok(result.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notification_names_its_tenant_and_revision() {
+        let tenant = TenantId::parse("acme-1.eu_west").unwrap();
+        let payload = notification_payload(&tenant, Revision(42));
+        assert_eq!(parse_notification(&payload), Some((tenant, Revision(42))));
+        assert_eq!(parse_notification("42"), None);
+        assert_eq!(parse_notification("x acme"), None);
+        assert_eq!(parse_notification("42 bad tenant"), None);
     }
 }

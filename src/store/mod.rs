@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
     AccessMode, ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, IsolationLevel, Set, SqlErr, Statement,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, Set, SqlErr, Statement,
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
@@ -31,6 +31,7 @@ use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Rev
 pub use changes::NOTIFY_CHANNEL;
 pub use idempotency::StoredResponse;
 pub use replicas::ReplicaState;
+pub use snapshot::TenantSnapshot;
 
 /// The database, shared by every request.
 #[derive(Debug, Clone)]
@@ -101,20 +102,20 @@ impl Store {
         self.db.ping().await.map_err(db_error)
     }
 
-    /// The newest committed revision, read from the revision counter: one cheap round trip that
-    /// doubles as the health ping and gives the replication lag.
-    pub async fn latest_revision(&self) -> Result<Revision, Error> {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(
-                self.db.get_database_backend(),
-                "SELECT revision FROM revision_counter WHERE id = 1",
-            ))
+    /// Every tenant's newest committed revision: what the periodic catch-up compares the index
+    /// with. One row per tenant that ever wrote.
+    pub async fn tenant_revisions(&self) -> Result<Vec<(TenantId, Revision)>, Error> {
+        let rows = entity::tenant_revision::Entity::find()
+            .all(&self.db)
             .await
-            .map_err(db_error)?
-            .context("revision counter row is missing")?;
-        let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
-        Ok(rev_from(revision))
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|r| {
+                let tenant = TenantId::parse(&r.tenant_id)
+                    .map_err(|_| anyhow::anyhow!("corrupt tenant in tenant_revisions"))?;
+                Ok((tenant, rev_from(r.revision)))
+            })
+            .collect()
     }
 
     /// Connections the pool holds now, how many of them are idle, and its ceiling.
@@ -148,18 +149,25 @@ impl Store {
         let _ = self.db.close().await;
     }
 
-    /// Starts a write: opens a transaction and takes the next revision. The counter row stays
-    /// locked until commit, so revisions commit in order and the change log has no gaps.
+    /// Starts a write: opens a transaction and takes the tenant's next revision. The tenant's
+    /// counter row stays locked until commit, so the tenant's revisions commit in order and its
+    /// change log has no gaps; other tenants' writes do not wait for it.
     pub async fn begin_write(&self, caller: &Caller, now: DateTime<Utc>) -> Result<WriteTx, Error> {
         let txn = self.db.begin().await.map_err(db_error)?;
+        let backend = txn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => NEXT_REVISION_SQL.replace('?', "$1"),
+            _ => NEXT_REVISION_SQL.to_owned(),
+        };
         let row = txn
-            .query_one_raw(Statement::from_string(
-                txn.get_database_backend(),
-                "UPDATE revision_counter SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [caller.tenant.as_str().into()],
             ))
             .await
             .map_err(db_error)?
-            .context("revision counter row is missing")?;
+            .context("no revision returned")?;
         let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
         Ok(WriteTx {
             txn,
@@ -190,6 +198,12 @@ impl Store {
         &self.db
     }
 }
+
+/// Takes a tenant's next revision, creating its sequence at 1 on its first write. The same text
+/// runs on both engines (PostgreSQL with `$1` for `?`).
+const NEXT_REVISION_SQL: &str = "INSERT INTO tenant_revisions (tenant_id, revision) VALUES (?, 1) \
+     ON CONFLICT (tenant_id) DO UPDATE SET revision = tenant_revisions.revision + 1 \
+     RETURNING revision";
 
 fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
     sea_orm::sqlx::sqlite::SqliteJournalMode::Wal
@@ -282,7 +296,10 @@ impl WriteTx {
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_notify($1, $2)",
-                [NOTIFY_CHANNEL.into(), revision.0.to_string().into()],
+                [
+                    NOTIFY_CHANNEL.into(),
+                    changes::notification_payload(&caller.tenant, revision).into(),
+                ],
             ))
             .await
             .map_err(db_error)?;

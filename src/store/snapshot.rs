@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 
 use futures::{Stream, TryStreamExt as _};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    Statement,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
-use super::entity::{assignment, change_request, group_member, permission, role_permission};
+use super::entity::{
+    assignment, change_request, group_member, permission, role_permission, tenant_revision,
+};
 use super::{Store, db_error, from_micros, rev_from, stored_id};
 use crate::domain::{
     AssignmentId, ChangeRequestId, Delta, Error, GroupId, IdentityId, IdentityKind, PermissionId,
@@ -16,21 +15,17 @@ use crate::domain::{
 };
 
 impl Store {
-    /// Every tenant's index content as deltas, and the revision they are exact at. Read in one
-    /// snapshot transaction, so no commit is half-seen.
-    pub async fn load_snapshot(&self) -> Result<(Revision, Vec<(TenantId, Vec<Delta>)>), Error> {
+    /// Every tenant's index content as deltas, with the tenant's revision they are exact at.
+    /// Read in one snapshot transaction, so no commit is half-seen.
+    pub async fn load_snapshot(&self) -> Result<Vec<TenantSnapshot>, Error> {
         let txn = self.begin_snapshot().await?;
-        let backend: DbBackend = txn.get_database_backend();
-        let row = txn
-            .query_one_raw(Statement::from_string(
-                backend,
-                "SELECT revision FROM revision_counter WHERE id = 1",
-            ))
+        let revisions: HashMap<String, Revision> = tenant_revision::Entity::find()
+            .all(&txn)
             .await
             .map_err(db_error)?
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("revision counter row is missing")))?;
-        let revision = rev_from(row.try_get::<i64>("", "revision").map_err(db_error)?);
-
+            .into_iter()
+            .map(|r| (r.tenant_id, rev_from(r.revision)))
+            .collect();
         // Every table is streamed row by row into deltas: a million assignments must not sit in
         // memory twice more (driver rows, then decoded tuples) on top of the index being built.
         let mut tenants = ByTenant::default();
@@ -137,13 +132,35 @@ impl Store {
         })
         .await?;
         txn.commit().await.map_err(db_error)?;
-        let tenants = tenants
+        // A tenant that wrote but holds nothing now still has a revision to report.
+        for tenant in revisions.keys() {
+            if !tenants.positions.contains_key(tenant.as_str()) {
+                tenants
+                    .positions
+                    .insert(tenant.clone(), tenants.lists.len());
+                tenants.lists.push((tenant.clone(), Vec::new()));
+            }
+        }
+        tenants
             .lists
             .into_iter()
-            .map(|(t, d)| Ok((TenantId::parse(&t)?, d)))
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok((revision, tenants))
+            .map(|(t, deltas)| {
+                Ok(TenantSnapshot {
+                    revision: revisions.get(&t).copied().unwrap_or_default(),
+                    tenant: TenantId::parse(&t)?,
+                    deltas,
+                })
+            })
+            .collect()
     }
+}
+
+/// One tenant's index content and the tenant revision it is exact at.
+#[derive(Debug)]
+pub struct TenantSnapshot {
+    pub tenant: TenantId,
+    pub revision: Revision,
+    pub deltas: Vec<Delta>,
 }
 
 /// Feeds the rows of a streamed query to `each` one at a time, so none is held after it is used.

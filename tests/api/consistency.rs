@@ -185,12 +185,12 @@ async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
     let raw = Database::connect(&a.db.url).await.unwrap();
     let slow = raw.begin().await.unwrap();
 
-    // Act 1: the slow writer takes revision N and holds it.
+    // Act 1: the slow writer takes the tenant's revision N and holds it.
     use sea_orm::TransactionTrait as _;
     let row = slow
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
-            "UPDATE revision_counter SET revision = revision + 1 WHERE id = 1 RETURNING revision",
+            "UPDATE tenant_revisions SET revision = revision + 1 WHERE tenant_id = 'default' RETURNING revision",
         ))
         .await
         .unwrap()
@@ -230,9 +230,11 @@ async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
     ))
     .await
     .unwrap();
-    slow.execute_unprepared(&format!("SELECT pg_notify('warden_changes', '{n}')"))
-        .await
-        .unwrap();
+    slow.execute_unprepared(&format!(
+        "SELECT pg_notify('warden_changes', '{n} default')"
+    ))
+    .await
+    .unwrap();
     slow.commit().await.unwrap();
     let fast = fast.await.unwrap().unwrap().into_inner();
 

@@ -14,5 +14,6 @@ mod expiry;
 mod idempotency;
 mod layering;
 mod ops;
+mod revisions;
 mod startup;
 mod writes;

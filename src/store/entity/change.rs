@@ -1,4 +1,4 @@
-//! `changes` table.
+//! `changes` table: the change log, keyed by (tenant, revision).
 
 use sea_orm::entity::prelude::*;
 
@@ -6,8 +6,9 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "changes")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub revision: i64,
     pub tenant_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub revision: i64,
     pub time: i64,
     pub kind: String,
     pub target: String,

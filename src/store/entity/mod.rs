@@ -9,5 +9,7 @@ pub mod group_member;
 pub mod idempotency_key;
 pub mod permission;
 pub mod replica;
+pub mod replica_tenant;
 pub mod role;
 pub mod role_permission;
+pub mod tenant_revision;

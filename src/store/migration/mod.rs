@@ -3,6 +3,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_schema;
+mod m20261203_000001_tenant_revisions;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -10,6 +11,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_schema::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_schema::Migration),
+            Box::new(m20261203_000001_tenant_revisions::Migration),
+        ]
     }
 }
