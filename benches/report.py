@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns one benches/run.sh output directory into the Markdown tables of BENCHMARKS.md.
 
-  report.py OUTDIR     reads OUTDIR/{env.txt,results.tsv,scale.tsv,propagation.json,otlp-*.json};
+  report.py OUTDIR     reads OUTDIR/{env.txt,results.tsv,scale.tsv,propagation.json,writes.tsv,otlp-*.json};
                        prints Markdown
 
 Every figure is the median over the repetitions (req/s also shows min-max). Latencies are h2load's
@@ -290,6 +290,7 @@ def main(argv):
     batch_table(groups, verdicts)
     scale_tables(out, groups, verdicts)
     propagation_table(out, verdicts)
+    writes_table(out, verdicts)
     print("### Against the targets\n")
     print("| what | target | measured | met |")
     print("|---|---|---|---|")
@@ -297,6 +298,26 @@ def main(argv):
         print(f"| {what} | {target} | {got} | {'-' if ok is None else ('yes' if ok else '**no**')} |")
     print()
     return 0
+
+
+# issue 17's targets, as a ratio to pgbench -N at the same client count, by row of writes.tsv
+WRITE_TARGETS = [0.4, 0.25, 0.5]
+
+
+def writes_table(out, verdicts):
+    path = out / "writes.tsv"
+    if not path.exists():
+        return
+    rows = [line.split("\t") for line in path.read_text().splitlines()[1:] if line.strip()]
+    print("### Writes: AssignRole on PostgreSQL beside pgbench -N on the same server\n")
+    print("| case | Warden AssignRole/s | errors | pgbench -N tps | ratio |")
+    print("|---|---|---|---|---|")
+    for i, (case, per_s, errors, tps, ratio) in enumerate(rows):
+        print(f"| {case} | {float(per_s):,.0f} | {errors} | {float(tps):,.0f} | {float(ratio):.2f} |")
+        if i < len(WRITE_TARGETS):
+            verdicts.append((f"AssignRole, {case}", f">= {WRITE_TARGETS[i]} x pgbench",
+                             f"{float(ratio):.2f} x", float(ratio) >= WRITE_TARGETS[i]))
+    print()
 
 
 if __name__ == "__main__":

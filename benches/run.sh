@@ -21,6 +21,11 @@
 #                over 10 k tenants against 1 k assignments (two servers, alternated); RSS with and
 #                without the assignments; cold start to gRPC health SERVING.
 #   propagation  Two `warden serve` on one PostgreSQL: revoke on A, time until Check on B denies.
+#   writes       AssignRole throughput on PostgreSQL (distinct identities, grpcio client threads,
+#                benches/warden_client.py writes) beside pgbench's simple-update transaction
+#                (`pgbench -N`) on the same server, in one run: 1 client; WRITE_CLIENTS clients in
+#                one tenant; WRITE_CLIENTS clients over WRITE_CLIENTS tenants. Ratios to pgbench
+#                at the same client count. Not in the default SECTIONS (name it).
 #
 # Every `warden serve` runs with Warden's defaults: only the required settings are given (database
 # URL, auth secret/issuer/audience, bootstrap admins, listen and metrics addresses); RUST_LOG and the
@@ -38,7 +43,7 @@
 #     tonic-floor there is no floor build and no ratio, without cerbos no npm download),
 #   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
 #   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
-#   PROP_ROUNDS (1000), PG_URL (postgres://postgres@127.0.0.1:5432),
+#   PROP_ROUNDS (1000), WRITE_CLIENTS (16), WRITE_DURATION (10 s per measurement), PG_URL (postgres://postgres@127.0.0.1:5432),
 #   REUSE_DB (0; 1 keeps already-seeded scale databases),
 #   QUIET_WAIT (300) and QUIET_BUSY (0.3): before each h2load run, wait up to QUIET_WAIT s until
 #     fewer than QUIET_BUSY cores are busy with something else (the machine may be shared),
@@ -74,6 +79,8 @@ SCALE_PER_TENANT=${SCALE_PER_TENANT:-100}
 SMALL_TENANTS=${SMALL_TENANTS:-10}
 COLD_REPS=${COLD_REPS:-3}
 PROP_ROUNDS=${PROP_ROUNDS:-1000}
+WRITE_CLIENTS=${WRITE_CLIENTS:-16}
+WRITE_DURATION=${WRITE_DURATION:-10}
 QUIET_WAIT=${QUIET_WAIT:-300}
 QUIET_BUSY=${QUIET_BUSY:-0.3}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -104,7 +111,7 @@ for t in h2load curl python3 cargo taskset; do
   command -v "$t" >/dev/null || die "$t not found (h2load: apt-get install -y nghttp2-client)"
 done
 if peer cerbos; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
-if has scale || has propagation; then
+if has scale || has propagation || has writes; then
   command -v psql >/dev/null || die "psql not found (PostgreSQL client)"
   psql "$PG_URL/postgres" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
 fi
@@ -525,6 +532,44 @@ if has propagation; then
     --token "$(token "$PG_URL/$DB_PROP")" --rounds "$PROP_ROUNDS" --stubs "$OUT/stubs" --proto "$ROOT/proto" \
     --out "$OUT/propagation.tsv" > "$OUT/propagation.json"
   log "propagation: $(cat "$OUT/propagation.json")"
+  stop_all
+fi
+
+# ---------------------------------------------------------------------------- 8b. writes
+if has writes; then
+  command -v pgbench >/dev/null || die "pgbench not found (postgresql-contrib / postgresql client)"
+  DB_W=warden_bench_writes; DB_PGB=warden_bench_pgbench
+  for db in $DB_W $DB_PGB; do
+    psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    psql "$PG_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
+  done
+  pgbench -i -q -s 1 "$PG_URL/$DB_PGB" >/dev/null 2>&1
+  admins=admin; tokens=()
+  for i in $(seq 1 "$WRITE_CLIENTS"); do admins+=",w$i/admin"; done
+  wenv "$PG_URL/$DB_W" 1 1; "${WENV[@]}" "$WARDEN" migrate >/dev/null
+  start_warden writes "$PG_URL/$DB_W" 0 "WARDEN_BOOTSTRAP_ADMINS=$admins"; WPORT_W=$W_PORT
+  for i in $(seq 1 "$WRITE_CLIENTS"); do
+    wenv "$PG_URL/$DB_W" 1 1
+    tokens+=("$("${WENV[@]}" "$WARDEN" token --sub admin --tenant "w$i" --ttl "$TOKEN_TTL")")
+  done
+  one_tenant=${tokens[0]}; all_tenants=$(IFS=,; echo "${tokens[*]}")
+  pgb() { pgbench -N -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$WRITE_DURATION" "$PG_URL/$DB_PGB" 2>/dev/null \
+            | awk '/^tps/ {print $3; exit}'; }
+  wr() { python3 "$HERE/warden_client.py" writes --addr "127.0.0.1:$WPORT_W" --tokens "$2" --clients "$1" \
+           --duration "$WRITE_DURATION" --stubs "$OUT/stubs" --proto "$ROOT/proto" \
+         | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["per_s"], d["errors"])'; }
+  {
+    printf 'case\twarden_assign_per_s\terrors\tpgbench_tps\tratio\n'
+    for spec in "1 client:1:$one_tenant" "$WRITE_CLIENTS clients, one tenant:$WRITE_CLIENTS:$one_tenant" \
+                "$WRITE_CLIENTS clients over $WRITE_CLIENTS tenants:$WRITE_CLIENTS:$all_tenants"; do
+      name=${spec%%:*}; rest=${spec#*:}; n=${rest%%:*}; toks=${rest#*:}
+      wait_quiet
+      read -r w errs < <(wr "$n" "$toks")
+      wait_quiet
+      p=$(pgb "$n")
+      printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$errs" "$p" "$(python3 -c "print(round($w / $p, 2))")"
+    done
+  } | tee "$OUT/writes.tsv" >&2
   stop_all
 fi
 

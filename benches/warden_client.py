@@ -12,6 +12,11 @@
       denies. Writes one TSV row per round and prints a JSON summary: p50/p90/p99/max of the
       revoke -> deny delay measured from the moment RevokeAssignment returned on A to the moment
       the first denying Check returned from B.
+
+  warden_client.py writes --addr HOST:PORT --tokens T1,T2,... --clients N --duration S --stubs DIR
+      Write throughput: N client threads, each with its own channel, call AssignRole with distinct
+      identities for S seconds (after a 1 s warm-up); client i writes in the tenant of token
+      i mod len(tokens). Prints one JSON line {"clients", "tenants", "ok", "errors", "per_s"}.
 """
 import argparse
 import json
@@ -189,6 +194,66 @@ def propagation(args):
     return 0
 
 
+def writes(args):
+    import threading
+
+    import grpc
+
+    s = load_stubs(args.stubs, args.proto)
+    common = s["common_pb2"]
+    tokens = args.tokens.split(",")
+    for tok in tokens:
+        md = (("authorization", f"Bearer {tok}"),)
+        ch = grpc.insecure_channel(args.addr)
+        for call in (
+            lambda: s["permissions_grpc"].PermissionServiceStub(ch).CreatePermission(
+                s["permissions_pb2"].CreatePermissionRequest(name="writes.read"), metadata=md),
+            lambda: s["roles_grpc"].RoleServiceStub(ch).CreateRole(s["roles_pb2"].CreateRoleRequest(
+                name="writes.reader", permissions=[common.PermissionRef(name="writes.read")]), metadata=md),
+        ):
+            try:
+                call()
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+        ch.close()
+
+    run = f"{os.getpid()}-{int(time.time())}"
+    start = time.monotonic() + 1.0  # warm-up: calls before this are not counted
+    stop = start + args.duration
+    counts = [[0, 0] for _ in range(args.clients)]
+
+    def client(i):
+        md = (("authorization", f"Bearer {tokens[i % len(tokens)]}"),)
+        stub = s["assignments_grpc"].AssignmentServiceStub(grpc.insecure_channel(args.addr))
+        k = 0
+        while True:
+            now = time.monotonic()
+            if now >= stop:
+                return
+            k += 1
+            req = s["assignments_pb2"].AssignRoleRequest(
+                role=common.RoleRef(name="writes.reader"), identity=common.Identity(id=f"w-{run}-{i}-{k}"))
+            try:
+                stub.AssignRole(req, metadata=md, timeout=30)
+                ok = True
+            except grpc.RpcError:
+                ok = False
+            if time.monotonic() >= start and time.monotonic() < stop:
+                counts[i][0 if ok else 1] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = sum(c[0] for c in counts)
+    errors = sum(c[1] for c in counts)
+    print(json.dumps({"clients": args.clients, "tenants": len(tokens), "ok": ok, "errors": errors,
+                      "per_s": round(ok / args.duration, 1)}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd_name", required=True)
@@ -208,7 +273,16 @@ def main():
     pp.add_argument("--stubs", default=os.path.join(tempfile.gettempdir(), "warden-bench-stubs"))
     pp.add_argument("--proto", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
     pp.add_argument("--out", required=True)
+    wp = sub.add_parser("writes")
+    wp.add_argument("--addr", required=True)
+    wp.add_argument("--tokens", required=True)
+    wp.add_argument("--clients", type=int, default=1)
+    wp.add_argument("--duration", type=float, default=5)
+    wp.add_argument("--stubs", default=os.path.join(tempfile.gettempdir(), "warden-bench-stubs"))
+    wp.add_argument("--proto", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
     args = p.parse_args()
+    if args.cmd_name == "writes":
+        return writes(args)
     if args.cmd_name == "spawn":
         if args.cmd and args.cmd[0] == "--":
             args.cmd = args.cmd[1:]
