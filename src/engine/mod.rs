@@ -465,22 +465,6 @@ mod tests {
             "answers not exact at their revision (allowed, revision): {wrong:?} of {answers}"
         );
     }
-}
-
-#[cfg(test)]
-mod revision_tests {
-    use super::*;
-
-    fn empty_change(revision: u64, tenant: &TenantId) -> Change {
-        Change {
-            revision: Revision(revision),
-            tenant: tenant.clone(),
-            time: Utc::now(),
-            kind: "test".into(),
-            target: String::new(),
-            deltas: Vec::new(),
-        }
-    }
 
     #[test]
     fn each_tenant_has_its_own_revision_and_reports_only_its_moves() {
@@ -488,8 +472,8 @@ mod revision_tests {
         let engine = Engine::from_snapshot(vec![(a.clone(), Revision(7), Vec::new())]);
         assert_eq!(engine.take_moved(), vec![(a.clone(), Revision(7))]);
         assert!(engine.take_moved().is_empty());
-        engine.apply(&empty_change(1, &b));
-        engine.apply(&empty_change(2, &b));
+        engine.apply(&change(1, &b, Vec::new()));
+        engine.apply(&change(2, &b, Vec::new()));
         assert_eq!(engine.applied_revision(&a), Revision(7));
         assert_eq!(engine.applied_revision(&b), Revision(2));
         assert_eq!(engine.take_moved(), vec![(b.clone(), Revision(2))]);
@@ -502,7 +486,7 @@ mod revision_tests {
     async fn a_wait_for_one_tenant_is_not_satisfied_by_another() {
         let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
         let engine = Arc::new(Engine::from_snapshot(Vec::new()));
-        engine.apply(&empty_change(5, &b));
+        engine.apply(&change(5, &b, Vec::new()));
         assert!(
             !engine
                 .wait_for(&a, Revision(1), Duration::from_millis(20))
@@ -518,7 +502,7 @@ mod revision_tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
-        engine.apply(&empty_change(1, &a));
+        engine.apply(&change(1, &a, Vec::new()));
         assert!(waiter.await.unwrap());
     }
 }

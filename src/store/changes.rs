@@ -7,12 +7,12 @@ use anyhow::Context as _;
 use futures::Stream;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement,
 };
 
 use super::entity::change;
-use super::{Store, db_error, from_micros, micros, rev_from, rev_i64};
+use super::{Store, db_error, from_micros, micros, one_parameter, rev_from, rev_i64};
 use crate::domain::{Change, Delta, Error, Revision, TenantId};
 
 /// The NOTIFY channel every commit signals on, with its tenant and revision.
@@ -139,15 +139,11 @@ impl Store {
         let sql = "DELETE FROM changes WHERE time < ? AND revision < \
                    (SELECT MAX(newest.revision) FROM changes newest \
                     WHERE newest.tenant_id = changes.tenant_id)";
-        let sql = match backend {
-            DbBackend::Postgres => sql.replace('?', "$1"),
-            _ => sql.to_owned(),
-        };
         let result = self
             .conn()
             .execute_raw(Statement::from_sql_and_values(
                 backend,
-                sql,
+                one_parameter(backend, sql),
                 [micros(before).into()],
             ))
             .await

@@ -155,14 +155,10 @@ impl Store {
     pub async fn begin_write(&self, caller: &Caller, now: DateTime<Utc>) -> Result<WriteTx, Error> {
         let txn = self.db.begin().await.map_err(db_error)?;
         let backend = txn.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => NEXT_REVISION_SQL.replace('?', "$1"),
-            _ => NEXT_REVISION_SQL.to_owned(),
-        };
         let row = txn
             .query_one_raw(Statement::from_sql_and_values(
                 backend,
-                sql,
+                one_parameter(backend, NEXT_REVISION_SQL),
                 [caller.tenant.as_str().into()],
             ))
             .await
@@ -199,11 +195,18 @@ impl Store {
     }
 }
 
-/// Takes a tenant's next revision, creating its sequence at 1 on its first write. The same text
-/// runs on both engines (PostgreSQL with `$1` for `?`).
+/// Takes a tenant's next revision, creating its sequence at 1 on its first write.
 const NEXT_REVISION_SQL: &str = "INSERT INTO tenant_revisions (tenant_id, revision) VALUES (?, 1) \
      ON CONFLICT (tenant_id) DO UPDATE SET revision = tenant_revisions.revision + 1 \
      RETURNING revision";
+
+/// SQL written once for both engines with a single `?` parameter: PostgreSQL spells it `$1`.
+pub(crate) fn one_parameter(backend: DbBackend, sql: &str) -> String {
+    match backend {
+        DbBackend::Postgres => sql.replace('?', "$1"),
+        _ => sql.to_owned(),
+    }
+}
 
 fn sqlx_sqlite_journal_wal() -> sea_orm::sqlx::sqlite::SqliteJournalMode {
     sea_orm::sqlx::sqlite::SqliteJournalMode::Wal

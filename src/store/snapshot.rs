@@ -192,6 +192,11 @@ struct ByTenant {
 
 impl ByTenant {
     fn push(&mut self, tenant: String, delta: Delta) {
+        self.list(tenant).push(delta);
+    }
+
+    /// The tenant's deltas, an empty list appended in order if it has none yet.
+    fn list(&mut self, tenant: String) -> &mut Vec<Delta> {
         let at = match self.positions.get(tenant.as_str()) {
             Some(&at) => at,
             None => {
@@ -200,6 +205,6 @@ impl ByTenant {
                 self.lists.len() - 1
             }
         };
-        self.lists[at].1.push(delta);
+        &mut self.lists[at].1
     }
 }

@@ -12,6 +12,7 @@ use crate::backend_tests;
 use crate::helpers::*;
 
 const ACME: &str = "acme";
+const ADMIN_TENANT: &str = "default";
 
 /// Creates a permission in `tenant` as its bootstrap admin; returns the revision it committed.
 async fn create_in(app: &TestApp, tenant: &str, name: &str) -> u64 {
@@ -48,40 +49,27 @@ async fn revision_of(app: &TestApp, tenant: &str, subject: &str) -> u64 {
         .revision
 }
 
-const ADMIN_TENANT: &str = "default";
-
 /// Ten writes in each of two tenants at once; returns each tenant's revisions, sorted.
 async fn concurrent_writes(app: &TestApp, tag: &str) -> (Vec<u64>, Vec<u64>) {
-    let mut default_writes = Vec::new();
-    let mut acme_writes = Vec::new();
-    let mut both = Vec::new();
-    for i in 0..10 {
-        both.push(async move {
-            (
-                ADMIN_TENANT,
-                create_in(app, ADMIN_TENANT, &format!("{tag}:d{i}")).await,
-            )
-        });
-    }
-    let mut acme = Vec::new();
-    for i in 0..10 {
-        acme.push(async move { (ACME, create_in(app, ACME, &format!("{tag}:a{i}")).await) });
-    }
-    let (d, a) = futures::future::join(
-        futures::future::join_all(both),
-        futures::future::join_all(acme),
-    )
-    .await;
-    for (tenant, revision) in d.into_iter().chain(a) {
-        if tenant == ACME {
-            acme_writes.push(revision);
-        } else {
-            default_writes.push(revision);
-        }
-    }
+    let writes = |tenant: &'static str| {
+        futures::future::join_all((0..10).map(move |i| async move {
+            create_in(app, tenant, &format!("{tag}:{tenant}{i}")).await
+        }))
+    };
+    let (mut default_writes, mut acme_writes) =
+        futures::future::join(writes(ADMIN_TENANT), writes(ACME)).await;
     default_writes.sort_unstable();
     acme_writes.sort_unstable();
     (default_writes, acme_writes)
+}
+
+/// The next event of a WatchChanges stream, within 10 s.
+async fn next_event(watch: &mut tonic::Streaming<ChangeEvent>) -> ChangeEvent {
+    tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("in time")
+        .unwrap()
+        .expect("an event")
 }
 
 backend_tests! {
@@ -129,11 +117,7 @@ backend_tests! {
         // Assert: nothing acme receives moved with the other tenant's writes.
         assert_eq!(acme_seen, first, "acme's Check revision ignores other tenants");
         assert_eq!(second, first + 1, "acme's next write takes its next revision");
-        let event = tokio::time::timeout(Duration::from_secs(10), watch.message())
-            .await
-            .expect("in time")
-            .unwrap()
-            .expect("an event");
+        let event = next_event(&mut watch).await;
         assert_eq!((event.revision, event.tenant_id.as_str()), (second, ACME));
         // The replica reports acme's revision with its next heartbeat.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -175,11 +159,7 @@ backend_tests! {
         // Assert: acme's ten changes, in order, nothing of the other tenant's.
         let mut seen = Vec::new();
         while seen.len() < 10 {
-            let event = tokio::time::timeout(Duration::from_secs(10), watch.message())
-                .await
-                .expect("in time")
-                .unwrap()
-                .expect("an event");
+            let event = next_event(&mut watch).await;
             assert_eq!(event.tenant_id, ACME);
             seen.push(event.revision);
         }
@@ -193,11 +173,7 @@ backend_tests! {
             .into_inner();
         let mut rest = Vec::new();
         while rest.len() < 5 {
-            let event = tokio::time::timeout(Duration::from_secs(10), resumed.message())
-                .await
-                .expect("in time")
-                .unwrap()
-                .expect("an event");
+            let event = next_event(&mut resumed).await;
             rest.push(event.revision);
         }
         assert_eq!(rest, ((base + 6)..=(base + 10)).collect::<Vec<_>>());
@@ -259,11 +235,7 @@ async fn existing_revisions_carry_over_to_per_tenant_sequences(backend: Backend)
         .await
         .unwrap()
         .into_inner();
-    let event = tokio::time::timeout(Duration::from_secs(10), watch.message())
-        .await
-        .expect("in time")
-        .unwrap()
-        .expect("an event");
+    let event = next_event(&mut watch).await;
     assert_eq!(
         (event.revision, event.kind.as_str()),
         (40, "permission.created")
