@@ -15,6 +15,7 @@ mod pipeline;
 mod propagation;
 mod sync;
 mod watch;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,8 @@ pub struct Service {
     replica: Arc<ReplicaIdentity>,
     /// Open streams end when draining starts.
     shutdown: Shutdown,
+    /// Each tenant's queue of writes waiting for a group commit.
+    writers: Arc<writer::Writers>,
 }
 
 /// The tunables the use-cases read.
@@ -110,6 +113,7 @@ impl Service {
             settings,
             replica: Arc::new(replica),
             shutdown,
+            writers: Arc::default(),
         }
     }
 

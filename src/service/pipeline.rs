@@ -33,9 +33,9 @@ impl<T> Applied<T> {
 }
 
 /// A validated mutating request (built by the edge from the wire request).
-pub trait Command: Send {
+pub trait Command: Send + 'static {
     /// What the write answers; kept as JSON so a retry with the same idempotency key gets it back.
-    type Output: Serialize + DeserializeOwned + Send;
+    type Output: Serialize + DeserializeOwned + Send + Sync;
 
     /// The permissions the caller must hold, checked in order before anything is read; the
     /// first one missing is PERMISSION_DENIED.
@@ -61,7 +61,7 @@ impl Service {
     /// Runs `command` for `caller`: the only way a mutating RPC changes anything.
     /// Fails with the command's own errors, PERMISSION_DENIED, or, for a reused idempotency key
     /// with another body, FAILED_PRECONDITION `IDEMPOTENCY_KEY_REUSED`.
-    pub async fn write<C: Command>(
+    pub async fn write<C: Command + 'static>(
         &self,
         caller: &Caller,
         opts: WriteOptions,
@@ -87,19 +87,32 @@ impl Service {
         }
     }
 
-    async fn run<C: Command>(
+    async fn run<C: Command + 'static>(
         &self,
         caller: &Caller,
         opts: WriteOptions,
         command: C,
     ) -> Result<Outcome<C::Output>, Error> {
         command.check(self)?;
-        let mut tx = self.begin(caller).await?;
-        let Applied {
+        if opts.dry_run {
+            // Rolled back, so it needs no place in the tenant's queue.
+            let mut tx = self.begin(caller).await?;
+            let Applied {
+                value,
+                kind,
+                target,
+            } = command.apply(self, caller, &mut tx).await?;
+            return self.finish(tx, opts, kind, &target, value).await;
+        }
+        let (value, revision) = self.submit(caller, &opts, command).await?;
+        if opts.wait_for_propagation {
+            self.wait_for_propagation(&caller.tenant, revision, self.settings.propagation_wait)
+                .await?;
+        }
+        Ok(Outcome {
             value,
-            kind,
-            target,
-        } = command.apply(self, caller, &mut tx).await?;
-        self.finish(tx, opts, kind, &target, value).await
+            revision,
+            impact: None,
+        })
     }
 }

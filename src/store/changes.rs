@@ -7,8 +7,7 @@ use anyhow::Context as _;
 use futures::Stream;
 use sea_orm::sqlx::postgres::PgListener;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
 use super::entity::change;
@@ -29,22 +28,6 @@ fn parse_notification(payload: &str) -> Option<(TenantId, Revision)> {
         TenantId::parse(tenant).ok()?,
         Revision(revision.parse().ok()?),
     ))
-}
-
-pub(super) async fn insert_change(conn: &impl ConnectionTrait, c: &Change) -> Result<(), Error> {
-    let deltas = serde_json::to_string(&c.deltas).context("serialising deltas")?;
-    change::ActiveModel {
-        revision: Set(rev_i64(c.revision)),
-        tenant_id: Set(c.tenant.to_string()),
-        time: Set(micros(c.time)),
-        kind: Set(c.kind.clone()),
-        target: Set(c.target.clone()),
-        deltas: Set(deltas),
-    }
-    .insert(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
 }
 
 fn to_change(row: change::Model) -> Result<Change, Error> {

@@ -6,6 +6,7 @@ pub mod migration;
 
 mod assignments;
 mod audit;
+mod batch;
 mod catalogue;
 mod change_requests;
 mod changes;
@@ -19,15 +20,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::{
-    AccessMode, ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel, Set, SqlErr, Statement,
-    TransactionTrait,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, EntityTrait, IsolationLevel, SqlErr, Statement, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
+use crate::domain::{AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
 
+pub use batch::{MAX_BATCH, WriteBatch};
 pub use changes::NOTIFY_CHANNEL;
 pub use idempotency::StoredResponse;
 pub use replicas::ReplicaState;
@@ -266,49 +267,23 @@ impl WriteTx {
             deltas,
             audits,
         } = self;
-        let change = Change {
-            revision,
-            tenant: caller.tenant.clone(),
-            time: now,
-            kind: kind.to_owned(),
-            target: target.to_owned(),
-            deltas,
-        };
-        changes::insert_change(&txn, &change).await?;
-        for record in audits {
-            entity::audit_event::ActiveModel {
-                id: Set(AuditEventId::new().to_string()),
-                tenant_id: Set(caller.tenant.to_string()),
-                revision: Set(rev_i64(revision)),
-                time: Set(micros(now)),
-                actor: Set(caller.subject.to_string()),
-                rpc: Set(caller.rpc.clone()),
-                target_kind: Set(record.target_kind.to_owned()),
-                target_id: Set(record.target_id),
-                before: Set(record.before.map(|v| v.to_string())),
-                after: Set(record.after.map(|v| v.to_string())),
-                request_id: Set(caller.request_id.clone()),
-                trace_id: Set(caller.trace_id.clone()),
-                reason: Set(record.reason),
-            }
-            .insert(&txn)
-            .await
-            .map_err(db_error)?;
-        }
-        if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [
-                    NOTIFY_CHANNEL.into(),
-                    changes::notification_payload(&caller.tenant, revision).into(),
-                ],
-            ))
-            .await
-            .map_err(db_error)?;
-        }
+        let kept = [batch::Kept {
+            change: Change {
+                revision,
+                tenant: caller.tenant.clone(),
+                time: now,
+                kind: kind.to_owned(),
+                target: target.to_owned(),
+                deltas,
+            },
+            caller,
+            audits,
+        }];
+        // The revision was taken by `begin_write`: the counter is already where it belongs.
+        batch::write_tail(&txn, &kept[0].change.tenant, &kept, None).await?;
         txn.commit().await.map_err(db_error)?;
-        Ok(change)
+        let [kept] = kept;
+        Ok(kept.change)
     }
 }
 

@@ -1,0 +1,279 @@
+//! Group commit per tenant. A tenant's writes serialize on its revision counter anyway, so
+//! instead of queueing on the database lock one transaction at a time, they queue here: the
+//! first write of an idle tenant starts a writer task, which takes every write waiting for that
+//! tenant (up to `MAX_BATCH`), runs them one after the other in one transaction (each in its own
+//! savepoint, with its own revision, audit events and answer) and commits once. Writes arriving
+//! meanwhile form the next batch. A lone write costs what it did before; a crowd shares the lock
+//! and the WAL flush.
+//!
+//! The task is spawned, not run by the first caller, so a client that disconnects cannot abandon
+//! the other callers' writes half-way.
+
+use std::collections::{HashMap, VecDeque};
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::pipeline::{Applied, Command};
+use super::{Service, WriteOptions};
+use crate::domain::{Caller, Error, Revision, TenantId};
+use crate::store::{MAX_BATCH, WriteTx};
+
+/// What a queued write reports once its batch is settled: its value and revision.
+type Reply<T> = Result<(T, Revision), Error>;
+
+/// The tenants with a writer task running, and the writes waiting for each.
+#[derive(Default)]
+pub(super) struct Writers {
+    queues: parking_lot::Mutex<HashMap<TenantId, VecDeque<Box<dyn QueuedWrite>>>>,
+}
+
+impl std::fmt::Debug for Writers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writers")
+            .field("busy_tenants", &self.queues.lock().len())
+            .finish()
+    }
+}
+
+impl Service {
+    /// Queues `command` behind the tenant's other writes and waits until its batch commits (and
+    /// this replica's index shows it). Its errors are its own: another write of the batch
+    /// failing does not fail it.
+    pub(super) async fn submit<C: Command + 'static>(
+        &self,
+        caller: &Caller,
+        opts: &WriteOptions,
+        command: C,
+    ) -> Result<(C::Output, Revision), Error> {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Job {
+            command,
+            caller: caller.clone(),
+            opts: opts.clone(),
+            reply,
+        });
+        let start = {
+            let mut queues = self.writers.queues.lock();
+            match queues.get_mut(&caller.tenant) {
+                Some(queue) => {
+                    queue.push_back(job);
+                    false
+                }
+                None => {
+                    queues.insert(caller.tenant.clone(), VecDeque::from([job as Box<_>]));
+                    true
+                }
+            }
+        };
+        if start {
+            tokio::spawn(self.clone().drain(caller.tenant.clone()));
+        }
+        answer.await.map_err(|_| {
+            Error::Internal(anyhow::anyhow!(
+                "the tenant's writer stopped before answering"
+            ))
+        })?
+    }
+
+    /// The writer task: commits the tenant's queued writes batch by batch until none wait.
+    async fn drain(self, tenant: TenantId) {
+        let mut running = Running {
+            writers: &self.writers,
+            tenant: &tenant,
+            done: false,
+        };
+        loop {
+            let batch: Vec<Box<dyn QueuedWrite>> = {
+                let mut queues = self.writers.queues.lock();
+                let Some(queue) = queues.get_mut(&tenant) else {
+                    break;
+                };
+                if queue.is_empty() {
+                    queues.remove(&tenant);
+                    break;
+                }
+                let n = queue.len().min(MAX_BATCH);
+                queue.drain(..n).collect()
+            };
+            self.commit_batch(&tenant, batch).await;
+        }
+        running.done = true;
+    }
+
+    async fn commit_batch(&self, tenant: &TenantId, writes: Vec<Box<dyn QueuedWrite>>) {
+        let mut settled: Vec<(Box<dyn Settle>, bool)> = Vec::with_capacity(writes.len());
+        let mut waiting = writes.into_iter();
+        let committed = async {
+            let mut batch = self.store.begin_batch(tenant, waiting.len()).await?;
+            for write in waiting.by_ref() {
+                let caller = write.caller().clone();
+                let mut tx = batch.begin_write(&caller, self.now()).await?;
+                let (applied, settle) = write.run(self, &mut tx).await;
+                match applied {
+                    Some((kind, target)) => {
+                        batch.keep(tx, kind, &target).await?;
+                        settled.push((settle, true));
+                    }
+                    None => {
+                        batch.discard(tx).await?;
+                        settled.push((settle, false));
+                    }
+                }
+            }
+            batch.commit().await
+        }
+        .await;
+        match committed {
+            Ok(changes) => {
+                for change in &changes {
+                    // The write is durable; a failed catch-up is retried by the periodic one
+                    // and must not make a committed write look failed.
+                    if let Err(e) = self.sync.apply_own(change).await {
+                        tracing::warn!(error = %e, tenant = %tenant, "applying own commit failed");
+                    }
+                }
+                let mut revisions = changes.iter().map(|c| c.revision);
+                for (settle, kept) in settled {
+                    let revision = if kept { revisions.next() } else { None };
+                    settle.settle(Ok(revision.unwrap_or_default()));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, tenant = %tenant, "group commit failed");
+                for (settle, _) in settled {
+                    settle.settle(Err(retell(&e)));
+                }
+                for write in waiting {
+                    write.refuse(retell(&e));
+                }
+            }
+        }
+    }
+}
+
+/// A batch's failure, told to each of its writes.
+fn retell(e: &Error) -> Error {
+    match e {
+        Error::Aborted { .. } => Error::conflict(),
+        Error::Unavailable { message } => Error::Unavailable {
+            message: message.clone(),
+        },
+        other => Error::Internal(anyhow::anyhow!("group commit failed: {other}")),
+    }
+}
+
+/// Clears the tenant's queue if its writer task ends without draining it (a panic), so the
+/// tenant's next write starts a new task; the writes still queued get an error.
+struct Running<'a> {
+    writers: &'a Writers,
+    tenant: &'a TenantId,
+    done: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.writers.queues.lock().remove(self.tenant);
+        }
+    }
+}
+
+/// A queued write with its command's types erased, so one queue holds every kind of write.
+trait QueuedWrite: Send {
+    fn caller(&self) -> &Caller;
+
+    /// Applies the write inside `tx`. Returns the change-log entry when it succeeded (`None`
+    /// when it failed and must be rolled back) and what answers its caller once the batch is
+    /// settled; failures are answered then too, so that a retry of the same idempotency key
+    /// finds the committed response.
+    fn run<'a>(
+        self: Box<Self>,
+        service: &'a Service,
+        tx: &'a mut WriteTx,
+    ) -> BoxFuture<'a, (Option<(&'static str, String)>, Box<dyn Settle>)>;
+
+    /// Answers without running: the batch failed before reaching this write.
+    fn refuse(self: Box<Self>, error: Error);
+}
+
+/// Answers one write once its batch committed (with its revision) or failed.
+trait Settle: Send {
+    fn settle(self: Box<Self>, committed: Result<Revision, Error>);
+}
+
+struct Job<C: Command> {
+    command: C,
+    caller: Caller,
+    opts: WriteOptions,
+    reply: oneshot::Sender<Reply<C::Output>>,
+}
+
+struct Answer<T> {
+    result: Result<T, Error>,
+    reply: oneshot::Sender<Reply<T>>,
+}
+
+impl<C: Command + 'static> QueuedWrite for Job<C> {
+    fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    fn run<'a>(
+        self: Box<Self>,
+        service: &'a Service,
+        tx: &'a mut WriteTx,
+    ) -> BoxFuture<'a, (Option<(&'static str, String)>, Box<dyn Settle>)> {
+        Box::pin(async move {
+            let Job {
+                command,
+                caller,
+                opts,
+                reply,
+            } = *self;
+            let applied = async {
+                let Applied {
+                    value,
+                    kind,
+                    target,
+                } = command.apply(service, &caller, tx).await?;
+                if let Some(key) = &opts.idempotency {
+                    service.remember(tx, tx.rpc(), key, &value).await?;
+                }
+                Ok::<_, Error>((value, kind, target))
+            }
+            .await;
+            match applied {
+                Ok((value, kind, target)) => (
+                    Some((kind, target)),
+                    Box::new(Answer {
+                        result: Ok(value),
+                        reply,
+                    }) as Box<dyn Settle>,
+                ),
+                Err(e) => (
+                    None,
+                    Box::new(Answer::<C::Output> {
+                        result: Err(e),
+                        reply,
+                    }) as Box<dyn Settle>,
+                ),
+            }
+        })
+    }
+
+    fn refuse(self: Box<Self>, error: Error) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl<T: Send> Settle for Answer<T> {
+    fn settle(self: Box<Self>, committed: Result<Revision, Error>) {
+        let answer = match (self.result, committed) {
+            (Ok(value), Ok(revision)) => Ok((value, revision)),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        };
+        // The caller may have gone away; its write stands.
+        let _ = self.reply.send(answer);
+    }
+}

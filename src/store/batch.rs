@@ -1,0 +1,311 @@
+//! Group commit: several writes of one tenant in one database transaction, each with its own
+//! revision, change-log row and audit events, and one commit (one lock of the tenant's counter
+//! row, one WAL flush) for all of them. Also the tail every commit shares: the change-log rows,
+//! the audit rows and the notification, in as few statements as the engine allows.
+
+use anyhow::Context as _;
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
+};
+
+use super::{Store, WriteTx, changes, db_error, micros, one_parameter, rev_i64};
+use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Error, Revision, TenantId};
+
+/// Most writes one group commit takes from a tenant's queue.
+pub const MAX_BATCH: usize = 64;
+
+/// Rows per multi-row INSERT, well under both engines' bound-parameter limits (13 columns).
+const ROWS_PER_INSERT: usize = 2_000;
+
+/// Locks the tenant's counter row (creating it at 0) and reads its revision, without taking one:
+/// the batch learns how many of its writes succeed before it moves the counter.
+const LOCK_REVISION_SQL: &str = "INSERT INTO tenant_revisions (tenant_id, revision) VALUES (?, 0) \
+     ON CONFLICT (tenant_id) DO UPDATE SET revision = tenant_revisions.revision \
+     RETURNING revision";
+
+/// One write that succeeded inside a batch, waiting for the batch's commit.
+#[derive(Debug)]
+pub(super) struct Kept {
+    pub change: Change,
+    pub caller: Caller,
+    pub audits: Vec<AuditRecord>,
+}
+
+/// An open group commit for one tenant. Writes run one after the other; when the batch holds
+/// more than one, each runs inside its own savepoint so that a failed one leaves the others
+/// intact.
+#[derive(Debug)]
+pub struct WriteBatch {
+    /// `None` while the batch's only write holds the transaction itself.
+    txn: Option<DatabaseTransaction>,
+    tenant: TenantId,
+    /// The tenant's revision after the writes kept so far.
+    revision: Revision,
+    /// More than one write: each gets a savepoint.
+    shared: bool,
+    kept: Vec<Kept>,
+}
+
+impl Store {
+    /// Opens a group commit for `writes` writes of `tenant`: begins the transaction and locks the
+    /// tenant's counter row until commit, so the tenant's revisions stay gapless and in commit
+    /// order while other tenants' writes proceed.
+    pub async fn begin_batch(&self, tenant: &TenantId, writes: usize) -> Result<WriteBatch, Error> {
+        let txn = self.db.begin().await.map_err(db_error)?;
+        let backend = txn.get_database_backend();
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                one_parameter(backend, LOCK_REVISION_SQL),
+                [tenant.as_str().into()],
+            ))
+            .await
+            .map_err(db_error)?
+            .context("no revision returned")?;
+        let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
+        Ok(WriteBatch {
+            txn: Some(txn),
+            tenant: tenant.clone(),
+            revision: Revision(u64::try_from(revision).context("negative revision")?),
+            shared: writes > 1,
+            kept: Vec::new(),
+        })
+    }
+}
+
+impl WriteBatch {
+    /// Opens the next write of the batch, as the tenant's next revision.
+    pub async fn begin_write(
+        &mut self,
+        caller: &Caller,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<WriteTx, Error> {
+        debug_assert_eq!(caller.tenant, self.tenant);
+        let outer = self.txn.as_ref().context("batch already finished")?;
+        let txn = if self.shared {
+            outer.begin().await.map_err(db_error)?
+        } else {
+            self.txn.take().context("batch already finished")?
+        };
+        Ok(WriteTx {
+            txn,
+            revision: Revision(self.revision.0 + 1),
+            now,
+            caller: caller.clone(),
+            deltas: Vec::new(),
+            audits: Vec::new(),
+        })
+    }
+
+    /// Keeps a write that succeeded: it commits with the batch under the revision it was given,
+    /// logged as `kind` on `target`.
+    pub async fn keep(&mut self, tx: WriteTx, kind: &str, target: &str) -> Result<Revision, Error> {
+        let WriteTx {
+            txn,
+            revision,
+            now,
+            caller,
+            deltas,
+            audits,
+        } = tx;
+        if self.shared {
+            txn.commit().await.map_err(db_error)?; // RELEASE SAVEPOINT
+        } else {
+            self.txn = Some(txn);
+        }
+        self.revision = revision;
+        self.kept.push(Kept {
+            change: Change {
+                revision,
+                tenant: caller.tenant.clone(),
+                time: now,
+                kind: kind.to_owned(),
+                target: target.to_owned(),
+                deltas,
+            },
+            caller,
+            audits,
+        });
+        Ok(revision)
+    }
+
+    /// Undoes a write that failed; the batch's other writes are unaffected.
+    pub async fn discard(&mut self, tx: WriteTx) -> Result<(), Error> {
+        // Shared: ROLLBACK TO SAVEPOINT. Alone: the whole transaction, which kept nothing.
+        tx.txn.rollback().await.map_err(db_error)
+    }
+
+    /// Writes the kept writes' change-log rows and audit events, moves the tenant's counter to
+    /// the last of them, wakes the other replicas and commits. Returns the committed changes in
+    /// revision order (none when every write failed, and then nothing is committed).
+    pub async fn commit(self) -> Result<Vec<Change>, Error> {
+        let Some(txn) = self.txn else {
+            return Ok(Vec::new());
+        };
+        if self.kept.is_empty() {
+            txn.rollback().await.map_err(db_error)?;
+            return Ok(Vec::new());
+        }
+        write_tail(&txn, &self.tenant, &self.kept, Some(self.revision)).await?;
+        txn.commit().await.map_err(db_error)?;
+        Ok(self.kept.into_iter().map(|k| k.change).collect())
+    }
+}
+
+/// The end of every write: change-log rows, audit rows, the counter (when the write did not
+/// take its revision up front) and the NOTIFY, which PostgreSQL delivers at commit. On
+/// PostgreSQL all of it is one statement; SQLite, which has no data-modifying CTEs, gets one
+/// statement per table.
+pub(super) async fn write_tail(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    kept: &[Kept],
+    counter: Option<Revision>,
+) -> Result<(), Error> {
+    let backend = txn.get_database_backend();
+    let mut audits = chunked(kept.iter().flat_map(|k| {
+        k.audits
+            .iter()
+            .map(|record| audit_row(&k.caller, &k.change, record))
+    }))
+    .into_iter();
+    let changes: Vec<Vec<Value>> = kept
+        .iter()
+        .map(|k| change_row(&k.change))
+        .collect::<Result<_, Error>>()?;
+    let last = kept.last().map(|k| k.change.revision).unwrap_or_default();
+
+    if backend == DbBackend::Postgres {
+        let mut sql = Sql::new(backend);
+        let mut parts = Vec::new();
+        if let Some(revision) = counter {
+            let (rev, t) = (sql.param(rev_i64(revision)), sql.param(tenant.as_str()));
+            parts.push(format!(
+                "rev AS (UPDATE tenant_revisions SET revision = {rev} WHERE tenant_id = {t})"
+            ));
+        }
+        // A batch logs at most `MAX_BATCH` changes; only audits can outgrow one statement.
+        parts.push(format!("ch AS ({})", sql.insert(CHANGES, changes)));
+        if let Some(first) = audits.next() {
+            parts.push(format!("au AS ({})", sql.insert(AUDITS, first)));
+        }
+        let (channel, payload) = (
+            sql.param(changes::NOTIFY_CHANNEL),
+            sql.param(changes::notification_payload(tenant, last)),
+        );
+        let text = format!(
+            "WITH {} SELECT pg_notify({channel}, {payload})",
+            parts.join(", ")
+        );
+        sql.run(txn, text).await?;
+    } else {
+        if let Some(revision) = counter {
+            let mut sql = Sql::new(backend);
+            let (rev, t) = (sql.param(rev_i64(revision)), sql.param(tenant.as_str()));
+            let text =
+                format!("UPDATE tenant_revisions SET revision = {rev} WHERE tenant_id = {t}");
+            sql.run(txn, text).await?;
+        }
+        let mut sql = Sql::new(backend);
+        let text = sql.insert(CHANGES, changes);
+        sql.run(txn, text).await?;
+    }
+    for chunk in audits {
+        let mut sql = Sql::new(backend);
+        let text = sql.insert(AUDITS, chunk);
+        sql.run(txn, text).await?;
+    }
+    Ok(())
+}
+
+const CHANGES: &str = "changes (tenant_id, revision, time, kind, target, deltas)";
+const AUDITS: &str = "audit_events (id, tenant_id, revision, time, actor, rpc, target_kind, \
+     target_id, before, after, request_id, trace_id, reason)";
+
+fn change_row(c: &Change) -> Result<Vec<Value>, Error> {
+    let deltas = serde_json::to_string(&c.deltas).context("serialising deltas")?;
+    Ok(vec![
+        c.tenant.as_str().into(),
+        rev_i64(c.revision).into(),
+        micros(c.time).into(),
+        c.kind.as_str().into(),
+        c.target.as_str().into(),
+        deltas.into(),
+    ])
+}
+
+fn audit_row(caller: &Caller, change: &Change, record: &AuditRecord) -> Vec<Value> {
+    vec![
+        AuditEventId::new().to_string().into(),
+        caller.tenant.as_str().into(),
+        rev_i64(change.revision).into(),
+        micros(change.time).into(),
+        caller.subject.as_str().into(),
+        caller.rpc.as_str().into(),
+        record.target_kind.into(),
+        record.target_id.as_str().into(),
+        record.before.as_ref().map(ToString::to_string).into(),
+        record.after.as_ref().map(ToString::to_string).into(),
+        caller.request_id.as_str().into(),
+        caller.trace_id.as_str().into(),
+        record.reason.as_str().into(),
+    ]
+}
+
+/// `rows` split into runs of at most `ROWS_PER_INSERT`.
+fn chunked(rows: impl Iterator<Item = Vec<Value>>) -> Vec<Vec<Vec<Value>>> {
+    let mut chunks: Vec<Vec<Vec<Value>>> = Vec::new();
+    for row in rows {
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < ROWS_PER_INSERT => chunk.push(row),
+            _ => chunks.push(vec![row]),
+        }
+    }
+    chunks
+}
+
+/// A statement with positional parameters in the engine's spelling (`$n` or `?`).
+struct Sql {
+    backend: DbBackend,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn new(backend: DbBackend) -> Self {
+        Self {
+            backend,
+            values: Vec::new(),
+        }
+    }
+
+    fn param(&mut self, value: impl Into<Value>) -> String {
+        self.values.push(value.into());
+        match self.backend {
+            DbBackend::Postgres => format!("${}", self.values.len()),
+            _ => "?".to_owned(),
+        }
+    }
+
+    /// `INSERT INTO {table} VALUES (..), (..)` for `rows`.
+    fn insert(&mut self, table: &str, rows: Vec<Vec<Value>>) -> String {
+        let tuples: Vec<String> = rows
+            .into_iter()
+            .map(|row| {
+                let params: Vec<String> = row.into_iter().map(|v| self.param(v)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        format!("INSERT INTO {table} VALUES {}", tuples.join(", "))
+    }
+
+    async fn run(self, txn: &DatabaseTransaction, text: String) -> Result<(), Error> {
+        txn.execute_raw(Statement::from_sql_and_values(
+            self.backend,
+            text,
+            self.values,
+        ))
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
