@@ -130,6 +130,9 @@ pub enum Error {
         message: String,
         metadata: BTreeMap<String, String>,
     },
+    /// One item of a batch write failed, so the batch changed nothing.
+    #[error("items[{index}]: {error}")]
+    InItem { index: usize, error: Box<Error> },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -179,6 +182,27 @@ impl Error {
         }
     }
 
+    /// Names the batch item this error belongs to: field violations get the item's path,
+    /// every other error the item's index (`ErrorInfo.metadata.item_index`). Internal errors
+    /// stay as they are: the caller learns nothing of them either way.
+    pub fn in_item(self, index: usize) -> Self {
+        match self {
+            Error::Invalid(problems) => Error::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| {
+                        FieldProblem::new(format!("items[{index}].{}", p.field), p.description)
+                    })
+                    .collect(),
+            ),
+            Error::Internal(_) | Error::InItem { .. } => self,
+            other => Error::InItem {
+                index,
+                error: Box::new(other),
+            },
+        }
+    }
+
     /// The `ErrorInfo.reason` for this error.
     pub fn reason(&self) -> Reason {
         match self {
@@ -191,6 +215,7 @@ impl Error {
             Error::Denied { .. } => Reason::PermissionDenied,
             Error::Unavailable { .. } | Error::DeadlineExceeded { .. } => Reason::Unavailable,
             Error::OutOfRange { .. } => Reason::RevisionOutOfRange,
+            Error::InItem { error, .. } => error.reason(),
             Error::Internal(_) => Reason::Internal,
         }
     }
@@ -219,6 +244,10 @@ impl Error {
             }
             Error::Denied { missing } => {
                 meta.insert("missing_permissions".into(), missing.join(","));
+            }
+            Error::InItem { index, error } => {
+                meta = error.metadata();
+                meta.insert("item_index".into(), index.to_string());
             }
             Error::Invalid(_)
             | Error::Forbidden { .. }

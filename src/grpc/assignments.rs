@@ -8,8 +8,8 @@ use super::convert::{AllValid as _, domain_status, role_ref};
 use crate::domain::{AssignmentId, ChangeRequestId, IdentityId};
 use crate::proto::pb;
 use crate::service::{
-    ApproveChangeRequest, AssignRole, CancelChangeRequest, PageRequest, RejectChangeRequest,
-    RevokeAssignment, Service,
+    ApproveChangeRequest, AssignRole, BatchAssignRoles, BatchRevokeAssignments,
+    CancelChangeRequest, PageRequest, RejectChangeRequest, RevokeAssignment, Service,
 };
 
 #[derive(Debug, Clone)]
@@ -31,6 +31,20 @@ impl pb::assignment_service_server::AssignmentService for AssignmentApi {
         request: Request<pb::RevokeAssignmentRequest>,
     ) -> Result<Response<pb::RevokeAssignmentResponse>, Status> {
         write::<RevokeAssignment, _, _>(&self.service, request).await
+    }
+
+    async fn batch_assign_roles(
+        &self,
+        request: Request<pb::BatchAssignRolesRequest>,
+    ) -> Result<Response<pb::BatchAssignRolesResponse>, Status> {
+        write::<BatchAssignRoles, _, _>(&self.service, request).await
+    }
+
+    async fn batch_revoke_assignments(
+        &self,
+        request: Request<pb::BatchRevokeAssignmentsRequest>,
+    ) -> Result<Response<pb::BatchRevokeAssignmentsResponse>, Status> {
+        write::<BatchRevokeAssignments, _, _>(&self.service, request).await
     }
 
     async fn get_assignment(

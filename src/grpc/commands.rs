@@ -12,16 +12,17 @@ use super::convert::{
 };
 use crate::domain::names::parse_description;
 use crate::domain::{
-    AssignmentId, ChangeRequest, ChangeRequestId, Error, GroupId, GroupName, Permission,
-    PermissionName, Role, RoleName,
+    AssignmentId, ChangeRequest, ChangeRequestId, Error, FieldProblem, GroupId, GroupName,
+    Permission, PermissionName, Role, RoleName,
 };
 use crate::proto::pb;
 use crate::service::{
     AddGroupMembers, AddPermissionsToRole, ApproveChangeRequest, AssignResult, AssignRole,
-    CancelChangeRequest, Command, CreateGroup, CreatePermission, CreateRole, DeleteGroup,
-    DeletePermission, DeleteRole, IdempotencyKey, Outcome, RejectChangeRequest, RemoveGroupMembers,
-    RemovePermissionFromRole, RemovePermissionsFromRole, RevokeAssignment, Service,
-    UpdatePermission, UpdateRole, WriteOptions,
+    BatchAssignRoles, BatchRevokeAssignments, CancelChangeRequest, Command, CreateGroup,
+    CreatePermission, CreateRole, DeleteGroup, DeletePermission, DeleteRole, IdempotencyKey,
+    MAX_BATCH_ITEMS, Outcome, RejectChangeRequest, RemoveGroupMembers, RemovePermissionFromRole,
+    RemovePermissionsFromRole, RevokeAssignment, Service, UpdatePermission, UpdateRole,
+    WriteOptions,
 };
 
 /// Runs one mutating RPC: caller, write options, command, `Service::write`, response.
@@ -75,6 +76,8 @@ write_requests!(
     pb::RemovePermissionFromRoleRequest,
     pb::AssignRoleRequest,
     pb::RevokeAssignmentRequest,
+    pb::BatchAssignRolesRequest,
+    pb::BatchRevokeAssignmentsRequest,
     pb::DecideChangeRequestRequest,
     pb::CreateGroupRequest,
     pb::DeleteGroupRequest,
@@ -262,40 +265,126 @@ impl TryFrom<pb::AssignRoleRequest> for AssignRole {
     type Error = Error;
 
     fn try_from(req: pb::AssignRoleRequest) -> Result<Self, Error> {
-        let (role, identity, expire_time, reason) = (
-            role_ref("role", req.role.as_ref()),
-            identity("identity", req.identity.as_ref()),
-            req.expire_time
-                .as_ref()
-                .map(|t| from_timestamp("expire_time", t))
-                .transpose(),
-            parse_description("reason", &req.reason),
+        assignment(
+            "",
+            req.role.as_ref(),
+            req.identity.as_ref(),
+            req.expire_time.as_ref(),
+            &req.reason,
+            req.force,
         )
-            .all_valid()?;
-        Ok(Self {
-            role,
-            identity,
-            expire_time,
-            reason,
-            force: req.force,
-        })
     }
+}
+
+/// AssignRole's fields, alone or as a batch item (`prefix` is `items[i].` then).
+fn assignment(
+    prefix: &str,
+    role: Option<&pb::RoleRef>,
+    who: Option<&pb::Identity>,
+    expire_time: Option<&prost_types::Timestamp>,
+    reason: &str,
+    force: bool,
+) -> Result<AssignRole, Error> {
+    let (role, identity, expire_time, reason) = (
+        role_ref(&format!("{prefix}role"), role),
+        identity(&format!("{prefix}identity"), who),
+        expire_time
+            .map(|t| from_timestamp(&format!("{prefix}expire_time"), t))
+            .transpose(),
+        parse_description(&format!("{prefix}reason"), reason),
+    )
+        .all_valid()?;
+    Ok(AssignRole {
+        role,
+        identity,
+        expire_time,
+        reason,
+        force,
+    })
 }
 
 impl TryFrom<pb::RevokeAssignmentRequest> for RevokeAssignment {
     type Error = Error;
 
     fn try_from(req: pb::RevokeAssignmentRequest) -> Result<Self, Error> {
-        let (assignment, reason) = (
-            AssignmentId::parse("assignment_id", &req.assignment_id),
-            parse_description("reason", &req.reason),
-        )
-            .all_valid()?;
-        Ok(Self {
-            assignment,
-            reason,
-            force: req.force,
-        })
+        revocation("", &req.assignment_id, &req.reason, req.force)
+    }
+}
+
+fn revocation(
+    prefix: &str,
+    assignment_id: &str,
+    reason: &str,
+    force: bool,
+) -> Result<RevokeAssignment, Error> {
+    let (assignment, reason) = (
+        AssignmentId::parse(&format!("{prefix}assignment_id"), assignment_id),
+        parse_description(&format!("{prefix}reason"), reason),
+    )
+        .all_valid()?;
+    Ok(RevokeAssignment {
+        assignment,
+        reason,
+        force,
+    })
+}
+
+/// Parses every item of a batch, reporting every problem of every item at once.
+fn batch_items<I, T>(
+    items: &[I],
+    parse: impl Fn(&str, &I) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let mut problems = Vec::new();
+    if items.is_empty() {
+        problems.push(FieldProblem::new("items", "must list at least one item"));
+    }
+    if items.len() > MAX_BATCH_ITEMS {
+        problems.push(FieldProblem::new(
+            "items",
+            format!("must list at most {MAX_BATCH_ITEMS} items"),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate().take(MAX_BATCH_ITEMS) {
+        match parse(&format!("items[{index}]."), item) {
+            Ok(value) => parsed.push(value),
+            Err(Error::Invalid(mut found)) => problems.append(&mut found),
+            Err(other) => return Err(other),
+        }
+    }
+    if problems.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(Error::Invalid(problems))
+    }
+}
+
+impl TryFrom<pb::BatchAssignRolesRequest> for BatchAssignRoles {
+    type Error = Error;
+
+    fn try_from(req: pb::BatchAssignRolesRequest) -> Result<Self, Error> {
+        let items = batch_items(&req.items, |prefix, item: &pb::AssignmentItem| {
+            assignment(
+                prefix,
+                item.role.as_ref(),
+                item.identity.as_ref(),
+                item.expire_time.as_ref(),
+                &item.reason,
+                item.force,
+            )
+        })?;
+        Ok(Self { items })
+    }
+}
+
+impl TryFrom<pb::BatchRevokeAssignmentsRequest> for BatchRevokeAssignments {
+    type Error = Error;
+
+    fn try_from(req: pb::BatchRevokeAssignmentsRequest) -> Result<Self, Error> {
+        let items = batch_items(&req.items, |prefix, item: &pb::RevocationItem| {
+            revocation(prefix, &item.assignment_id, &item.reason, item.force)
+        })?;
+        Ok(Self { items })
     }
 }
 
@@ -461,6 +550,38 @@ impl From<Outcome<AssignResult>> for pb::RevokeAssignmentResponse {
                 AssignResult::Assignment(a) => Result::Assignment(a.into()),
                 AssignResult::Pending(c) => Result::ChangeRequest(c.into()),
             }),
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }
+    }
+}
+
+impl From<AssignResult> for pb::AssignmentItemResult {
+    fn from(result: AssignResult) -> Self {
+        use pb::assignment_item_result::Result;
+        Self {
+            result: Some(match result {
+                AssignResult::Assignment(a) => Result::Assignment(a.into()),
+                AssignResult::Pending(c) => Result::ChangeRequest(c.into()),
+            }),
+        }
+    }
+}
+
+impl From<Outcome<Vec<AssignResult>>> for pb::BatchAssignRolesResponse {
+    fn from(outcome: Outcome<Vec<AssignResult>>) -> Self {
+        Self {
+            results: outcome.value.into_iter().map(Into::into).collect(),
+            revision: outcome.revision.0,
+            impact: outcome.impact.map(Into::into),
+        }
+    }
+}
+
+impl From<Outcome<Vec<AssignResult>>> for pb::BatchRevokeAssignmentsResponse {
+    fn from(outcome: Outcome<Vec<AssignResult>>) -> Self {
+        Self {
+            results: outcome.value.into_iter().map(Into::into).collect(),
             revision: outcome.revision.0,
             impact: outcome.impact.map(Into::into),
         }

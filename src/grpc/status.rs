@@ -48,32 +48,23 @@ pub(crate) fn shutting_down() -> Status {
 
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
-        let code = match &err {
-            Error::Invalid(problems) => {
-                let fields: Vec<FieldViolation> = problems
-                    .iter()
-                    .map(|p| FieldViolation::new(p.field.clone(), p.description.clone()))
-                    .collect();
-                return Status::with_error_details(
-                    Code::InvalidArgument,
-                    err.to_string(),
-                    ErrorDetails::with_bad_request(fields),
-                );
-            }
-            Error::Internal(cause) => {
-                // The chain goes to the log, tagged with the current span; the caller learns nothing.
-                tracing::error!(error = ?cause, "internal error");
-                return Status::internal("internal error");
-            }
-            Error::NotFound { .. } => Code::NotFound,
-            Error::AlreadyExists { .. } => Code::AlreadyExists,
-            Error::Precondition { .. } => Code::FailedPrecondition,
-            Error::Denied { .. } | Error::Forbidden { .. } => Code::PermissionDenied,
-            Error::Aborted { .. } => Code::Aborted,
-            Error::Unavailable { .. } => Code::Unavailable,
-            Error::OutOfRange { .. } => Code::OutOfRange,
-            Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
-        };
+        let code = code_of(&err);
+        if let Error::Invalid(problems) = &err {
+            let fields: Vec<FieldViolation> = problems
+                .iter()
+                .map(|p| FieldViolation::new(p.field.clone(), p.description.clone()))
+                .collect();
+            return Status::with_error_details(
+                code,
+                err.to_string(),
+                ErrorDetails::with_bad_request(fields),
+            );
+        }
+        if let Error::Internal(cause) = &err {
+            // The chain goes to the log, tagged with the current span; the caller learns nothing.
+            tracing::error!(error = ?cause, "internal error");
+            return Status::internal("internal error");
+        }
         let info = ErrorDetails::with_error_info(
             err.reason().as_str(),
             "warden",
@@ -82,5 +73,21 @@ impl From<Error> for Status {
                 .collect::<std::collections::HashMap<_, _>>(),
         );
         Status::with_error_details(code, err.to_string(), info)
+    }
+}
+
+fn code_of(err: &Error) -> Code {
+    match err {
+        Error::Invalid(_) => Code::InvalidArgument,
+        Error::Internal(_) => Code::Internal,
+        Error::NotFound { .. } => Code::NotFound,
+        Error::AlreadyExists { .. } => Code::AlreadyExists,
+        Error::Precondition { .. } => Code::FailedPrecondition,
+        Error::Denied { .. } | Error::Forbidden { .. } => Code::PermissionDenied,
+        Error::Aborted { .. } => Code::Aborted,
+        Error::Unavailable { .. } => Code::Unavailable,
+        Error::OutOfRange { .. } => Code::OutOfRange,
+        Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
+        Error::InItem { error, .. } => code_of(error),
     }
 }

@@ -1,6 +1,8 @@
 //! Assignments (API rules 4, 5, 10 and no escalation): Dfns's assign and revoke, filing a
 //! change request when the role requires approval.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use super::paging::page;
@@ -61,10 +63,7 @@ impl Command for AssignRole {
     }
 
     fn check(&self, service: &Service) -> Result<(), Error> {
-        if self.expire_time.is_some_and(|t| t <= service.now()) {
-            return Err(Error::invalid("expire_time", "must be in the future"));
-        }
-        Ok(())
+        self.check_item(service)
     }
 
     async fn apply(
@@ -73,10 +72,48 @@ impl Command for AssignRole {
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<AssignResult>, Error> {
+        self.assign(service, caller, tx, &mut RoleCache::default())
+            .await
+    }
+}
+
+/// The roles a write has read so far: a batch naming one role a thousand times reads it once.
+/// Valid for one transaction (assignments never change a role).
+#[derive(Default)]
+struct RoleCache(HashMap<RoleRef, Role>);
+
+impl RoleCache {
+    async fn get(&mut self, tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
+        if let Some(role) = self.0.get(r) {
+            return Ok(role.clone());
+        }
         let role = tx
-            .find_role(&self.role)
+            .find_role(r)
             .await?
-            .ok_or_else(|| Error::not_found("role", self.role.key()))?;
+            .ok_or_else(|| Error::not_found("role", r.key()))?;
+        self.0.insert(r.clone(), role.clone());
+        Ok(role)
+    }
+}
+
+impl AssignRole {
+    fn check_item(&self, service: &Service) -> Result<(), Error> {
+        if self.expire_time.is_some_and(|t| t <= service.now()) {
+            return Err(Error::invalid("expire_time", "must be in the future"));
+        }
+        Ok(())
+    }
+
+    /// One assignment (or change request) inside `tx`: AssignRole's whole effect, shared with
+    /// BatchAssignRoles.
+    async fn assign(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+        roles: &mut RoleCache,
+    ) -> Result<Applied<AssignResult>, Error> {
+        let role = roles.get(tx, &self.role).await?;
         service.ensure_may_hold_out(caller, &role)?;
         if self.identity.kind == IdentityKind::Group {
             service.ensure_group_exists(tx, &self.identity.id).await?;
@@ -187,6 +224,20 @@ impl Command for RevokeAssignment {
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<AssignResult>, Error> {
+        self.revoke(service, caller, tx, &mut RoleCache::default())
+            .await
+    }
+}
+
+impl RevokeAssignment {
+    /// One revocation (or change request) inside `tx`, shared with BatchRevokeAssignments.
+    async fn revoke(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+        roles: &mut RoleCache,
+    ) -> Result<Applied<AssignResult>, Error> {
         let RevokeAssignment {
             assignment: id,
             reason,
@@ -203,10 +254,7 @@ impl Command for RevokeAssignment {
             )
             .with_meta("assignment_id", id.to_string()));
         }
-        let role = tx
-            .find_role(&Ref::Id(a.role_id))
-            .await?
-            .ok_or_else(|| Error::not_found("role", a.role_id.to_string()))?;
+        let role = roles.get(tx, &Ref::Id(a.role_id)).await?;
         service.ensure_may_hold_out(caller, &role)?;
         if role.requires_approval && !force {
             if let Some(pending) = tx
@@ -256,6 +304,100 @@ impl Command for RevokeAssignment {
             "assignment.revoked",
             a.id,
             AssignResult::Assignment(a),
+        ))
+    }
+}
+
+/// The most items one batch write takes.
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// BatchAssignRoles, validated: up to `MAX_BATCH_ITEMS` assignments, all or nothing, as one
+/// revision with one audit event per item.
+#[derive(Debug, Clone)]
+pub struct BatchAssignRoles {
+    pub items: Vec<AssignRole>,
+}
+
+/// BatchRevokeAssignments, validated.
+#[derive(Debug, Clone)]
+pub struct BatchRevokeAssignments {
+    pub items: Vec<RevokeAssignment>,
+}
+
+/// What a batch needs: `assignments:write`, and `approvals:bypass` when any item forces.
+fn batch_permissions(forced: bool) -> &'static [&'static str] {
+    if forced {
+        &[perm::ASSIGNMENTS_WRITE, perm::APPROVALS_BYPASS]
+    } else {
+        &[perm::ASSIGNMENTS_WRITE]
+    }
+}
+
+impl Command for BatchAssignRoles {
+    type Output = Vec<AssignResult>;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        batch_permissions(self.items.iter().any(|i| i.force))
+    }
+
+    fn check(&self, service: &Service) -> Result<(), Error> {
+        for (index, item) in self.items.iter().enumerate() {
+            item.check_item(service).map_err(|e| e.in_item(index))?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Vec<AssignResult>>, Error> {
+        let count = self.items.len();
+        let mut roles = RoleCache::default();
+        let mut results = Vec::with_capacity(count);
+        for (index, item) in self.items.into_iter().enumerate() {
+            let applied = item
+                .assign(service, caller, tx, &mut roles)
+                .await
+                .map_err(|e| e.in_item(index))?;
+            results.push(applied.value);
+        }
+        Ok(Applied::new(
+            "assignments.batch_assigned",
+            format!("{count} items"),
+            results,
+        ))
+    }
+}
+
+impl Command for BatchRevokeAssignments {
+    type Output = Vec<AssignResult>;
+
+    fn permissions(&self) -> &'static [&'static str] {
+        batch_permissions(self.items.iter().any(|i| i.force))
+    }
+
+    async fn apply(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+    ) -> Result<Applied<Vec<AssignResult>>, Error> {
+        let count = self.items.len();
+        let mut roles = RoleCache::default();
+        let mut results = Vec::with_capacity(count);
+        for (index, item) in self.items.into_iter().enumerate() {
+            let applied = item
+                .revoke(service, caller, tx, &mut roles)
+                .await
+                .map_err(|e| e.in_item(index))?;
+            results.push(applied.value);
+        }
+        Ok(Applied::new(
+            "assignments.batch_revoked",
+            format!("{count} items"),
+            results,
         ))
     }
 }

@@ -28,7 +28,10 @@ use crate::engine::Engine;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, WriteTx};
 
-pub use assignments::{AssignResult, AssignRole, RevokeAssignment};
+pub use assignments::{
+    AssignResult, AssignRole, BatchAssignRoles, BatchRevokeAssignments, MAX_BATCH_ITEMS,
+    RevokeAssignment,
+};
 pub use audit::AuditFilter;
 pub use authorization::CheckItem;
 pub use bootstrap::BootstrapAdmin;

@@ -5,6 +5,7 @@ mod helpers;
 
 mod assignments;
 mod auth;
+mod batches;
 mod catalogue;
 mod check_route;
 mod consistency;
