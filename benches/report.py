@@ -318,6 +318,13 @@ def writes_table(out, verdicts):
             verdicts.append((f"AssignRole, {case}", f">= {WRITE_TARGETS[i]} x pgbench",
                              f"{float(ratio):.2f} x", float(ratio) >= WRITE_TARGETS[i]))
     print()
+    batch = out / "batch.json"
+    if batch.exists():
+        b = json.loads(batch.read_text())
+        print(f"BatchAssignRoles of {b['items']} items, {b['rounds']} rounds: median {b['median_s']} s, "
+              f"max {b['max_s']} s\n")
+        verdicts.append((f"BatchAssignRoles, {b['items']} items", "< 1 s", f"{b['median_s']} s",
+                         b["median_s"] < 1.0))
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ COLD_REPS=${COLD_REPS:-3}
 PROP_ROUNDS=${PROP_ROUNDS:-1000}
 WRITE_CLIENTS=${WRITE_CLIENTS:-16}
 WRITE_DURATION=${WRITE_DURATION:-10}
+BATCH_ROUNDS=${BATCH_ROUNDS:-5}
 QUIET_WAIT=${QUIET_WAIT:-300}
 QUIET_BUSY=${QUIET_BUSY:-0.3}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -570,6 +571,10 @@ if has writes; then
       printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$errs" "$p" "$(python3 -c "print(round($w / $p, 2))")"
     done
   } | tee "$OUT/writes.tsv" >&2
+  wait_quiet
+  python3 "$HERE/warden_client.py" batch --addr "127.0.0.1:$WPORT_W" --token "$one_tenant" \
+    --items 1000 --rounds "$BATCH_ROUNDS" --stubs "$OUT/stubs" --proto "$ROOT/proto" \
+    | tee "$OUT/batch.json" >&2
   stop_all
 fi
 

@@ -13,6 +13,8 @@
       revoke -> deny delay measured from the moment RevokeAssignment returned on A to the moment
       the first denying Check returned from B.
 
+  warden_client.py batch --addr HOST:PORT --token T [--items 1000] [--rounds 5] --stubs DIR
+      times BatchAssignRoles of ITEMS distinct identities, ROUNDS times; prints the median and max
   warden_client.py writes --addr HOST:PORT --tokens T1,T2,... --clients N --duration S --stubs DIR
       Write throughput: N client threads, each with its own channel, call AssignRole with distinct
       identities for S seconds (after a 1 s warm-up); client i writes in the tenant of token
@@ -254,6 +256,41 @@ def writes(args):
     return 0
 
 
+def batch(args):
+    """Times BatchAssignRoles of --items distinct identities, --rounds times, one after another."""
+    import grpc
+
+    s = load_stubs(args.stubs, args.proto)
+    common = s["common_pb2"]
+    md = (("authorization", f"Bearer {args.token}"),)
+    ch = grpc.insecure_channel(args.addr)
+    try:
+        s["permissions_grpc"].PermissionServiceStub(ch).CreatePermission(
+            s["permissions_pb2"].CreatePermissionRequest(name="batch.read"), metadata=md)
+        s["roles_grpc"].RoleServiceStub(ch).CreateRole(s["roles_pb2"].CreateRoleRequest(
+            name="batch.reader", permissions=[common.PermissionRef(name="batch.read")]), metadata=md)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+    stub = s["assignments_grpc"].AssignmentServiceStub(ch)
+    run = f"{os.getpid()}-{int(time.time())}"
+    times = []
+    for r in range(args.rounds):
+        items = [s["assignments_pb2"].AssignmentItem(
+            role=common.RoleRef(name="batch.reader"), identity=common.Identity(id=f"b-{run}-{r}-{k}"))
+            for k in range(args.items)]
+        req = s["assignments_pb2"].BatchAssignRolesRequest(items=items)
+        t0 = time.monotonic()
+        resp = stub.BatchAssignRoles(req, metadata=md, timeout=60)
+        times.append(time.monotonic() - t0)
+        if len(resp.results) != args.items:
+            raise SystemExit(f"batch answered {len(resp.results)} results for {args.items} items")
+    times.sort()
+    print(json.dumps({"items": args.items, "rounds": args.rounds,
+                      "median_s": round(times[len(times) // 2], 3), "max_s": round(times[-1], 3)}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd_name", required=True)
@@ -280,7 +317,16 @@ def main():
     wp.add_argument("--duration", type=float, default=5)
     wp.add_argument("--stubs", default=os.path.join(tempfile.gettempdir(), "warden-bench-stubs"))
     wp.add_argument("--proto", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
+    bp = sub.add_parser("batch")
+    bp.add_argument("--addr", required=True)
+    bp.add_argument("--token", required=True)
+    bp.add_argument("--items", type=int, default=1000)
+    bp.add_argument("--rounds", type=int, default=5)
+    bp.add_argument("--stubs", default=os.path.join(tempfile.gettempdir(), "warden-bench-stubs"))
+    bp.add_argument("--proto", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
     args = p.parse_args()
+    if args.cmd_name == "batch":
+        return batch(args)
     if args.cmd_name == "writes":
         return writes(args)
     if args.cmd_name == "spawn":
