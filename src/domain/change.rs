@@ -67,6 +67,31 @@ pub enum Delta {
     },
 }
 
+impl Delta {
+    /// True when the delta changes a role as a write reads it (its record or permissions).
+    pub fn changes_roles(&self) -> bool {
+        matches!(
+            self,
+            Delta::PermissionPut { .. }
+                | Delta::PermissionRemoved { .. }
+                | Delta::RolePut { .. }
+                | Delta::RoleRemoved { .. }
+        )
+    }
+}
+
+impl Delta {
+    /// True when the delta adds or removes an assignment.
+    pub fn changes_assignments(&self) -> bool {
+        matches!(
+            self,
+            Delta::AssignmentPut { .. }
+                | Delta::AssignmentRemoved { .. }
+                | Delta::RoleRemoved { .. }
+        )
+    }
+}
+
 /// What a role is besides its name and permissions, as `RolePut` carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleRecord {

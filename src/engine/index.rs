@@ -360,6 +360,23 @@ impl TenantIndex {
         })
     }
 
+    /// True when `identity` holds `role` by a direct assignment, expired or not.
+    pub fn has_assignment(&self, role: RoleId, identity: &str) -> bool {
+        let (Some(&role), Some(who)) = (self.role_ix.get(&role), self.find_identity(identity))
+        else {
+            return false;
+        };
+        let mut at = self.identities[who as usize].first;
+        while at != NONE {
+            let entry = &self.assignments[at as usize];
+            if entry.role == role {
+                return true;
+            }
+            at = entry.next;
+        }
+        false
+    }
+
     fn name_of(&self, ix: u32) -> &str {
         let e = &self.identities[ix as usize];
         &self.arena[e.name_at as usize..(e.name_at + e.name_len) as usize]

@@ -214,6 +214,19 @@ impl Engine {
         })
     }
 
+    /// Whether `identity` holds `role` by a direct assignment (expired or not), and the
+    /// tenant revision the answer is at.
+    pub fn has_assignment(
+        &self,
+        tenant: &TenantId,
+        role: RoleId,
+        identity: &str,
+    ) -> (bool, Revision) {
+        self.read_tenant(tenant, |index| {
+            index.is_some_and(|index| index.has_assignment(role, identity))
+        })
+    }
+
     /// Decides one permission for one identity; the `Check` hot path.
     pub fn check(
         &self,

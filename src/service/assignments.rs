@@ -14,6 +14,7 @@ use crate::domain::{
     ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId, IdentityKind, Page,
     Reason, Ref, Role, RoleRef,
 };
+use crate::engine::RoleLookup;
 use crate::store::WriteTx;
 
 /// AssignRole, validated.
@@ -83,14 +84,25 @@ impl Command for AssignRole {
 struct RoleCache(HashMap<RoleRef, Role>);
 
 impl RoleCache {
-    async fn get(&mut self, tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
+    /// The role from the index when it is at exactly the revision the write sees (no round
+    /// trip), else from the database.
+    async fn get(&mut self, service: &Service, tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
         if let Some(role) = self.0.get(r) {
             return Ok(role.clone());
         }
-        let role = tx
-            .find_role(r)
-            .await?
-            .ok_or_else(|| Error::not_found("role", r.key()))?;
+        let indexed = match tx.roles_as_of() {
+            Some(at) => match service.engine.role(tx.tenant(), r) {
+                (RoleLookup::Found(role), revision) if revision == at => Some(Some(role)),
+                (RoleLookup::Absent, revision) if revision == at => Some(None),
+                _ => None,
+            },
+            None => None,
+        };
+        let found = match indexed {
+            Some(found) => found,
+            None => tx.find_role(r).await?,
+        };
+        let role = found.ok_or_else(|| Error::not_found("role", r.key()))?;
         self.0.insert(r.clone(), role.clone());
         Ok(role)
     }
@@ -113,12 +125,28 @@ impl AssignRole {
         tx: &mut WriteTx,
         roles: &mut RoleCache,
     ) -> Result<Applied<AssignResult>, Error> {
-        let role = roles.get(tx, &self.role).await?;
+        let role = roles.get(service, tx, &self.role).await?;
         service.ensure_may_hold_out(caller, &role)?;
         if self.identity.kind == IdentityKind::Group {
             service.ensure_group_exists(tx, &self.identity.id).await?;
         }
-        if let Some(existing) = tx.find_assignment_of(role.id, &self.identity.id).await? {
+        // The index at the write's own revision knows when there is nothing to look for,
+        // unless this write itself (an earlier batch item) assigned the pair.
+        let surely_new = tx.assignments_as_of().is_some_and(|at| {
+            !tx.deltas().iter().any(|d| {
+                matches!(d, Delta::AssignmentPut { role: r, identity, .. }
+                    if *r == role.id && *identity == self.identity.id)
+            }) && service
+                .engine
+                .has_assignment(tx.tenant(), role.id, self.identity.id.as_str())
+                == (false, at)
+        });
+        let existing = if surely_new {
+            None
+        } else {
+            tx.find_assignment_of(role.id, &self.identity.id).await?
+        };
+        if let Some(existing) = existing {
             if existing.expire_time.is_none_or(|t| tx.now < t) {
                 return Err(Error::AlreadyExists {
                     kind: "assignment",
@@ -254,7 +282,7 @@ impl RevokeAssignment {
             )
             .with_meta("assignment_id", id.to_string()));
         }
-        let role = roles.get(tx, &Ref::Id(a.role_id)).await?;
+        let role = roles.get(service, tx, &Ref::Id(a.role_id)).await?;
         service.ensure_may_hold_out(caller, &role)?;
         if role.requires_approval && !force {
             if let Some(pending) = tx

@@ -9,7 +9,7 @@ use sea_orm::{
 };
 
 use super::{Store, WriteTx, changes, db_error, micros, one_parameter, rev_i64};
-use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Error, Revision, TenantId};
+use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
 
 /// Most writes one group commit takes from a tenant's queue.
 pub const MAX_BATCH: usize = 64;
@@ -41,6 +41,12 @@ pub struct WriteBatch {
     tenant: TenantId,
     /// The tenant's revision after the writes kept so far.
     revision: Revision,
+    /// The tenant's revision when the batch took the lock.
+    base: Revision,
+    /// A kept write changed roles: later writes must read roles from the database.
+    roles_changed: bool,
+    /// A kept write changed assignments: the same for assignments.
+    assignments_changed: bool,
     /// More than one write: each gets a savepoint.
     shared: bool,
     kept: Vec<Kept>,
@@ -63,10 +69,14 @@ impl Store {
             .map_err(db_error)?
             .context("no revision returned")?;
         let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
+        let revision = Revision(u64::try_from(revision).context("negative revision")?);
         Ok(WriteBatch {
             txn: Some(txn),
             tenant: tenant.clone(),
-            revision: Revision(u64::try_from(revision).context("negative revision")?),
+            revision,
+            base: revision,
+            roles_changed: false,
+            assignments_changed: false,
             shared: writes > 1,
             kept: Vec::new(),
         })
@@ -90,6 +100,8 @@ impl WriteBatch {
         Ok(WriteTx {
             txn,
             revision: Revision(self.revision.0 + 1),
+            roles_as_of: (!self.roles_changed).then_some(self.base),
+            assignments_as_of: (!self.assignments_changed).then_some(self.base),
             now,
             caller: caller.clone(),
             deltas: Vec::new(),
@@ -107,7 +119,10 @@ impl WriteBatch {
             caller,
             deltas,
             audits,
+            ..
         } = tx;
+        self.roles_changed |= deltas.iter().any(Delta::changes_roles);
+        self.assignments_changed |= deltas.iter().any(Delta::changes_assignments);
         if self.shared {
             txn.commit().await.map_err(db_error)?; // RELEASE SAVEPOINT
         } else {

@@ -166,9 +166,12 @@ impl Store {
             .map_err(db_error)?
             .context("no revision returned")?;
         let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
+        let revision = Revision(u64::try_from(revision).context("negative revision")?);
         Ok(WriteTx {
             txn,
-            revision: Revision(u64::try_from(revision).context("negative revision")?),
+            revision,
+            roles_as_of: Some(Revision(revision.0.saturating_sub(1))),
+            assignments_as_of: Some(Revision(revision.0.saturating_sub(1))),
             now,
             caller: caller.clone(),
             deltas: Vec::new(),
@@ -225,6 +228,11 @@ pub struct WriteTx {
     txn: DatabaseTransaction,
     /// The revision this write will commit as.
     pub revision: Revision,
+    /// The tenant revision whose roles this write sees (none when an earlier write of its batch
+    /// changed roles): an index at exactly this revision may answer role reads.
+    roles_as_of: Option<Revision>,
+    /// The same for assignments (none when an earlier write of its batch changed any).
+    assignments_as_of: Option<Revision>,
     /// The instant every record of this write is stamped with.
     pub now: DateTime<Utc>,
     caller: Caller,
@@ -240,6 +248,18 @@ impl WriteTx {
     /// The RPC this write serves.
     pub fn rpc(&self) -> &str {
         &self.caller.rpc
+    }
+
+    /// The tenant revision at which the in-memory index holds the roles this write would read,
+    /// if there is one.
+    pub fn roles_as_of(&self) -> Option<Revision> {
+        self.roles_as_of
+    }
+
+    /// The tenant revision at which the in-memory index holds the assignments this write
+    /// would read, before its own changes (see `deltas`).
+    pub fn assignments_as_of(&self) -> Option<Revision> {
+        self.assignments_as_of
     }
 
     /// Notes an index change this write makes.
@@ -266,6 +286,7 @@ impl WriteTx {
             caller,
             deltas,
             audits,
+            ..
         } = self;
         let kept = [batch::Kept {
             change: Change {

@@ -23,6 +23,8 @@ enum Write {
     RemovePermissionFromRole,
     AssignRole,
     RevokeAssignment,
+    BatchAssignRoles,
+    BatchRevokeAssignments,
     ApproveChangeRequest,
     RejectChangeRequest,
     CancelChangeRequest,
@@ -32,7 +34,7 @@ enum Write {
     RemoveGroupMembers,
 }
 
-const EVERY_WRITE: [Write; 18] = [
+const EVERY_WRITE: [Write; 20] = [
     Write::CreatePermission,
     Write::UpdatePermission,
     Write::DeletePermission,
@@ -44,6 +46,8 @@ const EVERY_WRITE: [Write; 18] = [
     Write::RemovePermissionFromRole,
     Write::AssignRole,
     Write::RevokeAssignment,
+    Write::BatchAssignRoles,
+    Write::BatchRevokeAssignments,
     Write::ApproveChangeRequest,
     Write::RejectChangeRequest,
     Write::CancelChangeRequest,
@@ -56,6 +60,7 @@ const EVERY_WRITE: [Write; 18] = [
 /// The records the cases act on, each case on its own so the table's order does not matter.
 struct Fixtures {
     revoke_assignment_id: String,
+    batch_revoke_ids: Vec<String>,
     approve_id: String,
     reject_id: String,
     cancel_id: String,
@@ -98,6 +103,10 @@ async fn arrange(app: &TestApp) -> Fixtures {
     app.create_role("idem-assign", &["idem:read"]).await;
     app.create_role("idem-revoke", &["idem:read"]).await;
     let revoke_assignment_id = app.assign("idem-revoke", "bob").await.id;
+    let batch_revoke_ids = vec![
+        app.assign("idem-revoke", "batch-1").await.id,
+        app.assign("idem-revoke", "batch-2").await.id,
+    ];
     let gated = CreateRoleRequest {
         name: "idem-gated".into(),
         permissions: vec![perm_name("idem:read")],
@@ -122,6 +131,7 @@ async fn arrange(app: &TestApp) -> Fixtures {
         .unwrap();
     Fixtures {
         revoke_assignment_id,
+        batch_revoke_ids,
         approve_id,
         reject_id,
         cancel_id,
@@ -279,6 +289,42 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             text(
                 &app.assignments()
                     .revoke_assignment(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::BatchAssignRoles => {
+            let item = |who: &str| AssignmentItem {
+                role: Some(role_name("idem-assign")),
+                identity: Some(user(who)),
+                ..Default::default()
+            };
+            let request = BatchAssignRolesRequest {
+                items: vec![item("batch-a"), item("batch-b")],
+                ..Default::default()
+            };
+            text(
+                &app.assignments()
+                    .batch_assign_roles(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::BatchRevokeAssignments => {
+            let request = BatchRevokeAssignmentsRequest {
+                items: f
+                    .batch_revoke_ids
+                    .iter()
+                    .map(|id| RevocationItem {
+                        assignment_id: id.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            text(
+                &app.assignments()
+                    .batch_revoke_assignments(keyed_as(ADMIN, key, request))
                     .await?
                     .into_inner(),
             )
