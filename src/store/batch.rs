@@ -8,7 +8,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
 };
 
-use super::{Store, WriteTx, changes, db_error, micros, one_parameter, rev_i64};
+use super::{Store, WriteTx, db_error, micros, one_parameter, rev_i64};
 use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
 
 /// Most writes one group commit takes from a tenant's queue.
@@ -50,6 +50,7 @@ pub struct WriteBatch {
     /// More than one write: each gets a savepoint.
     shared: bool,
     kept: Vec<Kept>,
+    notifier: super::changes::Notifier,
 }
 
 impl Store {
@@ -77,6 +78,7 @@ impl Store {
             base: revision,
             roles_changed: false,
             assignments_changed: false,
+            notifier: self.notifier.clone(),
             shared: writes > 1,
             kept: Vec::new(),
         })
@@ -102,6 +104,7 @@ impl WriteBatch {
             revision: Revision(self.revision.0 + 1),
             roles_as_of: (!self.roles_changed).then_some(self.base),
             assignments_as_of: (!self.assignments_changed).then_some(self.base),
+            notifier: self.notifier.clone(),
             now,
             caller: caller.clone(),
             deltas: Vec::new(),
@@ -163,14 +166,14 @@ impl WriteBatch {
         }
         write_tail(&txn, &self.tenant, &self.kept, Some(self.revision)).await?;
         txn.commit().await.map_err(db_error)?;
+        self.notifier.committed(&self.tenant, self.revision);
         Ok(self.kept.into_iter().map(|k| k.change).collect())
     }
 }
 
-/// The end of every write: change-log rows, audit rows, the counter (when the write did not
-/// take its revision up front) and the NOTIFY, which PostgreSQL delivers at commit. On
-/// PostgreSQL all of it is one statement; SQLite, which has no data-modifying CTEs, gets one
-/// statement per table.
+/// The end of every write: change-log rows, audit rows and the counter (when the write did not
+/// take its revision up front). On PostgreSQL all of it is one statement; SQLite, which has no
+/// data-modifying CTEs, gets one statement per table. The notification is sent after commit.
 pub(super) async fn write_tail(
     txn: &DatabaseTransaction,
     tenant: &TenantId,
@@ -188,30 +191,33 @@ pub(super) async fn write_tail(
         .iter()
         .map(|k| change_row(&k.change))
         .collect::<Result<_, Error>>()?;
-    let last = kept.last().map(|k| k.change.revision).unwrap_or_default();
 
     if backend == DbBackend::Postgres {
+        // One statement: the counter and the first rows as data-modifying CTEs.
         let mut sql = Sql::new(backend);
         let mut parts = Vec::new();
         if let Some(revision) = counter {
             let (rev, t) = (sql.param(rev_i64(revision)), sql.param(tenant.as_str()));
             parts.push(format!(
-                "rev AS (UPDATE tenant_revisions SET revision = {rev} WHERE tenant_id = {t})"
+                "UPDATE tenant_revisions SET revision = {rev} WHERE tenant_id = {t}"
             ));
         }
         // A batch logs at most `MAX_BATCH` changes; only audits can outgrow one statement.
-        parts.push(format!("ch AS ({})", sql.insert(CHANGES, changes)));
+        parts.push(sql.insert(CHANGES, changes));
         if let Some(first) = audits.next() {
-            parts.push(format!("au AS ({})", sql.insert(AUDITS, first)));
+            parts.push(sql.insert(AUDITS, first));
         }
-        let (channel, payload) = (
-            sql.param(changes::NOTIFY_CHANNEL),
-            sql.param(changes::notification_payload(tenant, last)),
-        );
-        let text = format!(
-            "WITH {} SELECT pg_notify({channel}, {payload})",
-            parts.join(", ")
-        );
+        let main = parts.pop().unwrap_or_default();
+        let ctes: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| format!("w{i} AS ({part})"))
+            .collect();
+        let text = if ctes.is_empty() {
+            main
+        } else {
+            format!("WITH {} {main}", ctes.join(", "))
+        };
         sql.run(txn, text).await?;
     } else {
         if let Some(revision) = counter {

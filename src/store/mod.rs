@@ -38,6 +38,8 @@ pub use snapshot::TenantSnapshot;
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Announces this process's commits to the other replicas.
+    notifier: changes::Notifier,
 }
 
 /// A snapshot of the connection pool, for metrics.
@@ -76,7 +78,8 @@ impl Store {
         let db = Database::connect(opts).await.map_err(|e| {
             Error::Internal(anyhow::Error::new(e).context("cannot connect to the database"))
         })?;
-        Ok(Self { db })
+        let notifier = changes::Notifier::start(&db);
+        Ok(Self { db, notifier })
     }
 
     /// Applies pending migrations.
@@ -172,6 +175,7 @@ impl Store {
             revision,
             roles_as_of: Some(Revision(revision.0.saturating_sub(1))),
             assignments_as_of: Some(Revision(revision.0.saturating_sub(1))),
+            notifier: self.notifier.clone(),
             now,
             caller: caller.clone(),
             deltas: Vec::new(),
@@ -233,6 +237,8 @@ pub struct WriteTx {
     roles_as_of: Option<Revision>,
     /// The same for assignments (none when an earlier write of its batch changed any).
     assignments_as_of: Option<Revision>,
+    /// Announces the commit to the other replicas.
+    notifier: changes::Notifier,
     /// The instant every record of this write is stamped with.
     pub now: DateTime<Utc>,
     caller: Caller,
@@ -276,8 +282,8 @@ impl WriteTx {
         &self.deltas
     }
 
-    /// Writes the change-log row and the audit events, wakes the other replicas (PostgreSQL
-    /// NOTIFY is delivered at commit) and commits. Returns the committed change.
+    /// Writes the change-log row and the audit events, commits, and has the other replicas
+    /// told. Returns the committed change.
     pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
         let WriteTx {
             txn,
@@ -286,6 +292,7 @@ impl WriteTx {
             caller,
             deltas,
             audits,
+            notifier,
             ..
         } = self;
         let kept = [batch::Kept {
@@ -303,6 +310,7 @@ impl WriteTx {
         // The revision was taken by `begin_write`: the counter is already where it belongs.
         batch::write_tail(&txn, &kept[0].change.tenant, &kept, None).await?;
         txn.commit().await.map_err(db_error)?;
+        notifier.committed(&kept[0].change.tenant, revision);
         let [kept] = kept;
         Ok(kept.change)
     }
