@@ -83,7 +83,14 @@ impl Service {
                 kind: "idempotency key",
                 ..
             }) => self.replay(caller, &key).await?.ok_or_else(Error::conflict),
-            other => other,
+            // Failing because a concurrent twin already did the work (ALREADY_EXISTS, NOT_FOUND
+            // of what it deleted): the twin's answer is this request's answer. Failures are
+            // answered after their batch commits, so a twin in the same batch is visible.
+            Err(e) => match self.replay(caller, &key).await {
+                Ok(Some(first)) => Ok(first),
+                _ => Err(e),
+            },
+            ok => ok,
         }
     }
 

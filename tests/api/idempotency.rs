@@ -462,4 +462,26 @@ backend_tests! {
             assert_eq!(app.audit_events().await.len(), audit_after_first, "{write:?}: the retry audits nothing");
         }
     }
+
+    async fn concurrent_calls_sharing_a_key_all_get_the_first_response(app) {
+        // Arrange
+        app.create_role("editor", &["docs:read"]).await;
+        let before = app.audit_events().await.len();
+        // Act: eight retries in flight at once, as an impatient client sends them.
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let mut client = app.assignments();
+            tasks.push(tokio::spawn(async move {
+                let request = AssignRoleRequest { role: Some(role_name("editor")), identity: Some(user("alice")), ..Default::default() };
+                client.assign_role(keyed_as(ADMIN, "one-key", request)).await.map(|r| format!("{:?}", r.into_inner()))
+            }));
+        }
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap().unwrap_or_else(|e| panic!("a twin failed instead of replaying: {e:?}")));
+        }
+        // Assert: one write, one answer.
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
+        assert_eq!(app.audit_events().await.len() - before, 1);
+    }
 }
