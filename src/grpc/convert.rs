@@ -189,6 +189,15 @@ pub(crate) fn from_timestamp(
     field: &str,
     t: &prost_types::Timestamp,
 ) -> Result<DateTime<Utc>, Error> {
+    // google.protobuf.Timestamp's own range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+    const MIN_SECONDS: i64 = -62_135_596_800;
+    const MAX_SECONDS: i64 = 253_402_300_799;
+    if !(MIN_SECONDS..=MAX_SECONDS).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(Error::invalid(
+            field,
+            "must be a valid timestamp between years 1 and 9999",
+        ));
+    }
     DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
         .ok_or_else(|| Error::invalid(field, "is not a valid timestamp"))
 }

@@ -60,19 +60,27 @@ impl From<Error> for Status {
                 ErrorDetails::with_bad_request(fields),
             );
         }
+        if let Error::Unavailable { message } = &err {
+            // Logged here, under the request's span; retried by the client.
+            tracing::warn!(%message, "unavailable");
+        }
         if let Error::Internal(cause) = &err {
             // The chain goes to the log, tagged with the current span; the caller learns nothing.
             tracing::error!(error = ?cause, "internal error");
             return Status::internal("internal error");
         }
-        let info = ErrorDetails::with_error_info(
+        let mut details = ErrorDetails::with_error_info(
             err.reason().as_str(),
             "warden",
             err.metadata()
                 .into_iter()
                 .collect::<std::collections::HashMap<_, _>>(),
         );
-        Status::with_error_details(code, err.to_string(), info)
+        if code == Code::Unavailable {
+            // Clients' retry policies retry UNAVAILABLE; this says when.
+            details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+        }
+        Status::with_error_details(code, err.to_string(), details)
     }
 }
 

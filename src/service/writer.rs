@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use super::pipeline::{Applied, Command};
 use super::{Service, WriteOptions};
@@ -52,6 +53,7 @@ impl Service {
             caller: caller.clone(),
             opts: opts.clone(),
             reply,
+            span: tracing::Span::current(),
         });
         let start = {
             let mut queues = self.writers.queues.lock();
@@ -207,6 +209,8 @@ struct Job<C: Command> {
     caller: Caller,
     opts: WriteOptions,
     reply: oneshot::Sender<Reply<C::Output>>,
+    /// The request's span: what the write logs is logged under its request id.
+    span: tracing::Span,
 }
 
 struct Answer<T> {
@@ -224,42 +228,47 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
         service: &'a Service,
         tx: &'a mut WriteTx,
     ) -> BoxFuture<'a, (Option<(&'static str, String)>, Box<dyn Settle>)> {
-        Box::pin(async move {
-            let Job {
-                command,
-                caller,
-                opts,
-                reply,
-            } = *self;
-            let applied = async {
-                let Applied {
-                    value,
-                    kind,
-                    target,
-                } = command.apply(service, &caller, tx).await?;
-                if let Some(key) = &opts.idempotency {
-                    service.remember(tx, tx.rpc(), key, &value).await?;
+        let span = self.span.clone();
+        Box::pin(
+            async move {
+                let Job {
+                    command,
+                    caller,
+                    opts,
+                    reply,
+                    ..
+                } = *self;
+                let applied = async {
+                    let Applied {
+                        value,
+                        kind,
+                        target,
+                    } = command.apply(service, &caller, tx).await?;
+                    if let Some(key) = &opts.idempotency {
+                        service.remember(tx, tx.rpc(), key, &value).await?;
+                    }
+                    Ok::<_, Error>((value, kind, target))
                 }
-                Ok::<_, Error>((value, kind, target))
+                .await;
+                match applied {
+                    Ok((value, kind, target)) => (
+                        Some((kind, target)),
+                        Box::new(Answer {
+                            result: Ok(value),
+                            reply,
+                        }) as Box<dyn Settle>,
+                    ),
+                    Err(e) => (
+                        None,
+                        Box::new(Answer::<C::Output> {
+                            result: Err(e),
+                            reply,
+                        }) as Box<dyn Settle>,
+                    ),
+                }
             }
-            .await;
-            match applied {
-                Ok((value, kind, target)) => (
-                    Some((kind, target)),
-                    Box::new(Answer {
-                        result: Ok(value),
-                        reply,
-                    }) as Box<dyn Settle>,
-                ),
-                Err(e) => (
-                    None,
-                    Box::new(Answer::<C::Output> {
-                        result: Err(e),
-                        reply,
-                    }) as Box<dyn Settle>,
-                ),
-            }
-        })
+            .instrument(span),
+        )
     }
 
     fn refuse(self: Box<Self>, error: Error) {

@@ -199,7 +199,7 @@ impl Store {
         let mut q =
             permission::Entity::find().filter(permission::Column::TenantId.eq(tenant.as_str()));
         if !prefix.is_empty() {
-            q = q.filter(permission::Column::Name.starts_with(prefix));
+            q = q.filter(super::literal_prefix(permission::Column::Name, prefix));
         }
         if let Some(after) = &page.after {
             q = q.filter(permission::Column::Name.gt(after.as_str()));
@@ -226,7 +226,7 @@ impl Store {
     ) -> Result<Vec<Role>, Error> {
         let mut q = role::Entity::find().filter(role::Column::TenantId.eq(tenant.as_str()));
         if !prefix.is_empty() {
-            q = q.filter(role::Column::Name.starts_with(prefix));
+            q = q.filter(super::literal_prefix(role::Column::Name, prefix));
         }
         if let Some(after) = &page.after {
             q = q.filter(role::Column::Name.gt(after.as_str()));

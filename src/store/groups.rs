@@ -60,7 +60,7 @@ impl Store {
     ) -> Result<Vec<Group>, Error> {
         let mut q = group::Entity::find().filter(group::Column::TenantId.eq(tenant.as_str()));
         if !prefix.is_empty() {
-            q = q.filter(group::Column::Name.starts_with(prefix));
+            q = q.filter(super::literal_prefix(group::Column::Name, prefix));
         }
         if let Some(after) = &page.after {
             q = q.filter(group::Column::Name.gt(after.as_str()));

@@ -321,6 +321,12 @@ pub(crate) fn db_error(err: DbErr) -> Error {
     if is_retryable(&err) {
         return Error::conflict();
     }
+    if is_unreachable(&err) {
+        tracing::debug!(error = %err, "database unreachable");
+        return Error::Unavailable {
+            message: "the database is unreachable; retry with backoff".into(),
+        };
+    }
     match err.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_) | SqlErr::ForeignKeyConstraintViolation(_)) => {
             Error::conflict()
@@ -337,6 +343,26 @@ fn is_retryable(err: &DbErr) -> bool {
         || text.contains("could not serialize")
         || text.contains("deadlock detected")
         || text.contains("database is locked")
+}
+
+/// No connection to be had, or the one in use broke: the request may succeed on a retry.
+fn is_unreachable(err: &DbErr) -> bool {
+    if matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+        return true;
+    }
+    let text = err.to_string().to_ascii_lowercase();
+    [
+        "pool timed out",
+        "pooltimedout",
+        "pool closed",
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "error communicating with database",
+        "unexpected end of file",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 /// True when `err` is a unique-constraint violation, so the caller can name what collided.
@@ -367,6 +393,24 @@ pub(crate) fn stored_id<T>(
 ) -> Result<T, Error> {
     parse("stored id", raw)
         .map_err(|_| Error::Internal(anyhow::anyhow!("corrupt id in database: {raw:?}")))
+}
+
+/// `column` starts with `prefix`, taken literally and case-sensitively on both engines (LIKE
+/// would read `%` and `_` as wildcards, and SQLite's LIKE ignores case).
+pub(crate) fn literal_prefix<C>(column: C, prefix: &str) -> sea_orm::sea_query::Expr
+where
+    C: sea_orm::sea_query::IntoColumnRef,
+{
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Func};
+    // int4: PostgreSQL has no substr(text, int, bigint).
+    let chars = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+    Expr::expr(
+        Func::cust(Alias::new("substr"))
+            .arg(Expr::col(column))
+            .arg(1i32)
+            .arg(chars),
+    )
+    .eq(prefix)
 }
 
 /// Keyset pagination: the last key of the previous page, and how many to return.

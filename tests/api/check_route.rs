@@ -11,7 +11,7 @@ use crate::helpers::*;
 
 /// One unary RPC over raw HTTP/2 (no `authorization` when `token` is empty): the response
 /// headers, the body bytes and the trailers.
-async fn raw_unary(
+pub(crate) async fn raw_unary(
     addr: SocketAddr,
     path: &str,
     token: &str,

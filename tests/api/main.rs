@@ -12,6 +12,7 @@ mod consistency;
 mod differential;
 mod durability;
 mod expiry;
+mod hardening;
 mod idempotency;
 mod layering;
 mod ops;

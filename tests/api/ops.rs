@@ -594,7 +594,8 @@ async fn sigterm_ends_rpcs_still_running_at_the_end_of_the_grace_period_and_exit
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_internal_error_leaks_nothing_and_is_logged_under_the_request_id_the_client_gets() {
+async fn an_unreachable_database_is_unavailable_with_retry_info_leaks_nothing_and_is_logged_under_the_request_id()
+ {
     // Arrange: the real binary, JSON logs, a database it reaches through a proxy.
     let db = TestDatabase::create(Backend::Postgres).await;
     let (_, target) = through(&db.url, "127.0.0.1:1".parse().unwrap());
@@ -625,9 +626,18 @@ async fn an_internal_error_leaks_nothing_and_is_logged_under_the_request_id_the_
         .await
         .expect_err("the database is gone");
 
-    // Assert: the client learns nothing internal, but gets the id the log line carries.
-    assert_eq!(err.code(), Code::Internal, "{err:?}");
-    assert_eq!(err.message(), "internal error");
+    // Assert: a status clients' retry policies retry, saying when, and nothing internal; the
+    // id the log line carries.
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(
+        err.message(),
+        "the database is unreachable; retry with backoff"
+    );
+    assert!(err.get_details_retry_info().is_some(), "{err:?}");
+    assert_eq!(
+        err.get_details_error_info().map(|i| i.reason).as_deref(),
+        Some("UNAVAILABLE")
+    );
     assert_eq!(
         err.get_details_request_info()
             .expect("RequestInfo")
@@ -637,7 +647,7 @@ async fn an_internal_error_leaks_nothing_and_is_logged_under_the_request_id_the_
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let logged = server.log.lock().unwrap().iter().any(|line| {
-            line["level"] == "ERROR"
+            line["level"] == "WARN"
                 && line["span"]["request_id"] == "req-internal-7"
                 && line["span"]["name"] == "rpc"
         });
@@ -646,7 +656,7 @@ async fn an_internal_error_leaks_nothing_and_is_logged_under_the_request_id_the_
         }
         assert!(
             Instant::now() < deadline,
-            "no ERROR line under request id req-internal-7"
+            "no WARN line under request id req-internal-7"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

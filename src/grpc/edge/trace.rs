@@ -148,9 +148,11 @@ pub(super) fn header_value(request_id: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(request_id).ok()
 }
 
-/// Adds `RequestInfo { request_id }` to the error status in `headers` (or trailers), keeping its
-/// code, message and other details. Statuses are built in one place each (`status.rs`,
-/// `auth.rs`, the edge); the request id is only known here, so it is added here.
+/// Completes the error status in `headers` (or trailers), keeping its code, message and other
+/// details: adds `RequestInfo { request_id }` (only known here), an `ErrorInfo` with a reason
+/// where the status has none (tonic's own statuses, UNAUTHENTICATED, INTERNAL), so that every
+/// non-OK status carries one, and answers a request message that does not decode as
+/// INVALID_ARGUMENT (tonic says INTERNAL, which clients would retry or page someone about).
 pub(super) fn add_request_info(headers: &mut HeaderMap, request_id: &str) {
     let Some(status) = Status::from_header_map(headers) else {
         return;
@@ -158,11 +160,27 @@ pub(super) fn add_request_info(headers: &mut HeaderMap, request_id: &str) {
     if status.code() == Code::Ok {
         return;
     }
+    let (code, message) =
+        if status.code() == Code::Internal && status.message().starts_with("failed to decode") {
+            (
+                Code::InvalidArgument,
+                "the request message does not decode as the method's protobuf message type",
+            )
+        } else {
+            (status.code(), status.message())
+        };
     let mut details = status.get_error_details();
     details.set_request_info(request_id, "");
-    let with_id = Status::with_error_details(status.code(), status.message(), details);
+    if details.error_info().is_none() {
+        details.set_error_info(
+            super::methods::code_name(code),
+            "warden",
+            std::collections::HashMap::<String, String>::new(),
+        );
+    }
+    let completed = Status::with_error_details(code, message, details);
     let mut fresh = HeaderMap::new();
-    if with_id.add_header(&mut fresh).is_err() {
+    if completed.add_header(&mut fresh).is_err() {
         return;
     }
     for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
