@@ -36,6 +36,8 @@ pub enum Reason {
     RoleInUse,
     GroupInUse,
     AssignmentImmutable,
+    /// The identity id is already held as another kind (a USER cannot also be a SERVICE_ACCOUNT).
+    IdentityKindMismatch,
     IdempotencyKeyReused,
     ChangeRequestNotPending,
     ChangeRequestExpired,
@@ -70,6 +72,7 @@ impl Reason {
             Reason::RoleInUse => "ROLE_IN_USE",
             Reason::GroupInUse => "GROUP_IN_USE",
             Reason::AssignmentImmutable => "ASSIGNMENT_IMMUTABLE",
+            Reason::IdentityKindMismatch => "IDENTITY_KIND_MISMATCH",
             Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Reason::ChangeRequestNotPending => "CHANGE_REQUEST_NOT_PENDING",
             Reason::ChangeRequestExpired => "CHANGE_REQUEST_EXPIRED",

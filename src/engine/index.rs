@@ -360,6 +360,13 @@ impl TenantIndex {
         })
     }
 
+    /// The kind `identity` was assigned as, if it holds any assignment.
+    pub fn identity_kind(&self, identity: &str) -> Option<IdentityKind> {
+        let who = self.find_identity(identity)?;
+        let first = self.identities[who as usize].first;
+        (first != NONE).then(|| self.assignments[first as usize].kind)
+    }
+
     /// True when `identity` holds `role` by a direct assignment, expired or not.
     pub fn has_assignment(&self, role: RoleId, identity: &str) -> bool {
         let (Some(&role), Some(who)) = (self.role_ix.get(&role), self.find_identity(identity))

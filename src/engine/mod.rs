@@ -227,6 +227,17 @@ impl Engine {
         })
     }
 
+    /// The kind `identity` holds its assignments as (if any), and the tenant revision.
+    pub fn identity_kind(
+        &self,
+        tenant: &TenantId,
+        identity: &str,
+    ) -> (Option<crate::domain::IdentityKind>, Revision) {
+        self.read_tenant(tenant, |index| {
+            index.and_then(|i| i.identity_kind(identity))
+        })
+    }
+
     /// Decides one permission for one identity; the `Check` hot path.
     pub fn check(
         &self,

@@ -130,6 +130,7 @@ impl AssignRole {
         if self.identity.kind == IdentityKind::Group {
             service.ensure_group_exists(tx, &self.identity.id).await?;
         }
+        service.ensure_one_kind(tx, &self.identity).await?;
         // The index at the write's own revision knows when there is nothing to look for,
         // unless this write itself (an earlier batch item) assigned the pair.
         let surely_new = tx.assignments_as_of().is_some_and(|at| {
@@ -516,6 +517,41 @@ impl Service {
     pub(super) fn ensure_may_hold_out(&self, caller: &Caller, role: &Role) -> Result<(), Error> {
         let names: Vec<&str> = role.permissions.iter().map(String::as_str).collect();
         self.ensure_may_grant(caller, &names)
+    }
+
+    /// An id names one identity: one assigned as a USER cannot be assigned as a
+    /// SERVICE_ACCOUNT (FAILED_PRECONDITION `IDENTITY_KIND_MISMATCH`), or decisions about "alice"
+    /// would mix two principals.
+    pub(super) async fn ensure_one_kind(&self, tx: &WriteTx, who: &Identity) -> Result<(), Error> {
+        let earlier_in_this_write = tx.deltas().iter().find_map(|d| match d {
+            Delta::AssignmentPut { identity, kind, .. } if *identity == who.id => Some(*kind),
+            _ => None,
+        });
+        let held_as = match earlier_in_this_write {
+            Some(kind) => Some(kind),
+            None => {
+                let (indexed, revision) = self.engine.identity_kind(tx.tenant(), who.id.as_str());
+                if tx.assignments_as_of() == Some(revision) {
+                    indexed
+                } else {
+                    tx.identity_kind_of(&who.id).await?
+                }
+            }
+        };
+        match held_as {
+            Some(kind) if kind != who.kind => Err(Error::precondition(
+                Reason::IdentityKindMismatch,
+                format!(
+                    "identity '{}' is a {}, not a {}",
+                    who.id,
+                    kind.as_str(),
+                    who.kind.as_str()
+                ),
+            )
+            .with_meta("identity_id", who.id.to_string())
+            .with_meta("kind", kind.as_str())),
+            _ => Ok(()),
+        }
     }
 
     pub(super) async fn ensure_group_exists(

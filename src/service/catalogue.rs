@@ -201,14 +201,19 @@ impl Command for UpdatePermission {
 impl Command for DeletePermission {
     type Output = ();
 
+    /// Forcing edits roles, so it needs what editing a role needs.
     fn permissions(&self) -> &'static [&'static str] {
-        &[perm::PERMISSIONS_WRITE]
+        if self.force {
+            &[perm::PERMISSIONS_WRITE, perm::ROLES_WRITE]
+        } else {
+            &[perm::PERMISSIONS_WRITE]
+        }
     }
 
     async fn apply(
         self,
         service: &Service,
-        _caller: &Caller,
+        caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<()>, Error> {
         let p = tx
@@ -234,6 +239,11 @@ impl Command for DeletePermission {
                 ),
             )
             .with_meta("roles", names.join(",")));
+        }
+        if !roles.is_empty() {
+            // Taking a permission away from its holders is granting in reverse: only for a
+            // caller that could have granted it.
+            service.ensure_may_grant(caller, &[p.name.as_str()])?;
         }
         for role in roles {
             if role.is_system {
@@ -402,14 +412,19 @@ impl Command for UpdateRole {
 impl Command for DeleteRole {
     type Output = ();
 
+    /// Forcing revokes assignments, so it needs what revoking needs.
     fn permissions(&self) -> &'static [&'static str] {
-        &[perm::ROLES_WRITE]
+        if self.force {
+            &[perm::ROLES_WRITE, perm::ASSIGNMENTS_WRITE]
+        } else {
+            &[perm::ROLES_WRITE]
+        }
     }
 
     async fn apply(
         self,
-        _service: &Service,
-        _caller: &Caller,
+        service: &Service,
+        caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<()>, Error> {
         let role = tx
@@ -431,6 +446,11 @@ impl Command for DeleteRole {
             )
             .with_meta("role", role.name.clone())
             .with_meta("assignments", assignments.len().to_string()));
+        }
+        if !assignments.is_empty() {
+            // Revoking every holder at once is revoking each: the caller must hold what the
+            // role grants, as RevokeAssignment requires.
+            service.ensure_may_hold_out(caller, &role)?;
         }
         for a in assignments {
             if a.is_immutable {
@@ -506,13 +526,15 @@ impl Command for RemovePermissionsFromRole {
     async fn apply(
         self,
         service: &Service,
-        _caller: &Caller,
+        caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Role>, Error> {
         let role = mutable_role(tx, &self.role).await?;
         let permissions = tx.resolve_permissions(&self.permissions).await?;
         ensure_distinct("permissions", &permissions)?;
-        service.remove_resolved(tx, role, &permissions).await
+        service
+            .remove_resolved(tx, caller, role, &permissions)
+            .await
     }
 }
 
@@ -527,7 +549,7 @@ impl Command for RemovePermissionFromRole {
     async fn apply(
         self,
         service: &Service,
-        _caller: &Caller,
+        caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Role>, Error> {
         let role = mutable_role(tx, &self.role).await?;
@@ -543,7 +565,9 @@ impl Command for RemovePermissionFromRole {
             .with_meta("role", role.name.clone())
             .with_meta("permission", permission.name.clone()));
         }
-        service.remove_resolved(tx, role, &[permission]).await
+        service
+            .remove_resolved(tx, caller, role, &[permission])
+            .await
     }
 }
 
@@ -644,12 +668,21 @@ impl Service {
         Ok(page(rows, &query, &filters, |r| r.name.clone()))
     }
 
+    /// Removes `permissions` from `role`. Removing what the role grants takes it from every
+    /// holder, so (as adding does) it needs the caller to hold each permission it takes away.
     async fn remove_resolved(
         &self,
         tx: &mut WriteTx,
+        caller: &Caller,
         role: Role,
         permissions: &[Permission],
     ) -> Result<Applied<Role>, Error> {
+        let removed: Vec<&str> = permissions
+            .iter()
+            .map(|p| p.name.as_str())
+            .filter(|name| role.permissions.iter().any(|n| n == name))
+            .collect();
+        self.ensure_may_grant(caller, &removed)?;
         let ids: Vec<PermissionId> = permissions.iter().map(|p| p.id).collect();
         tx.unlink_permissions(role.id, &ids).await?;
         let after = self.stamp_role(tx, &role, |r| {

@@ -81,6 +81,20 @@ impl WriteTx {
         }
     }
 
+    /// The kind `identity` holds its assignments as, if it holds any.
+    pub async fn identity_kind_of(
+        &self,
+        identity: &IdentityId,
+    ) -> Result<Option<IdentityKind>, Error> {
+        let row = assignment::Entity::find()
+            .filter(assignment::Column::TenantId.eq(self.tenant().as_str()))
+            .filter(assignment::Column::IdentityId.eq(identity.as_str()))
+            .one(&self.txn)
+            .await
+            .map_err(db_error)?;
+        Ok(row.and_then(|m| IdentityKind::parse(&m.identity_kind)))
+    }
+
     /// The assignment of `role` to `identity`, if any.
     pub async fn find_assignment_of(
         &self,

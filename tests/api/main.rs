@@ -6,6 +6,7 @@ mod helpers;
 mod assignments;
 mod auth;
 mod batches;
+mod boundaries;
 mod catalogue;
 mod check_route;
 mod consistency;
