@@ -80,18 +80,6 @@ impl Delta {
     }
 }
 
-impl Delta {
-    /// True when the delta adds or removes an assignment.
-    pub fn changes_assignments(&self) -> bool {
-        matches!(
-            self,
-            Delta::AssignmentPut { .. }
-                | Delta::AssignmentRemoved { .. }
-                | Delta::RoleRemoved { .. }
-        )
-    }
-}
-
 /// What a role is besides its name and permissions, as `RolePut` carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleRecord {

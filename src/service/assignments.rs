@@ -132,9 +132,10 @@ impl AssignRole {
         }
         service.ensure_one_kind(tx, &self.identity).await?;
         // The index at the write's own revision knows when there is nothing to look for,
-        // unless this write itself (an earlier batch item) assigned the pair.
+        // unless a pending change (an earlier write of the batch, or item of this one) assigned
+        // the pair.
         let surely_new = tx.assignments_as_of().is_some_and(|at| {
-            !tx.deltas().iter().any(|d| {
+            !tx.pending().any(|d| {
                 matches!(d, Delta::AssignmentPut { role: r, identity, .. }
                     if *r == role.id && *identity == self.identity.id)
             }) && service
@@ -523,20 +524,19 @@ impl Service {
     /// SERVICE_ACCOUNT (FAILED_PRECONDITION `IDENTITY_KIND_MISMATCH`), or decisions about "alice"
     /// would mix two principals.
     pub(super) async fn ensure_one_kind(&self, tx: &WriteTx, who: &Identity) -> Result<(), Error> {
-        let earlier_in_this_write = tx.deltas().iter().find_map(|d| match d {
+        let pending = tx.pending().find_map(|d| match d {
             Delta::AssignmentPut { identity, kind, .. } if *identity == who.id => Some(*kind),
             _ => None,
         });
-        let held_as = match earlier_in_this_write {
-            Some(kind) => Some(kind),
-            None => {
-                let (indexed, revision) = self.engine.identity_kind(tx.tenant(), who.id.as_str());
-                if tx.assignments_as_of() == Some(revision) {
-                    indexed
-                } else {
-                    tx.identity_kind_of(&who.id).await?
-                }
-            }
+        // A pending removal may have taken the identity's last assignment: ask the database.
+        let removals_pending = tx
+            .pending()
+            .any(|d| matches!(d, Delta::AssignmentRemoved { .. }));
+        let (indexed, revision) = self.engine.identity_kind(tx.tenant(), who.id.as_str());
+        let held_as = if removals_pending || tx.assignments_as_of() != Some(revision) {
+            tx.identity_kind_of(&who.id).await?
+        } else {
+            pending.or(indexed)
         };
         match held_as {
             Some(kind) if kind != who.kind => Err(Error::precondition(

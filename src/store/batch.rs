@@ -45,8 +45,9 @@ pub struct WriteBatch {
     base: Revision,
     /// A kept write changed roles: later writes must read roles from the database.
     roles_changed: bool,
-    /// A kept write changed assignments: the same for assignments.
-    assignments_changed: bool,
+    /// What the kept writes changed, so that later writes can read the index at `base` and
+    /// account for them.
+    earlier: std::sync::Arc<Vec<Delta>>,
     /// More than one write: each gets a savepoint.
     shared: bool,
     kept: Vec<Kept>,
@@ -77,7 +78,7 @@ impl Store {
             revision,
             base: revision,
             roles_changed: false,
-            assignments_changed: false,
+            earlier: std::sync::Arc::default(),
             notifier: self.notifier.clone(),
             shared: writes > 1,
             kept: Vec::new(),
@@ -103,7 +104,8 @@ impl WriteBatch {
             txn,
             revision: Revision(self.revision.0 + 1),
             roles_as_of: (!self.roles_changed).then_some(self.base),
-            assignments_as_of: (!self.assignments_changed).then_some(self.base),
+            assignments_as_of: Some(self.base),
+            earlier: self.earlier.clone(),
             notifier: self.notifier.clone(),
             now,
             caller: caller.clone(),
@@ -125,7 +127,8 @@ impl WriteBatch {
             ..
         } = tx;
         self.roles_changed |= deltas.iter().any(Delta::changes_roles);
-        self.assignments_changed |= deltas.iter().any(Delta::changes_assignments);
+        // The write's own handle on `earlier` is gone with it, so this extends in place.
+        std::sync::Arc::make_mut(&mut self.earlier).extend(deltas.iter().cloned());
         if self.shared {
             txn.commit().await.map_err(db_error)?; // RELEASE SAVEPOINT
         } else {

@@ -175,6 +175,7 @@ impl Store {
             revision,
             roles_as_of: Some(Revision(revision.0.saturating_sub(1))),
             assignments_as_of: Some(Revision(revision.0.saturating_sub(1))),
+            earlier: std::sync::Arc::default(),
             notifier: self.notifier.clone(),
             now,
             caller: caller.clone(),
@@ -235,8 +236,10 @@ pub struct WriteTx {
     /// The tenant revision whose roles this write sees (none when an earlier write of its batch
     /// changed roles): an index at exactly this revision may answer role reads.
     roles_as_of: Option<Revision>,
-    /// The same for assignments (none when an earlier write of its batch changed any).
+    /// The same for assignments; what earlier writes of the batch changed is in `earlier`.
     assignments_as_of: Option<Revision>,
+    /// The changes of the batch's writes before this one (not in the index yet).
+    earlier: std::sync::Arc<Vec<Delta>>,
     /// Announces the commit to the other replicas.
     notifier: changes::Notifier,
     /// The instant every record of this write is stamped with.
@@ -263,9 +266,15 @@ impl WriteTx {
     }
 
     /// The tenant revision at which the in-memory index holds the assignments this write
-    /// would read, before its own changes (see `deltas`).
+    /// would read, before the changes of `pending`.
     pub fn assignments_as_of(&self) -> Option<Revision> {
         self.assignments_as_of
+    }
+
+    /// The changes made since that revision and not in the index: the batch's earlier writes'
+    /// and this write's own, in order.
+    pub fn pending(&self) -> impl Iterator<Item = &Delta> {
+        self.earlier.iter().chain(self.deltas.iter())
     }
 
     /// Notes an index change this write makes.
