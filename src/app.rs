@@ -118,6 +118,19 @@ impl App {
             consistency_wait: config.consistency_wait,
             approval_ttl: config.approval_ttl,
             propagation_wait: config.propagation_wait,
+            page_token_key: {
+                use secrecy::ExposeSecret as _;
+                match &config.auth.hs256_secret {
+                    Some(secret) => {
+                        crate::service::page_token_key(&[secret.expose_secret().as_bytes()])
+                    }
+                    None => crate::service::page_token_key(&[config
+                        .database
+                        .url
+                        .expose_secret()
+                        .as_bytes()]),
+                }
+            },
         };
         let replica = ReplicaIdentity {
             id: replica_id(),

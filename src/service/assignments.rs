@@ -468,12 +468,19 @@ impl Service {
             role_id.map(|r| r.to_string()).unwrap_or_default(),
             identity.map(IdentityId::as_str).unwrap_or_default()
         );
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self
             .store
             .list_assignments(&caller.tenant, role_id, identity, &query)
             .await?;
-        Ok(page(rows, &query, &filters, |a| a.id.to_string()))
+        Ok(page(
+            rows,
+            &query,
+            &filters,
+            &self.settings.page_token_key,
+            |a| a.id.to_string(),
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -16,11 +16,18 @@ impl Service {
     ) -> Result<Page<AuditEvent>, Error> {
         self.authorize(caller, perm::AUDIT_READ)?;
         let filters = format!("{filter:?}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self
             .store
             .list_audit_events(&caller.tenant, filter, &query)
             .await?;
-        Ok(page(rows, &query, &filters, |e| e.id.clone()))
+        Ok(page(
+            rows,
+            &query,
+            &filters,
+            &self.settings.page_token_key,
+            |e| e.id.clone(),
+        ))
     }
 }

@@ -132,7 +132,8 @@ impl Service {
     ) -> Result<(Page<(String, Vec<(RoleId, String)>)>, Revision), Error> {
         self.authorize_check(caller, identity)?;
         let filters = format!("identity={identity}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let (all, revision): (BTreeMap<String, Vec<(RoleId, String)>>, _) = self
             .engine
             .effective_permissions(&caller.tenant, identity.as_str(), self.now());
@@ -143,7 +144,13 @@ impl Service {
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
         let rows: Vec<_> = rows.into_iter().take(limit).collect();
         Ok((
-            page(rows, &query, &filters, |(name, _)| name.clone()),
+            page(
+                rows,
+                &query,
+                &filters,
+                &self.settings.page_token_key,
+                |(name, _)| name.clone(),
+            ),
             revision,
         ))
     }
@@ -157,7 +164,8 @@ impl Service {
     ) -> Result<(Page<Holder>, Revision), Error> {
         self.authorize(caller, perm::CHECKS_RUN)?;
         let filters = format!("permission={permission}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let key = |h: &Holder| {
             format!(
                 "{}\u{1f}{}\u{1f}{}",
@@ -176,6 +184,9 @@ impl Service {
         };
         let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
         let rows: Vec<Holder> = rows.into_iter().take(limit).collect();
-        Ok((page(rows, &query, &filters, key), revision))
+        Ok((
+            page(rows, &query, &filters, &self.settings.page_token_key, key),
+            revision,
+        ))
     }
 }

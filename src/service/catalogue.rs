@@ -622,12 +622,19 @@ impl Service {
     ) -> Result<Page<Permission>, Error> {
         self.authorize(caller, perm::PERMISSIONS_READ)?;
         let filters = format!("prefix={prefix}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self
             .store
             .list_permissions(&caller.tenant, prefix, &query)
             .await?;
-        Ok(page(rows, &query, &filters, |p| p.name.clone()))
+        Ok(page(
+            rows,
+            &query,
+            &filters,
+            &self.settings.page_token_key,
+            |p| p.name.clone(),
+        ))
     }
 
     /// Answered from the index, as this replica knows the role once it has applied
@@ -660,12 +667,19 @@ impl Service {
     ) -> Result<Page<Role>, Error> {
         self.authorize(caller, perm::ROLES_READ)?;
         let filters = format!("prefix={prefix}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self
             .store
             .list_roles(&caller.tenant, prefix, &query)
             .await?;
-        Ok(page(rows, &query, &filters, |r| r.name.clone()))
+        Ok(page(
+            rows,
+            &query,
+            &filters,
+            &self.settings.page_token_key,
+            |r| r.name.clone(),
+        ))
     }
 
     /// Removes `permissions` from `role`. Removing what the role grants takes it from every

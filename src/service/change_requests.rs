@@ -209,12 +209,19 @@ impl Service {
     ) -> Result<Page<ChangeRequest>, Error> {
         self.authorize(caller, perm::ASSIGNMENTS_READ)?;
         let filters = format!("status={status:?}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self
             .store
             .list_change_requests(&caller.tenant, status, &query)
             .await?;
-        Ok(page(rows, &query, &filters, |c| c.id.to_string()))
+        Ok(page(
+            rows,
+            &query,
+            &filters,
+            &self.settings.page_token_key,
+            |c| c.id.to_string(),
+        ))
     }
 
     /// Marks PENDING requests past their TTL as EXPIRED; returns how many.

@@ -26,12 +26,19 @@ impl Service {
     ) -> Result<Page<Group>, Error> {
         self.authorize(caller, perm::GROUPS_READ)?;
         let filters = format!("prefix={prefix}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self
             .store
             .list_groups(&caller.tenant, prefix, &query)
             .await?;
-        Ok(page(rows, &query, &filters, |g| g.name.clone()))
+        Ok(page(
+            rows,
+            &query,
+            &filters,
+            &self.settings.page_token_key,
+            |g| g.name.clone(),
+        ))
     }
 
     pub async fn list_group_members(
@@ -46,9 +53,16 @@ impl Service {
             .await?
             .ok_or_else(|| Error::not_found("group", id.to_string()))?;
         let filters = format!("group={id}");
-        let query = paging.query(&filters)?;
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self.store.list_group_members(id, &query).await?;
-        Ok(page(rows, &query, &filters, ToString::to_string))
+        Ok(page(
+            rows,
+            &query,
+            &filters,
+            &self.settings.page_token_key,
+            ToString::to_string,
+        ))
     }
 }
 

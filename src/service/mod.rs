@@ -43,7 +43,7 @@ pub use change_requests::{ApproveChangeRequest, CancelChangeRequest, RejectChang
 pub use groups::{AddGroupMembers, CreateGroup, DeleteGroup, RemoveGroupMembers};
 pub use idempotency::{IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use maintenance::Retention;
-pub use paging::PageRequest;
+pub use paging::{PageRequest, page_token_key};
 pub use pipeline::{Applied, Command};
 pub use propagation::{Propagation, ReplicaIdentity};
 pub use sync::Sync;
@@ -96,6 +96,8 @@ pub struct Settings {
     pub approval_ttl: Duration,
     /// The longest `wait_for_propagation` waits.
     pub propagation_wait: Duration,
+    /// Signs page tokens; the same on every replica (`paging::page_token_key`).
+    pub page_token_key: [u8; 32],
 }
 
 impl Service {

@@ -117,4 +117,42 @@ backend_tests! {
             .unwrap_err();
         assert_invalid(&err, "expire_time");
     }
+
+    async fn a_page_token_only_continues_the_list_it_came_from(app) {
+        // Arrange: a token from ListRoles in the default tenant.
+        let token = app
+            .roles()
+            .list_roles(authed(ADMIN, ListRolesRequest { page_size: 1, ..Default::default() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .next_page_token;
+        assert!(!token.is_empty());
+        // Act + Assert: another RPC, another tenant, other filters, an edited token.
+        let err = app
+            .permissions()
+            .list_permissions(authed(ADMIN, ListPermissionsRequest { page_size: 1, page_token: token.clone(), ..Default::default() }))
+            .await
+            .unwrap_err();
+        assert_invalid(&err, "page_token");
+        let acme = app.tenant_token(ACME_ADMIN, "acme");
+        let err = app
+            .roles()
+            .list_roles(with_token(&acme, ListRolesRequest { page_size: 1, page_token: token.clone(), ..Default::default() }))
+            .await
+            .unwrap_err();
+        assert_invalid(&err, "page_token");
+        let err = app
+            .roles()
+            .list_roles(authed(ADMIN, ListRolesRequest { page_size: 1, page_token: token.clone(), name_prefix: "warden".into() }))
+            .await
+            .unwrap_err();
+        assert_invalid(&err, "page_token");
+        let mut edited = token.clone();
+        edited.insert(0, 'A');
+        let err = app.roles().list_roles(authed(ADMIN, ListRolesRequest { page_size: 1, page_token: edited, ..Default::default() })).await.unwrap_err();
+        assert_invalid(&err, "page_token");
+        // The list it came from continues.
+        app.roles().list_roles(authed(ADMIN, ListRolesRequest { page_size: 1, page_token: token, ..Default::default() })).await.unwrap();
+    }
 }
