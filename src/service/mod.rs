@@ -7,6 +7,7 @@ mod authorization;
 mod bootstrap;
 mod catalogue;
 mod change_requests;
+mod denials;
 mod groups;
 mod idempotency;
 mod maintenance;
@@ -85,6 +86,8 @@ pub struct Service {
     shutdown: Shutdown,
     /// Each tenant's queue of writes waiting for a group commit.
     writers: Arc<writer::Writers>,
+    /// Rate limit of refused requests recorded per actor.
+    denials: Arc<denials::DenialLimiter>,
 }
 
 /// The tunables the use-cases read.
@@ -119,6 +122,7 @@ impl Service {
             replica: Arc::new(replica),
             shutdown,
             writers: Arc::default(),
+            denials: Arc::default(),
         }
     }
 
@@ -137,6 +141,7 @@ impl Service {
         if missing.is_empty() {
             Ok(())
         } else {
+            self.record_denied(caller, format!("lacks {permission}"));
             Err(Error::Denied {
                 missing: vec![permission.to_owned()],
             })
@@ -166,6 +171,13 @@ impl Service {
         }
         missing.sort();
         missing.dedup();
+        self.record_denied(
+            caller,
+            format!(
+                "would grant or take away what it lacks: {}",
+                missing.join(", ")
+            ),
+        );
         Err(Error::Denied { missing })
     }
 

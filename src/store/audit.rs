@@ -1,12 +1,45 @@
-//! Reading the audit trail.
+//! The audit trail: reading it, and recording refused requests (which change nothing, so they
+//! are not part of any write).
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 use super::entity::audit_event;
-use super::{PageQuery, Store, db_error, from_micros, micros, rev_from};
-use crate::domain::{AuditEvent, AuditFilter, Error, TenantId};
+use super::{PageQuery, Store, db_error, from_micros, micros, rev_from, rev_i64};
+use crate::domain::{AuditEvent, AuditEventId, AuditFilter, Caller, Error, Revision, TenantId};
 
 impl Store {
+    /// Records that `caller` was refused: target kind `denied_request`, the refusal as the
+    /// reason, at the tenant revision the refusal was decided at.
+    pub async fn record_denied(
+        &self,
+        caller: &Caller,
+        revision: Revision,
+        time: chrono::DateTime<chrono::Utc>,
+        reason: String,
+    ) -> Result<(), Error> {
+        audit_event::ActiveModel {
+            id: Set(AuditEventId::new().to_string()),
+            tenant_id: Set(caller.tenant.to_string()),
+            revision: Set(rev_i64(revision)),
+            time: Set(micros(time)),
+            actor: Set(caller.subject.to_string()),
+            rpc: Set(caller.rpc.clone()),
+            target_kind: Set("denied_request".to_owned()),
+            target_id: Set(String::new()),
+            before: Set(None),
+            after: Set(None),
+            request_id: Set(caller.request_id.clone()),
+            trace_id: Set(caller.trace_id.clone()),
+            reason: Set(reason),
+        }
+        .insert(self.conn())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
     /// One tenant's events, newest first (ids are time-ordered), after `page.after`.
     pub async fn list_audit_events(
         &self,

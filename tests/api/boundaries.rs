@@ -115,4 +115,53 @@ backend_tests! {
         app.assign("writer", "alice").await;
         assert!(app.check("alice", "docs:write").await);
     }
+
+    async fn refused_requests_are_audited_and_a_flood_is_rate_limited(app) {
+        // Act: mallory, who holds nothing, tries to create a role.
+        let err = app
+            .roles()
+            .create_role(authed(MALLORY, CreateRoleRequest { name: "mine".into(), ..Default::default() }))
+            .await
+            .unwrap_err();
+        assert_error(&err, Code::PermissionDenied, "PERMISSION_DENIED");
+        let request_id = tonic_types::StatusExt::get_details_request_info(&err).unwrap().request_id;
+        // Assert: the refusal is in the audit trail (recorded in the background).
+        let denied = || async {
+            app.audit()
+                .list_audit_events(authed(ADMIN, ListAuditEventsRequest { actor: MALLORY.into(), page_size: 100, ..Default::default() }))
+                .await
+                .unwrap()
+                .into_inner()
+                .events
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let events = loop {
+            let events = denied().await;
+            if !events.is_empty() || std::time::Instant::now() > deadline {
+                break events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(events.len(), 1, "{events:?}");
+        let e = &events[0];
+        assert_eq!((e.target_kind.as_str(), e.request_id.as_str()), ("denied_request", request_id.as_str()));
+        assert!(e.rpc.ends_with("/CreateRole") && e.reason.contains("warden:roles:write"), "{e:?}");
+        // A flood of refusals records at most 10 per minute, then says it stopped.
+        for _ in 0..30 {
+            app.roles().create_role(authed(MALLORY, CreateRoleRequest { name: "mine".into(), ..Default::default() })).await.unwrap_err();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let events = loop {
+            let events = denied().await;
+            if events.len() >= 11 || std::time::Instant::now() > deadline {
+                break events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        // Records still on their way would show here too.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(denied().await.len(), events.len());
+        assert_eq!(events.len(), 11, "{events:?}");
+        assert_eq!(events.iter().filter(|e| e.reason.contains("not recorded")).count(), 1);
+    }
 }
