@@ -36,6 +36,8 @@ pub enum Reason {
     RoleInUse,
     GroupInUse,
     AssignmentImmutable,
+    /// The change touches grants of an approval-gated role and the caller cannot bypass approval.
+    ApprovalRequired,
     /// The identity id is already held as another kind (a USER cannot also be a SERVICE_ACCOUNT).
     IdentityKindMismatch,
     IdempotencyKeyReused,
@@ -72,6 +74,7 @@ impl Reason {
             Reason::RoleInUse => "ROLE_IN_USE",
             Reason::GroupInUse => "GROUP_IN_USE",
             Reason::AssignmentImmutable => "ASSIGNMENT_IMMUTABLE",
+            Reason::ApprovalRequired => "APPROVAL_REQUIRED",
             Reason::IdentityKindMismatch => "IDENTITY_KIND_MISMATCH",
             Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Reason::ChangeRequestNotPending => "CHANGE_REQUEST_NOT_PENDING",

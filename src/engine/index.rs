@@ -360,6 +360,48 @@ impl TenantIndex {
         })
     }
 
+    /// Whether `role` requires approval, and the permissions it grants; `None` for a role the
+    /// index does not hold (or holds as deleted).
+    pub fn role_gate(&self, role: RoleId) -> Option<(bool, Vec<PermissionId>)> {
+        let entry = &self.roles[*self.role_ix.get(&role)? as usize];
+        (!entry.removed).then(|| {
+            (
+                entry.record.as_ref().is_some_and(|r| r.requires_approval),
+                entry.permission_ids.clone(),
+            )
+        })
+    }
+
+    /// Every permission some approval-gated role grants.
+    pub fn gated_permissions(&self) -> HashSet<PermissionId> {
+        self.roles
+            .iter()
+            .filter(|r| !r.removed && r.record.as_ref().is_some_and(|rec| rec.requires_approval))
+            .flat_map(|r| r.permission_ids.iter().copied())
+            .collect()
+    }
+
+    /// The roles `identity` holds by direct assignment (a group's own assignments).
+    pub fn direct_roles(&self, identity: &str) -> Vec<RoleId> {
+        let Some(who) = self.find_identity(identity) else {
+            return Vec::new();
+        };
+        let mut roles = Vec::new();
+        let mut at = self.identities[who as usize].first;
+        while at != NONE {
+            let entry = &self.assignments[at as usize];
+            roles.push(self.roles[entry.role as usize].id);
+            at = entry.next;
+        }
+        roles
+    }
+
+    /// The role an assignment grants.
+    pub fn assignment_role(&self, id: AssignmentId) -> Option<RoleId> {
+        let at = *self.assignment_ix.get(&id)?;
+        Some(self.roles[self.assignments[at as usize].role as usize].id)
+    }
+
     /// The kind `identity` was assigned as, if it holds any assignment.
     pub fn identity_kind(&self, identity: &str) -> Option<IdentityKind> {
         let who = self.find_identity(identity)?;

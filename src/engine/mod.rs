@@ -191,7 +191,7 @@ impl Engine {
     /// above. With the read lock held no change to the tenant is half-applied, and each one
     /// published its revision before releasing the write lock, so the revision read then is
     /// exact. A tenant without an index is exact at revision 0.
-    fn read_tenant<T>(
+    pub fn read_tenant<T>(
         &self,
         tenant: &TenantId,
         read: impl FnOnce(Option<&TenantIndex>) -> T,

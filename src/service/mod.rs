@@ -8,6 +8,7 @@ mod bootstrap;
 mod catalogue;
 mod change_requests;
 mod denials;
+mod gate;
 mod groups;
 mod idempotency;
 mod maintenance;

@@ -1,5 +1,6 @@
 //! The one write pipeline. Every mutating use-case is a `Command`; `Service::write` runs it
-//! through authorize -> idempotency replay -> checks -> begin -> apply -> finish (audit and
+//! through authorize -> idempotency replay -> checks -> begin -> apply -> approval gate (from
+//! the change's effect, `gate.rs`) -> finish (audit and
 //! change log, commit, publish to the index, or the dry-run impact; the response remembered
 //! under its idempotency key). A command's `apply` only sees the open transaction, so no write
 //! can skip a step. Knows nothing of tonic.
@@ -109,6 +110,7 @@ impl Service {
                 kind,
                 target,
             } = command.apply(self, caller, &mut tx).await?;
+            self.enforce_approval_gate(caller, &tx).await?;
             return self.finish(tx, opts, kind, &target, value).await;
         }
         let (value, revision) = self.submit(caller, &opts, command).await?;

@@ -244,6 +244,7 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
                         kind,
                         target,
                     } = command.apply(service, &caller, tx).await?;
+                    service.enforce_approval_gate(&caller, tx).await?;
                     if let Some(key) = &opts.idempotency {
                         service.remember(tx, tx.rpc(), key, &value).await?;
                     }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod approval_gate;
 mod assignments;
 mod auth;
 mod batches;
