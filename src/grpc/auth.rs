@@ -392,6 +392,9 @@ pub fn mint_hs256(
     .map_err(|e| e.to_string())
 }
 
+/// The largest bearer token accepted: a JWT with ordinary claims is well under 2 KiB.
+pub(super) const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// The caller of a request to `path` with these headers: its bearer token verified, its trace id.
 pub(super) async fn authenticate(
     verifier: &Verifier,
@@ -414,6 +417,12 @@ pub(super) async fn authenticate(
         .ok_or_else(|| {
             Status::unauthenticated("authorization metadata must be `Bearer <token>`")
         })?;
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Status::unauthenticated(format!(
+            "the bearer token is larger than {} KiB",
+            MAX_TOKEN_BYTES / 1024
+        )));
+    }
     let (subject, tenant) = verifier.verify(token).await?;
     Ok(Caller {
         subject,

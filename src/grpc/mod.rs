@@ -82,6 +82,7 @@ pub fn router(
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
     let max = limits.max_request_bytes;
     let edge = EdgeLayer::new(edge::EdgeConfig {
         service: service.clone(),
@@ -94,6 +95,9 @@ pub fn router(
         descriptors: vec![FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET],
     });
     let router = Server::builder()
+        // Room for headers well past the largest token accepted (`auth::MAX_TOKEN_BYTES`), so an
+        // oversized token is answered UNAUTHENTICATED, not HTTP 431 (UNKNOWN to a gRPC client).
+        .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
         // Dead peers and stale NAT entries are found by PINGs (when configured) and by TCP
         // keepalive (app.rs), not by the next write failing.
         .http2_keepalive_interval(

@@ -72,6 +72,29 @@ async fn unauthenticated_calls_carry_an_error_info_reason() {
     app.finish().await;
 }
 
+#[tokio::test]
+async fn an_oversized_token_is_unauthenticated_not_an_http_error() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let huge = format!(
+        "{}.{}.{}",
+        "a".repeat(10_000),
+        "b".repeat(10_000),
+        "c".repeat(100)
+    );
+    let err = app
+        .roles()
+        .list_roles(with_token(&huge, ListRolesRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    assert!(err.message().contains("larger than 16 KiB"), "{err:?}");
+    assert_eq!(
+        err.get_details_error_info().map(|i| i.reason).as_deref(),
+        Some("UNAUTHENTICATED")
+    );
+    app.finish().await;
+}
+
 backend_tests! {
     async fn name_prefix_is_literal_and_case_sensitive(app) {
         // Arrange: names an SQL wildcard or a case-blind match would catch.
