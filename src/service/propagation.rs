@@ -125,21 +125,25 @@ impl Service {
         let mut ticker = tokio::time::interval(self.replica.heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let ticked = tokio::select! {
                 () = &mut stopped => break,
-                _ = ticker.tick() => {}
+                _ = ticker.tick() => true,
                 changed = applied.changed() => {
                     if changed.is_err() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
+                    false
                 }
-            }
+            };
             if let Err(e) = self.report_applied().await {
                 tracing::warn!(error = %e, "heartbeat failed");
             }
-            let stale = Utc::now() - chrono::Duration::hours(1);
-            let _ = self.store.remove_replicas(None, stale).await;
+            // Housekeeping on the slow tick only, not on every write-driven report.
+            if ticked {
+                let stale = Utc::now() - chrono::Duration::hours(1);
+                let _ = self.store.remove_replicas(None, stale).await;
+            }
         }
         let _ = self
             .store

@@ -27,6 +27,9 @@ pub(super) fn notification_payload(tenant: &TenantId, revision: Revision, origin
     format!("{revision} {tenant} {origin}")
 }
 
+/// How long the sender waits after a commit for others to announce with it.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Announces commits to the other replicas, after they commit and coalesced per tenant.
 /// NOTIFY inside a write's transaction would take PostgreSQL's cluster-wide notification lock
 /// through the commit's WAL flush, serialising every notifying commit (measured with pgbench at
@@ -74,6 +77,9 @@ async fn send_notifications(
     let mut newest: HashMap<TenantId, Revision> = HashMap::new();
     while let Some((tenant, revision)) = pending.recv().await {
         newest.insert(tenant, revision);
+        // A moment for the commits right behind this one to join it: under load one statement
+        // then announces many commits (each NOTIFY takes the cluster-wide notification lock).
+        tokio::time::sleep(COALESCE).await;
         while let Ok((tenant, revision)) = pending.try_recv() {
             let at = newest.entry(tenant).or_default();
             *at = (*at).max(revision);
