@@ -3,6 +3,8 @@
 //! write and `pay:send` itself, but not `warden:approvals:bypass`; role `payments` requires
 //! approval and grants `pay:send`.
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use tonic::Code;
 
 use crate::backend_tests;
@@ -113,5 +115,225 @@ backend_tests! {
         assert!(!app.check("carol", "pay:view").await);
         // Changes that touch no gated grant pass as before.
         app.roles().create_role(authed(EVE, CreateRoleRequest { name: "viewers-2".into(), permissions: vec![perm_name("pay:view")], ..Default::default() })).await.unwrap();
+    }
+}
+
+/// Identities the random admin acts on; none of them may ever hold `pay:send`.
+const PEOPLE: [&str; 4] = ["u1", "u2", "u3", "u4"];
+
+/// One random admin call by EVE (no bypass); its error, if any, is ignored: refusals are the
+/// point.
+async fn random_call(app: &TestApp, rng: &mut SmallRng, groups: &[String], step: usize) {
+    let roles = ["payments", "r1", "r2", &format!("made-{}", step % 3)];
+    let perms = ["pay:send", "p1", "p2"];
+    let pick_role = role_name(roles[rng.random_range(0..roles.len())]);
+    let pick_perm = perm_name(perms[rng.random_range(0..perms.len())]);
+    let who = PEOPLE[rng.random_range(0..PEOPLE.len())];
+    let group = groups[rng.random_range(0..groups.len())].clone();
+    match rng.random_range(0..11) {
+        0 => {
+            let target = if rng.random_bool(0.3) {
+                Identity {
+                    id: group,
+                    kind: IdentityKind::Group as i32,
+                }
+            } else {
+                user(who)
+            };
+            let _ = app
+                .assignments()
+                .assign_role(authed(
+                    EVE,
+                    AssignRoleRequest {
+                        role: Some(pick_role),
+                        identity: Some(target),
+                        force: rng.random_bool(0.2),
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        1 => {
+            let held = app
+                .assignments()
+                .list_assignments(authed(
+                    ADMIN,
+                    ListAssignmentsRequest {
+                        identity_id: who.into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .assignments;
+            if let Some(a) = held.first() {
+                let _ = app
+                    .assignments()
+                    .revoke_assignment(authed(
+                        EVE,
+                        RevokeAssignmentRequest {
+                            assignment_id: a.id.clone(),
+                            force: rng.random_bool(0.2),
+                            ..Default::default()
+                        },
+                    ))
+                    .await;
+            }
+        }
+        2 => {
+            let _ = app
+                .roles()
+                .add_permissions_to_role(authed(
+                    EVE,
+                    AddPermissionsToRoleRequest {
+                        role: Some(pick_role),
+                        permissions: vec![pick_perm],
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        3 => {
+            let _ = app
+                .roles()
+                .remove_permissions_from_role(authed(
+                    EVE,
+                    RemovePermissionsFromRoleRequest {
+                        role: Some(pick_role),
+                        permissions: vec![pick_perm],
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        4 => {
+            let _ = app
+                .roles()
+                .update_role(authed(
+                    EVE,
+                    UpdateRoleRequest {
+                        role: Some(pick_role),
+                        requires_approval: Some(rng.random_bool(0.5)),
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        5 => {
+            let name = format!("made-{}", step % 3);
+            let _ = app
+                .roles()
+                .create_role(authed(
+                    EVE,
+                    CreateRoleRequest {
+                        name,
+                        permissions: vec![pick_perm],
+                        requires_approval: rng.random_bool(0.3),
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        6 => {
+            let _ = app
+                .roles()
+                .delete_role(authed(
+                    EVE,
+                    DeleteRoleRequest {
+                        role: Some(pick_role),
+                        force: rng.random_bool(0.5),
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        7 => {
+            let _ = app
+                .groups()
+                .add_group_members(authed(
+                    EVE,
+                    GroupMembersRequest {
+                        group_id: group,
+                        identity_ids: vec![who.into()],
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        8 => {
+            let _ = app
+                .groups()
+                .remove_group_members(authed(
+                    EVE,
+                    GroupMembersRequest {
+                        group_id: group,
+                        identity_ids: vec![who.into()],
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        9 => {
+            let _ = app
+                .permissions()
+                .delete_permission(authed(
+                    EVE,
+                    DeletePermissionRequest {
+                        permission: Some(pick_perm),
+                        force: rng.random_bool(0.5),
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+        _ => {
+            let items = (0..rng.random_range(1..4))
+                .map(|_| AssignmentItem {
+                    role: Some(role_name(roles[rng.random_range(0..roles.len())])),
+                    identity: Some(user(PEOPLE[rng.random_range(0..PEOPLE.len())])),
+                    ..Default::default()
+                })
+                .collect();
+            let _ = app
+                .assignments()
+                .batch_assign_roles(authed(
+                    EVE,
+                    BatchAssignRolesRequest {
+                        items,
+                        ..Default::default()
+                    },
+                ))
+                .await;
+        }
+    }
+}
+
+backend_tests! {
+    async fn random_admin_calls_without_bypass_never_grant_a_gated_permission(app) {
+        // Arrange: the gated payments role held by a group, ungated roles, and a random admin
+        // holding every write permission and pay:send, but not approvals:bypass.
+        arrange(&app).await;
+        app.create_role("r1", &["p1"]).await;
+        app.create_role("r2", &["p2"]).await;
+        let mut groups = Vec::new();
+        for name in ["g1", "g2"] {
+            groups.push(app.groups().create_group(authed(ADMIN, CreateGroupRequest { name: name.into(), ..Default::default() })).await.unwrap().into_inner().id);
+        }
+        app.assignments()
+            .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("payments")), identity: Some(Identity { id: groups[0].clone(), kind: IdentityKind::Group as i32 }), force: true, ..Default::default() }))
+            .await
+            .unwrap();
+        let mut rng = SmallRng::seed_from_u64(0x9a7e_11);
+        // Act + Assert: 2,000 calls; after each, nobody in PEOPLE holds pay:send (no change
+        // request is ever approved here, so none may).
+        for step in 0..2000 {
+            random_call(&app, &mut rng, &groups, step).await;
+            for who in PEOPLE {
+                assert!(!app.check(who, "pay:send").await, "step {step}: {who} holds pay:send");
+            }
+        }
+        // The gate stood on the approval flag throughout.
+        assert!(app.get_role("payments").await.requires_approval);
     }
 }
