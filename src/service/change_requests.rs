@@ -300,6 +300,8 @@ impl Service {
                 if cr.identity.kind == IdentityKind::Group {
                     self.ensure_group_exists(tx, &cr.identity.id).await?;
                 }
+                // The id may have been assigned as another kind while the request waited.
+                self.ensure_one_kind(tx, &cr.identity).await?;
                 let a = Assignment {
                     id: AssignmentId::new(),
                     tenant: cr.tenant.clone(),

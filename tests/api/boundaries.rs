@@ -164,4 +164,25 @@ backend_tests! {
         assert_eq!(events.len(), 11, "{events:?}");
         assert_eq!(events.iter().filter(|e| e.reason.contains("not recorded")).count(), 1);
     }
+
+    async fn an_approval_fails_when_the_id_became_another_kind_meanwhile(app) {
+        // Arrange: a pending request for kim as a USER, then kim assigned as a SERVICE_ACCOUNT.
+        app.roles().create_role(authed(ADMIN, CreateRoleRequest { name: "payments".into(), requires_approval: true, ..Default::default() })).await.unwrap();
+        app.create_role("editor", &["docs:read"]).await;
+        let cr = app.request_assignment("payments", "kim").await;
+        app.assignments()
+            .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("editor")), identity: Some(Identity { id: "kim".into(), kind: IdentityKind::ServiceAccount as i32 }), ..Default::default() }))
+            .await
+            .unwrap();
+        // Act
+        let decided = app
+            .change_requests()
+            .approve_change_request(authed(ADMIN2, DecideChangeRequestRequest { change_request_id: cr.id, ..Default::default() }))
+            .await
+            .unwrap()
+            .into_inner();
+        // Assert
+        assert_eq!(decided.status, ChangeRequestStatus::Failed as i32, "{decided:?}");
+        assert!(decided.failure_reason.contains("SERVICE_ACCOUNT"), "{decided:?}");
+    }
 }
