@@ -354,6 +354,63 @@ pub struct BatchRevokeAssignments {
     pub items: Vec<RevokeAssignment>,
 }
 
+/// One item of a batch write: AssignRole's or RevokeAssignment's whole effect.
+trait BatchItem: Send {
+    fn apply_item(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+        roles: &mut RoleCache,
+    ) -> impl std::future::Future<Output = Result<Applied<AssignResult>, Error>> + Send;
+}
+
+impl BatchItem for AssignRole {
+    async fn apply_item(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+        roles: &mut RoleCache,
+    ) -> Result<Applied<AssignResult>, Error> {
+        self.assign(service, caller, tx, roles).await
+    }
+}
+
+impl BatchItem for RevokeAssignment {
+    async fn apply_item(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+        roles: &mut RoleCache,
+    ) -> Result<Applied<AssignResult>, Error> {
+        self.revoke(service, caller, tx, roles).await
+    }
+}
+
+/// Applies `items` in order inside `tx`, all or nothing, as one change-log entry of `kind`; a
+/// failing item fails the batch, named by its index.
+async fn apply_each<I: BatchItem>(
+    items: Vec<I>,
+    kind: &'static str,
+    service: &Service,
+    caller: &Caller,
+    tx: &mut WriteTx,
+) -> Result<Applied<Vec<AssignResult>>, Error> {
+    let count = items.len();
+    let mut roles = RoleCache::default();
+    let mut results = Vec::with_capacity(count);
+    for (index, item) in items.into_iter().enumerate() {
+        let applied = item
+            .apply_item(service, caller, tx, &mut roles)
+            .await
+            .map_err(|e| e.in_item(index))?;
+        results.push(applied.value);
+    }
+    Ok(Applied::new(kind, format!("{count} items"), results))
+}
+
 /// What a batch needs: `assignments:write`, and `approvals:bypass` when any item forces.
 fn batch_permissions(forced: bool) -> &'static [&'static str] {
     if forced {
@@ -383,21 +440,14 @@ impl Command for BatchAssignRoles {
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Vec<AssignResult>>, Error> {
-        let count = self.items.len();
-        let mut roles = RoleCache::default();
-        let mut results = Vec::with_capacity(count);
-        for (index, item) in self.items.into_iter().enumerate() {
-            let applied = item
-                .assign(service, caller, tx, &mut roles)
-                .await
-                .map_err(|e| e.in_item(index))?;
-            results.push(applied.value);
-        }
-        Ok(Applied::new(
+        apply_each(
+            self.items,
             "assignments.batch_assigned",
-            format!("{count} items"),
-            results,
-        ))
+            service,
+            caller,
+            tx,
+        )
+        .await
     }
 }
 
@@ -414,21 +464,7 @@ impl Command for BatchRevokeAssignments {
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Vec<AssignResult>>, Error> {
-        let count = self.items.len();
-        let mut roles = RoleCache::default();
-        let mut results = Vec::with_capacity(count);
-        for (index, item) in self.items.into_iter().enumerate() {
-            let applied = item
-                .revoke(service, caller, tx, &mut roles)
-                .await
-                .map_err(|e| e.in_item(index))?;
-            results.push(applied.value);
-        }
-        Ok(Applied::new(
-            "assignments.batch_revoked",
-            format!("{count} items"),
-            results,
-        ))
+        apply_each(self.items, "assignments.batch_revoked", service, caller, tx).await
     }
 }
 

@@ -117,15 +117,8 @@ impl WriteBatch {
     /// Keeps a write that succeeded: it commits with the batch under the revision it was given,
     /// logged as `kind` on `target`.
     pub async fn keep(&mut self, tx: WriteTx, kind: &str, target: &str) -> Result<Revision, Error> {
-        let WriteTx {
-            txn,
-            revision,
-            now,
-            caller,
-            deltas,
-            audits,
-            ..
-        } = tx;
+        let (txn, _, kept) = tx.into_kept(kind, target);
+        let deltas = &kept.change.deltas;
         self.roles_changed |= deltas.iter().any(Delta::changes_roles);
         // The write's own handle on `earlier` is gone with it, so this extends in place.
         std::sync::Arc::make_mut(&mut self.earlier).extend(deltas.iter().cloned());
@@ -134,19 +127,9 @@ impl WriteBatch {
         } else {
             self.txn = Some(txn);
         }
+        let revision = kept.change.revision;
         self.revision = revision;
-        self.kept.push(Kept {
-            change: Change {
-                revision,
-                tenant: caller.tenant.clone(),
-                time: now,
-                kind: kind.to_owned(),
-                target: target.to_owned(),
-                deltas,
-            },
-            caller,
-            audits,
-        });
+        self.kept.push(kept);
         Ok(revision)
     }
 

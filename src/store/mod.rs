@@ -291,9 +291,13 @@ impl WriteTx {
         &self.deltas
     }
 
-    /// Writes the change-log row and the audit events, commits, and has the other replicas
-    /// told. Returns the committed change.
-    pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
+    /// The open transaction, the notifier, and the write as its commit logs it (`kind` on
+    /// `target`).
+    fn into_kept(
+        self,
+        kind: &str,
+        target: &str,
+    ) -> (DatabaseTransaction, changes::Notifier, batch::Kept) {
         let WriteTx {
             txn,
             revision,
@@ -304,18 +308,31 @@ impl WriteTx {
             notifier,
             ..
         } = self;
-        let kept = [batch::Kept {
-            change: Change {
-                revision,
-                tenant: caller.tenant.clone(),
-                time: now,
-                kind: kind.to_owned(),
-                target: target.to_owned(),
-                deltas,
+        let change = Change {
+            revision,
+            tenant: caller.tenant.clone(),
+            time: now,
+            kind: kind.to_owned(),
+            target: target.to_owned(),
+            deltas,
+        };
+        (
+            txn,
+            notifier,
+            batch::Kept {
+                change,
+                caller,
+                audits,
             },
-            caller,
-            audits,
-        }];
+        )
+    }
+
+    /// Writes the change-log row and the audit events, commits, and has the other replicas
+    /// told. Returns the committed change.
+    pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
+        let (txn, notifier, kept) = self.into_kept(kind, target);
+        let revision = kept.change.revision;
+        let kept = [kept];
         // The revision was taken by `begin_write`: the counter is already where it belongs.
         batch::write_tail(&txn, &kept[0].change.tenant, &kept, None).await?;
         txn.commit().await.map_err(db_error)?;
