@@ -86,6 +86,8 @@ pub struct RoleRecord {
     pub description: String,
     pub is_system: bool,
     pub requires_approval: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_policy: Option<super::model::ApprovalPolicy>,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub revision: Revision,
@@ -97,6 +99,7 @@ impl RoleRecord {
             description: role.description.clone(),
             is_system: role.is_system,
             requires_approval: role.requires_approval,
+            approval_policy: role.approval_policy.clone(),
             create_time: role.create_time,
             update_time: role.update_time,
             revision: role.revision,

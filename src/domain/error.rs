@@ -45,6 +45,10 @@ pub enum Reason {
     ChangeRequestExpired,
     NotRequester,
     SelfApproval,
+    /// The caller already approved this change request.
+    AlreadyApproved,
+    /// The caller may not approve under the request's policy (approver permission or group).
+    NotAnApprover,
     Unavailable,
     RevisionOutOfRange,
     /// The server is at its concurrent-RPC limit; retry with backoff.
@@ -81,6 +85,8 @@ impl Reason {
             Reason::ChangeRequestExpired => "CHANGE_REQUEST_EXPIRED",
             Reason::NotRequester => "NOT_REQUESTER",
             Reason::SelfApproval => "SELF_APPROVAL",
+            Reason::AlreadyApproved => "ALREADY_APPROVED",
+            Reason::NotAnApprover => "NOT_AN_APPROVER",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",
             Reason::Overloaded => "OVERLOADED",

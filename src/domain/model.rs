@@ -29,6 +29,8 @@ pub struct Role {
     pub description: String,
     pub is_system: bool,
     pub requires_approval: bool,
+    /// Who approves and how many, when `requires_approval` (none: the default policy).
+    pub approval_policy: Option<ApprovalPolicy>,
     /// Names of the granted permissions, sorted.
     pub permissions: Vec<String>,
     pub create_time: Timestamp,
@@ -107,6 +109,88 @@ pub struct Group {
     pub revision: Revision,
 }
 
+impl Role {
+    /// The approval policy in force: `None` when the role needs no approval.
+    pub fn gate(&self) -> Option<ApprovalPolicy> {
+        self.requires_approval
+            .then(|| self.approval_policy.clone().unwrap_or_default())
+    }
+
+    /// True when changes of `kind` to this role's grants need a change request.
+    pub fn gates(&self, kind: ApprovalKind) -> bool {
+        self.gate().is_some_and(|p| p.covers(kind))
+    }
+}
+
+/// A kind of change an approval policy may cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ApprovalKind {
+    /// Giving the role's permissions to someone (assignment, group membership).
+    Assign,
+    /// Taking them away (revocation, membership removal, deletion).
+    Revoke,
+    /// Changing what the role grants.
+    Modify,
+}
+
+/// The most distinct approvers a policy may ask for.
+pub const MAX_QUORUM: u32 = 10;
+
+/// Dfns-shaped approval policy of a role: how many distinct approvers (the requester never
+/// counting), who may approve, when a pending request is auto-rejected, and which changes need
+/// it. Stored as JSON with the role and snapshotted into each change request it governs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPolicy {
+    pub quorum: u32,
+    /// Approvers must also hold this permission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver_permission: Option<String>,
+    /// Approvers must be members of this group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver_group: Option<GroupId>,
+    /// A pending request expires (is auto-rejected) this many seconds after it was filed;
+    /// `None`: the server's approval TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after_seconds: Option<u64>,
+    /// The changes that need approval; empty: every kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<ApprovalKind>,
+}
+
+impl Default for ApprovalPolicy {
+    /// One approver holding `warden:change_requests:approve`, every kind of change.
+    fn default() -> Self {
+        Self {
+            quorum: 1,
+            approver_permission: None,
+            approver_group: None,
+            expire_after_seconds: None,
+            kinds: Vec::new(),
+        }
+    }
+}
+
+impl ApprovalPolicy {
+    pub fn covers(&self, kind: ApprovalKind) -> bool {
+        self.kinds.is_empty() || self.kinds.contains(&kind)
+    }
+
+    /// Distinct approvals needed to apply (at least one).
+    pub fn quorum(&self) -> u32 {
+        self.quorum.max(1)
+    }
+}
+
+/// One approver's approval of a pending change request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub approver: String,
+    pub time: Timestamp,
+    #[serde(default)]
+    pub comment: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChangeRequestKind {
@@ -146,6 +230,10 @@ pub struct ChangeRequest {
     pub update_time: Timestamp,
     pub expire_time: Timestamp,
     pub revision: Revision,
+    /// The policy the request was filed under (the role's at the time).
+    pub policy: ApprovalPolicy,
+    /// Approvals so far; the request applies when they reach the policy's quorum.
+    pub approvals: Vec<Approval>,
 }
 
 /// A page of results and the opaque token of the next one (`None` at the end).

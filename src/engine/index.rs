@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::domain::{
-    AssignmentId, ChangeRequestId, Delta, GroupId, IdentityId, IdentityKind, PermissionId, Role,
-    RoleId, RoleRecord, RoleRef, TenantId,
+    ApprovalKind, ApprovalPolicy, AssignmentId, ChangeRequestId, Delta, GroupId, IdentityId,
+    IdentityKind, PermissionId, Role, RoleId, RoleRecord, RoleRef, TenantId,
 };
 
 /// Permissions are interned to small integers so a role's set is a sorted `Vec<u32>`.
@@ -34,6 +34,14 @@ struct RoleEntry {
     record: Option<Box<RoleRecord>>,
     /// Deleted roles keep their slot (assignments never outlive them) but grant nothing.
     removed: bool,
+}
+
+/// The approval policy in force on a role, as its record says.
+fn gate_of(entry: &RoleEntry) -> Option<ApprovalPolicy> {
+    let record = entry.record.as_ref()?;
+    record
+        .requires_approval
+        .then(|| record.approval_policy.clone().unwrap_or_default())
 }
 
 /// A role looked up in the index.
@@ -353,6 +361,7 @@ impl TenantIndex {
             description: record.description.clone(),
             is_system: record.is_system,
             requires_approval: record.requires_approval,
+            approval_policy: record.approval_policy.clone(),
             permissions,
             create_time: record.create_time,
             update_time: record.update_time,
@@ -360,24 +369,41 @@ impl TenantIndex {
         })
     }
 
-    /// Whether `role` requires approval, and the permissions it grants; `None` for a role the
-    /// index does not hold (or holds as deleted).
-    pub fn role_gate(&self, role: RoleId) -> Option<(bool, Vec<PermissionId>)> {
+    /// The approval policy in force on `role` (none when it needs no approval) and the
+    /// permissions it grants; `None` for a role the index does not hold (or holds as deleted).
+    pub fn role_gate(&self, role: RoleId) -> Option<(Option<ApprovalPolicy>, Vec<PermissionId>)> {
         let entry = &self.roles[*self.role_ix.get(&role)? as usize];
-        (!entry.removed).then(|| {
-            (
-                entry.record.as_ref().is_some_and(|r| r.requires_approval),
-                entry.permission_ids.clone(),
-            )
-        })
+        (!entry.removed).then(|| (gate_of(entry), entry.permission_ids.clone()))
     }
 
-    /// Every permission some approval-gated role grants.
-    pub fn gated_permissions(&self) -> HashSet<PermissionId> {
+    /// Every permission some role grants whose approval policy covers `kind`.
+    pub fn gated_permissions(&self, kind: ApprovalKind) -> HashSet<PermissionId> {
         self.roles
             .iter()
-            .filter(|r| !r.removed && r.record.as_ref().is_some_and(|rec| rec.requires_approval))
+            .filter(|r| !r.removed && gate_of(r).is_some_and(|p| p.covers(kind)))
             .flat_map(|r| r.permission_ids.iter().copied())
+            .collect()
+    }
+
+    /// The policies of every role requiring approval.
+    pub fn approval_policies(&self) -> Vec<ApprovalPolicy> {
+        self.roles
+            .iter()
+            .filter(|r| !r.removed)
+            .filter_map(gate_of)
+            .collect()
+    }
+
+    /// The ids of the permissions named `names` that the index holds.
+    pub fn permission_ids_named(&self, names: &HashSet<&str>) -> HashSet<PermissionId> {
+        self.slot_by_id
+            .iter()
+            .filter(|(_, slot)| {
+                self.names[**slot as usize]
+                    .as_deref()
+                    .is_some_and(|n| names.contains(n))
+            })
+            .map(|(id, _)| *id)
             .collect()
     }
 
@@ -851,6 +877,7 @@ mod tests {
             description: "reads".into(),
             is_system: false,
             requires_approval: true,
+            approval_policy: None,
             create_time: now,
             update_time: now,
             revision: crate::domain::Revision(7),

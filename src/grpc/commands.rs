@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::caller;
 use super::convert::{
-    AllValid as _, from_timestamp, identity, member_batch, permission_batch, permission_ref,
-    role_ref,
+    AllValid as _, approval_policy, from_timestamp, identity, member_batch, permission_batch,
+    permission_ref, role_ref,
 };
 use crate::domain::names::parse_description;
 use crate::domain::{
@@ -171,17 +171,22 @@ impl TryFrom<pb::CreateRoleRequest> for CreateRole {
     type Error = Error;
 
     fn try_from(req: pb::CreateRoleRequest) -> Result<Self, Error> {
-        let (name, description, permissions) = (
+        let (name, description, permissions, approval_policy) = (
             RoleName::parse("name", &req.name),
             parse_description("description", &req.description),
             permission_batch("permissions", &req.permissions, true),
+            req.approval_policy
+                .as_ref()
+                .map(|p| approval_policy("approval_policy", p))
+                .transpose(),
         )
             .all_valid()?;
         Ok(Self {
             name,
             description,
             permissions,
-            requires_approval: req.requires_approval,
+            requires_approval: req.requires_approval || approval_policy.is_some(),
+            approval_policy,
         })
     }
 }
@@ -190,18 +195,32 @@ impl TryFrom<pb::UpdateRoleRequest> for UpdateRole {
     type Error = Error;
 
     fn try_from(req: pb::UpdateRoleRequest) -> Result<Self, Error> {
-        let (role, description) = (
+        let (role, description, approval_policy) = (
             role_ref("role", req.role.as_ref()),
             req.description
                 .as_deref()
                 .map(|d| parse_description("description", d))
                 .transpose(),
+            req.approval_policy
+                .as_ref()
+                .map(|p| approval_policy("approval_policy", p))
+                .transpose(),
         )
             .all_valid()?;
+        if approval_policy.is_some() && req.requires_approval == Some(false) {
+            return Err(Error::invalid(
+                "approval_policy",
+                "a policy needs requires_approval; leave requires_approval unset or true",
+            ));
+        }
         Ok(Self {
             role,
             description,
-            requires_approval: req.requires_approval,
+            requires_approval: approval_policy
+                .as_ref()
+                .map(|_| true)
+                .or(req.requires_approval),
+            approval_policy,
             etag: req.etag,
         })
     }

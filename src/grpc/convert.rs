@@ -153,6 +153,7 @@ impl From<Permission> for pb::Permission {
 impl From<Role> for pb::Role {
     fn from(r: Role) -> Self {
         let etag = r.etag();
+        let approval_policy = r.gate().map(pb_approval_policy);
         pb::Role {
             id: r.id.to_string(),
             name: r.name,
@@ -165,6 +166,7 @@ impl From<Role> for pb::Role {
             update_time: Some(timestamp(r.update_time)),
             revision: r.revision.0,
             etag,
+            approval_policy,
         }
     }
 }
@@ -321,6 +323,16 @@ impl From<crate::domain::ChangeRequest> for pb::ChangeRequest {
             update_time: Some(timestamp(c.update_time)),
             expire_time: Some(timestamp(c.expire_time)),
             revision: c.revision.0,
+            policy: Some(pb_approval_policy(c.policy)),
+            approvals: c
+                .approvals
+                .into_iter()
+                .map(|a| pb::Approval {
+                    approver: a.approver,
+                    time: Some(timestamp(a.time)),
+                    comment: a.comment,
+                })
+                .collect(),
         }
     }
 }
@@ -397,4 +409,100 @@ pub(crate) fn member_batch(
     }
     problems.finish()?;
     Ok(out)
+}
+
+/// The shortest and longest time a policy may leave a request pending.
+const POLICY_EXPIRY_RANGE: std::ops::RangeInclusive<i64> = 60..=365 * 24 * 3600;
+
+/// An approval policy from the wire, every problem named under `field`.
+pub(crate) fn approval_policy(
+    field: &str,
+    p: &pb::ApprovalPolicy,
+) -> Result<crate::domain::ApprovalPolicy, Error> {
+    use crate::domain::{ApprovalKind, GroupId, MAX_QUORUM};
+    let mut problems = Problems::default();
+    if p.quorum > MAX_QUORUM {
+        problems.add(Error::invalid(
+            format!("{field}.quorum"),
+            format!("at most {MAX_QUORUM} approvers"),
+        ));
+    }
+    let approver_permission = (!p.approver_permission.is_empty())
+        .then(|| {
+            problems.take(PermissionName::parse(
+                &format!("{field}.approver_permission"),
+                &p.approver_permission,
+            ))
+        })
+        .flatten()
+        .map(|name| name.as_str().to_owned());
+    let approver_group = (!p.approver_group_id.is_empty())
+        .then(|| {
+            problems.take(GroupId::parse(
+                &format!("{field}.approver_group_id"),
+                &p.approver_group_id,
+            ))
+        })
+        .flatten();
+    let expire_after_seconds = match &p.expire_after {
+        None => None,
+        Some(d) if d.nanos == 0 && POLICY_EXPIRY_RANGE.contains(&d.seconds) => {
+            u64::try_from(d.seconds).ok()
+        }
+        Some(_) => {
+            problems.add(Error::invalid(
+                format!("{field}.expire_after"),
+                "whole seconds, from 1 minute to 365 days",
+            ));
+            None
+        }
+    };
+    let mut kinds = Vec::new();
+    for (i, k) in p.kinds.iter().enumerate() {
+        let kind = match pb::ApprovalKind::try_from(*k) {
+            Ok(pb::ApprovalKind::Assign) => ApprovalKind::Assign,
+            Ok(pb::ApprovalKind::Revoke) => ApprovalKind::Revoke,
+            Ok(pb::ApprovalKind::Modify) => ApprovalKind::Modify,
+            _ => {
+                problems.add(Error::invalid(
+                    format!("{field}.kinds[{i}]"),
+                    "must be APPROVAL_KIND_ASSIGN, _REVOKE or _MODIFY",
+                ));
+                continue;
+            }
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    problems.finish()?;
+    Ok(crate::domain::ApprovalPolicy {
+        quorum: p.quorum.max(1),
+        approver_permission,
+        approver_group,
+        expire_after_seconds,
+        kinds,
+    })
+}
+
+pub(crate) fn pb_approval_policy(p: crate::domain::ApprovalPolicy) -> pb::ApprovalPolicy {
+    use crate::domain::ApprovalKind;
+    pb::ApprovalPolicy {
+        quorum: p.quorum(),
+        approver_permission: p.approver_permission.unwrap_or_default(),
+        approver_group_id: p.approver_group.map(|g| g.to_string()).unwrap_or_default(),
+        expire_after: p.expire_after_seconds.map(|s| prost_types::Duration {
+            seconds: i64::try_from(s).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
+        kinds: p
+            .kinds
+            .into_iter()
+            .map(|k| match k {
+                ApprovalKind::Assign => pb::ApprovalKind::Assign,
+                ApprovalKind::Revoke => pb::ApprovalKind::Revoke,
+                ApprovalKind::Modify => pb::ApprovalKind::Modify,
+            } as i32)
+            .collect(),
+    }
 }

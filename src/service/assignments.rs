@@ -10,7 +10,7 @@ use super::snapshot;
 use super::{Applied, Command, PageRequest, Service};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
+    ApprovalKind, Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
     ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId, IdentityKind, Page,
     Reason, Ref, Role, RoleRef,
 };
@@ -167,7 +167,7 @@ impl AssignRole {
                 reason: "replaced after expiry".into(),
             });
         }
-        if role.requires_approval && !self.force {
+        if role.gates(ApprovalKind::Assign) && !self.force {
             if let Some(pending) = tx
                 .pending_request_for(ChangeRequestKind::Assign, role.id, &self.identity.id)
                 .await?
@@ -286,7 +286,7 @@ impl RevokeAssignment {
         }
         let role = roles.get(service, tx, &Ref::Id(a.role_id)).await?;
         service.ensure_may_hold_out(caller, &role)?;
-        if role.requires_approval && !force {
+        if role.gates(ApprovalKind::Revoke) && !force {
             if let Some(pending) = tx
                 .pending_request_for(ChangeRequestKind::Revoke, role.id, &a.identity.id)
                 .await?
@@ -531,8 +531,14 @@ impl Service {
         assignment: Option<AssignmentId>,
         reason: String,
     ) -> ChangeRequest {
-        let ttl = chrono::Duration::from_std(self.settings.approval_ttl)
-            .unwrap_or(chrono::Duration::days(7));
+        let policy = role.gate().unwrap_or_default();
+        let ttl = match policy.expire_after_seconds {
+            Some(seconds) => {
+                chrono::Duration::seconds(i64::try_from(seconds.min(366 * 86_400)).unwrap_or(0))
+            }
+            None => chrono::Duration::from_std(self.settings.approval_ttl)
+                .unwrap_or(chrono::Duration::days(7)),
+        };
         ChangeRequest {
             id: ChangeRequestId::new(),
             tenant: caller.tenant.clone(),
@@ -553,6 +559,8 @@ impl Service {
             update_time: tx.now,
             expire_time: tx.now + ttl,
             revision: tx.revision,
+            policy,
+            approvals: Vec::new(),
         }
     }
 

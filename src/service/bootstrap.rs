@@ -122,6 +122,7 @@ impl Service {
                         description: system.description.to_owned(),
                         is_system: true,
                         requires_approval: false,
+                        approval_policy: None,
                         permissions: names,
                         create_time: tx.now,
                         update_time: tx.now,

@@ -7,8 +7,9 @@ use super::snapshot;
 use super::{Applied, Command, PageRequest, Service};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId, PermissionName,
-    PermissionRef, Reason, Revision, Role, RoleId, RoleName, RoleRecord, RoleRef,
+    ApprovalPolicy, AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId,
+    PermissionName, PermissionRef, Reason, Ref, Revision, Role, RoleId, RoleName, RoleRecord,
+    RoleRef,
 };
 use crate::engine::RoleLookup;
 use crate::store::WriteTx;
@@ -41,6 +42,8 @@ pub struct CreateRole {
     pub description: String,
     pub permissions: Vec<PermissionRef>,
     pub requires_approval: bool,
+    /// Set only with `requires_approval`.
+    pub approval_policy: Option<ApprovalPolicy>,
 }
 
 /// UpdateRole, validated; `None` leaves a field as it is.
@@ -48,7 +51,10 @@ pub struct CreateRole {
 pub struct UpdateRole {
     pub role: RoleRef,
     pub description: Option<String>,
+    /// `Some(false)` also drops the policy.
     pub requires_approval: Option<bool>,
+    /// Replaces the policy (and comes with `requires_approval: Some(true)`).
+    pub approval_policy: Option<ApprovalPolicy>,
     pub etag: Option<String>,
 }
 
@@ -79,6 +85,27 @@ pub struct RemovePermissionFromRole {
     pub role: RoleRef,
     pub permission: PermissionRef,
     pub allow_missing: bool,
+}
+
+/// A policy's approver permission and group must exist in the tenant.
+async fn ensure_policy_refs(tx: &WriteTx, policy: Option<&ApprovalPolicy>) -> Result<(), Error> {
+    let Some(policy) = policy else {
+        return Ok(());
+    };
+    if let Some(name) = &policy.approver_permission
+        && tx
+            .find_permission(&Ref::Name(name.clone()))
+            .await?
+            .is_none()
+    {
+        return Err(Error::not_found("permission", name.clone()));
+    }
+    if let Some(group) = policy.approver_group
+        && tx.find_group(group).await?.is_none()
+    {
+        return Err(Error::not_found("group", group.to_string()));
+    }
+    Ok(())
 }
 
 fn system_role_immutable(role: &Role) -> Error {
@@ -314,6 +341,7 @@ impl Command for CreateRole {
         ensure_distinct("permissions", &permissions)?;
         let names: Vec<&str> = permissions.iter().map(|p| p.name.as_str()).collect();
         service.ensure_may_grant(caller, &names)?;
+        ensure_policy_refs(tx, self.approval_policy.as_ref()).await?;
         let mut sorted: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         sorted.sort();
         let role = Role {
@@ -323,6 +351,7 @@ impl Command for CreateRole {
             description: self.description,
             is_system: false,
             requires_approval: self.requires_approval,
+            approval_policy: self.approval_policy,
             permissions: sorted,
             create_time: tx.now,
             update_time: tx.now,
@@ -379,12 +408,19 @@ impl Command for UpdateRole {
         // able to grant what the role grants: otherwise it could weaken approval on a role above it.
         let names: Vec<&str> = before.permissions.iter().map(String::as_str).collect();
         service.ensure_may_grant(caller, &names)?;
+        ensure_policy_refs(tx, self.approval_policy.as_ref()).await?;
         let after = service.stamp_role(tx, &before, |role| {
             if let Some(d) = self.description {
                 role.description = d;
             }
             if let Some(a) = self.requires_approval {
                 role.requires_approval = a;
+                if !a {
+                    role.approval_policy = None;
+                }
+            }
+            if let Some(policy) = self.approval_policy {
+                role.approval_policy = Some(policy);
             }
         });
         tx.update_role(&after).await?;

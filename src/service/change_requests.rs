@@ -7,7 +7,7 @@ use super::snapshot;
 use super::{Applied, Command, PageRequest, Service, WriteOptions};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
+    Approval, Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
     ChangeRequestKind, ChangeRequestStatus, Delta, Error, IdentityId, IdentityKind, Page, Reason,
     Ref,
 };
@@ -57,11 +57,38 @@ impl Command for ApproveChangeRequest {
                     .into(),
             });
         }
+        service.ensure_approver(tx, caller, &before).await?;
+        if before
+            .approvals
+            .iter()
+            .any(|a| a.approver == caller.subject.as_str())
+        {
+            return Err(Error::precondition(
+                Reason::AlreadyApproved,
+                format!(
+                    "{} already approved change request {}; it needs {} distinct approvers",
+                    caller.subject,
+                    before.id,
+                    before.policy.quorum()
+                ),
+            ));
+        }
         let mut after = before.clone();
-        after.decided_by = caller.subject.to_string();
-        after.decision_comment = self.comment;
+        after.approvals.push(Approval {
+            approver: caller.subject.to_string(),
+            time: tx.now,
+            comment: self.comment.clone(),
+        });
         after.update_time = tx.now;
         after.revision = tx.revision;
+        if after.approvals.len() < before.policy.quorum() as usize {
+            // Short of the quorum: the approval is recorded and the request stays PENDING.
+            return close_request(tx, &before, after, "change_request.approval_recorded").await;
+        }
+        after.decided_by = caller.subject.to_string();
+        after.decision_comment = self.comment;
+        // The quorum's approval stands in for the bypass at the approval gate.
+        tx.mark_approved();
         match service.apply_request(tx, caller, &before).await {
             Ok(resulting) => {
                 after.status = ChangeRequestStatus::Applied;
@@ -87,11 +114,15 @@ impl Command for RejectChangeRequest {
 
     async fn apply(
         self,
-        _service: &Service,
+        service: &Service,
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<ChangeRequest>, Error> {
         let before = pending_request(tx, self.change_request).await?;
+        // The requester withdraws with Cancel; anyone else rejecting must be an approver.
+        if before.requester != caller.subject.as_str() {
+            service.ensure_approver(tx, caller, &before).await?;
+        }
         let after = ChangeRequest {
             status: ChangeRequestStatus::Rejected,
             decided_by: caller.subject.to_string(),
@@ -173,7 +204,7 @@ async fn close_request(
             format!("change request {} was decided meanwhile", before.id),
         ));
     }
-    if before.kind == ChangeRequestKind::Assign {
+    if before.kind == ChangeRequestKind::Assign && after.status != ChangeRequestStatus::Pending {
         tx.record(Delta::PendingGrantRemoved { id: before.id });
     }
     tx.audit(AuditRecord {
@@ -188,6 +219,48 @@ async fn close_request(
 
 impl Service {
     // ----- change requests -----
+
+    /// PERMISSION_DENIED `NOT_AN_APPROVER` unless `caller` meets the request's policy: holds its
+    /// approver permission and belongs to its approver group, when it names them.
+    async fn ensure_approver(
+        &self,
+        tx: &WriteTx,
+        caller: &Caller,
+        cr: &ChangeRequest,
+    ) -> Result<(), Error> {
+        let who = caller.subject.as_str();
+        if let Some(permission) = &cr.policy.approver_permission
+            && !self
+                .engine
+                .missing(&caller.tenant, who, &[permission.as_str()], tx.now)
+                .is_empty()
+        {
+            self.record_denied(caller, format!("not an approver: lacks {permission}"));
+            return Err(Error::Forbidden {
+                reason: Reason::NotAnApprover,
+                message: format!(
+                    "change request {} needs approvers holding {permission}",
+                    cr.id
+                ),
+            });
+        }
+        if let Some(group) = cr.policy.approver_group
+            && tx
+                .existing_members(group, std::slice::from_ref(&caller.subject))
+                .await?
+                .is_empty()
+        {
+            self.record_denied(caller, format!("not an approver: not in group {group}"));
+            return Err(Error::Forbidden {
+                reason: Reason::NotAnApprover,
+                message: format!(
+                    "change request {} needs approvers from group {group}",
+                    cr.id
+                ),
+            });
+        }
+        Ok(())
+    }
 
     pub async fn get_change_request(
         &self,

@@ -111,6 +111,7 @@ impl WriteBatch {
             caller: caller.clone(),
             deltas: Vec::new(),
             audits: Vec::new(),
+            approved: false,
         })
     }
 

@@ -171,6 +171,7 @@ async fn with_permissions(
                 description: m.description,
                 is_system: m.is_system,
                 requires_approval: m.requires_approval,
+                approval_policy: super::json_column(m.approval_policy.as_deref())?,
                 permissions,
                 create_time: from_micros(m.create_time),
                 update_time: from_micros(m.update_time),
@@ -345,6 +346,7 @@ impl WriteTx {
             description: Set(r.description.clone()),
             is_system: Set(r.is_system),
             requires_approval: Set(r.requires_approval),
+            approval_policy: Set(super::to_json_column(r.approval_policy.as_ref())),
             create_time: Set(micros(r.create_time)),
             update_time: Set(micros(r.update_time)),
             revision: Set(rev_i64(r.revision)),
@@ -431,6 +433,10 @@ impl WriteTx {
             .col_expr(
                 role::Column::RequiresApproval,
                 Expr::value(r.requires_approval),
+            )
+            .col_expr(
+                role::Column::ApprovalPolicy,
+                Expr::value(super::to_json_column(r.approval_policy.as_ref())),
             )
             .col_expr(role::Column::UpdateTime, Expr::value(micros(r.update_time)))
             .col_expr(role::Column::Revision, Expr::value(rev_i64(r.revision)))

@@ -85,6 +85,8 @@ fn to_change_request(m: change_request::Model) -> Result<ChangeRequest, Error> {
         update_time: from_micros(m.update_time),
         expire_time: from_micros(m.expire_time),
         revision: rev_from(m.revision),
+        policy: super::json_column(m.policy.as_deref())?.unwrap_or_default(),
+        approvals: super::json_column(m.approvals.as_deref())?.unwrap_or_default(),
     })
 }
 
@@ -183,6 +185,9 @@ impl WriteTx {
             update_time: Set(micros(c.update_time)),
             expire_time: Set(micros(c.expire_time)),
             revision: Set(rev_i64(c.revision)),
+            policy: Set(super::to_json_column(Some(&c.policy))),
+            approvals: Set(super::to_json_column(Some(&c.approvals))),
+            proposed_change: Set(None),
         }
         .insert(&self.txn)
         .await
@@ -221,6 +226,10 @@ impl WriteTx {
             .col_expr(
                 change_request::Column::Revision,
                 Expr::value(rev_i64(c.revision)),
+            )
+            .col_expr(
+                change_request::Column::Approvals,
+                Expr::value(super::to_json_column(Some(&c.approvals))),
             )
             .filter(change_request::Column::Id.eq(c.id.to_string()))
             .filter(change_request::Column::Status.eq("PENDING"))

@@ -181,6 +181,7 @@ impl Store {
             caller: caller.clone(),
             deltas: Vec::new(),
             audits: Vec::new(),
+            approved: false,
         })
     }
 
@@ -247,9 +248,21 @@ pub struct WriteTx {
     caller: Caller,
     deltas: Vec<Delta>,
     audits: Vec<AuditRecord>,
+    /// Set by an approved change request applying: its approval stands in for the bypass.
+    approved: bool,
 }
 
 impl WriteTx {
+    /// Marks this write as an approved change request's application (the approval gate lets it
+    /// through).
+    pub fn mark_approved(&mut self) {
+        self.approved = true;
+    }
+
+    pub fn is_approved(&self) -> bool {
+        self.approved
+    }
+
     pub fn tenant(&self) -> &TenantId {
         &self.caller.tenant
     }
@@ -444,4 +457,20 @@ where
 pub struct PageQuery {
     pub after: Option<String>,
     pub limit: u64,
+}
+
+/// A nullable JSON text column as a value (null: `None`). Unreadable JSON is corruption.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    text: Option<&str>,
+) -> Result<Option<T>, Error> {
+    text.map(|t| {
+        serde_json::from_str(t)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("corrupt stored JSON column: {e}")))
+    })
+    .transpose()
+}
+
+/// The stored form of an optional value kept as JSON text.
+pub(crate) fn to_json_column<T: serde::Serialize>(value: Option<&T>) -> Option<String> {
+    value.and_then(|v| serde_json::to_string(v).ok())
 }

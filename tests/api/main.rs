@@ -4,6 +4,7 @@
 mod helpers;
 
 mod approval_gate;
+mod approval_policies;
 mod assignments;
 mod auth;
 mod batches;

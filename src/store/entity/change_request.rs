@@ -26,6 +26,12 @@ pub struct Model {
     pub update_time: i64,
     pub expire_time: i64,
     pub revision: i64,
+    /// `ApprovalPolicy` as JSON; null (rows of older releases): the default policy.
+    pub policy: Option<String>,
+    /// `Vec<Approval>` as JSON; null: none yet.
+    pub approvals: Option<String>,
+    /// A proposed change of any other kind (kind CHANGE), as JSON.
+    pub proposed_change: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,8 @@ pub struct Model {
     pub description: String,
     pub is_system: bool,
     pub requires_approval: bool,
+    /// `ApprovalPolicy` as JSON; null: the default policy.
+    pub approval_policy: Option<String>,
     pub create_time: i64,
     pub update_time: i64,
     pub revision: i64,

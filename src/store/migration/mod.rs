@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_schema;
 mod m20261203_000001_tenant_revisions;
+mod m20261203_000002_approval_policies;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_schema::Migration),
             Box::new(m20261203_000001_tenant_revisions::Migration),
+            Box::new(m20261203_000002_approval_policies::Migration),
         ]
     }
 }
