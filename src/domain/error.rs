@@ -45,6 +45,8 @@ pub enum Reason {
     ChangeRequestExpired,
     NotRequester,
     SelfApproval,
+    /// ProposeChange of a change that needs no approval.
+    ApprovalNotRequired,
     /// The caller already approved this change request.
     AlreadyApproved,
     /// The caller may not approve under the request's policy (approver permission or group).
@@ -86,6 +88,7 @@ impl Reason {
             Reason::NotRequester => "NOT_REQUESTER",
             Reason::SelfApproval => "SELF_APPROVAL",
             Reason::AlreadyApproved => "ALREADY_APPROVED",
+            Reason::ApprovalNotRequired => "APPROVAL_NOT_REQUIRED",
             Reason::NotAnApprover => "NOT_AN_APPROVER",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",

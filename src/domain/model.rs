@@ -196,6 +196,9 @@ pub struct Approval {
 pub enum ChangeRequestKind {
     Assign,
     Revoke,
+    /// Any other change that touches gated grants (a role edit, a group membership...),
+    /// proposed with ProposeChange and applied as proposed once approved.
+    Change,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,7 +219,8 @@ pub struct ChangeRequest {
     pub kind: ChangeRequestKind,
     pub role_id: RoleId,
     pub role_name: String,
-    pub identity: Identity,
+    /// Whom an ASSIGN or REVOKE concerns; none for a CHANGE.
+    pub identity: Option<Identity>,
     pub assignment_expire_time: Option<Timestamp>,
     pub assignment_id: Option<AssignmentId>,
     pub reason: String,
@@ -234,6 +238,8 @@ pub struct ChangeRequest {
     pub policy: ApprovalPolicy,
     /// Approvals so far; the request applies when they reach the policy's quorum.
     pub approvals: Vec<Approval>,
+    /// For a CHANGE: the proposed change, as the service stores it.
+    pub proposed_change: Option<serde_json::Value>,
 }
 
 /// A page of results and the opaque token of the next one (`None` at the end).

@@ -8,7 +8,11 @@ use super::error::Error;
 pub const RESERVED_PREFIX: &str = "warden:";
 
 /// `^[A-Za-z0-9][A-Za-z0-9_.:/-]*$`, 1-128 characters, case-sensitive.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// Serialized (inside a proposed change) as the plain string, read back from Warden's own store.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct PermissionName(String);
 
 impl PermissionName {
@@ -50,7 +54,11 @@ impl fmt::Display for PermissionName {
 }
 
 /// 1-64 characters: letters, digits, space and `_ . : -`; no leading or trailing space.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// Serialized (inside a proposed change) as the plain string, read back from Warden's own store.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct RoleName(String);
 
 impl RoleName {
@@ -78,7 +86,11 @@ impl fmt::Display for RoleName {
 }
 
 /// Same alphabet as role names.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// Serialized (inside a proposed change) as the plain string, read back from Warden's own store.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct GroupName(String);
 
 impl GroupName {

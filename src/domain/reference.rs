@@ -3,7 +3,8 @@
 use super::ids::{PermissionId, RoleId};
 
 /// A permission or role named by its id or its name; the store resolves it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Ref<Id> {
     Id(Id),
     Name(String),

@@ -376,34 +376,36 @@ impl TenantIndex {
         (!entry.removed).then(|| (gate_of(entry), entry.permission_ids.clone()))
     }
 
-    /// Every permission some role grants whose approval policy covers `kind`.
-    pub fn gated_permissions(&self, kind: ApprovalKind) -> HashSet<PermissionId> {
+    /// Every permission some role grants whose approval policy covers `kind`, with one such
+    /// role (the one whose approval a change of it needs).
+    pub fn gated_permissions(&self, kind: ApprovalKind) -> HashMap<PermissionId, RoleId> {
         self.roles
             .iter()
             .filter(|r| !r.removed && gate_of(r).is_some_and(|p| p.covers(kind)))
-            .flat_map(|r| r.permission_ids.iter().copied())
+            .flat_map(|r| r.permission_ids.iter().map(|p| (*p, r.id)))
             .collect()
     }
 
-    /// The policies of every role requiring approval.
-    pub fn approval_policies(&self) -> Vec<ApprovalPolicy> {
+    /// Every role requiring approval, with its policy.
+    pub fn approval_policies(&self) -> Vec<(RoleId, ApprovalPolicy)> {
         self.roles
             .iter()
             .filter(|r| !r.removed)
-            .filter_map(gate_of)
+            .filter_map(|r| Some((r.id, gate_of(r)?)))
             .collect()
     }
 
-    /// The ids of the permissions named `names` that the index holds.
-    pub fn permission_ids_named(&self, names: &HashSet<&str>) -> HashSet<PermissionId> {
+    /// The ids of the permissions named in `names` that the index holds, with each name's value.
+    pub fn permission_ids_named<V: Copy>(
+        &self,
+        names: &HashMap<&str, V>,
+    ) -> HashMap<PermissionId, V> {
         self.slot_by_id
             .iter()
-            .filter(|(_, slot)| {
-                self.names[**slot as usize]
-                    .as_deref()
-                    .is_some_and(|n| names.contains(n))
+            .filter_map(|(id, slot)| {
+                let name = self.names[*slot as usize].as_deref()?;
+                Some((*id, *names.get(name)?))
             })
-            .map(|(id, _)| *id)
             .collect()
     }
 

@@ -9,7 +9,8 @@ use crate::domain::{AssignmentId, ChangeRequestId, IdentityId};
 use crate::proto::pb;
 use crate::service::{
     ApproveChangeRequest, AssignRole, BatchAssignRoles, BatchRevokeAssignments,
-    CancelChangeRequest, PageRequest, RejectChangeRequest, RevokeAssignment, Service,
+    CancelChangeRequest, PageRequest, ProposeChange, RejectChangeRequest, RevokeAssignment,
+    Service,
 };
 
 #[derive(Debug, Clone)]
@@ -150,5 +151,12 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
         request: Request<pb::DecideChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
         write::<CancelChangeRequest, _, _>(&self.service, request).await
+    }
+
+    async fn propose_change(
+        &self,
+        request: Request<pb::ProposeChangeRequest>,
+    ) -> Result<Response<pb::ChangeRequest>, Status> {
+        write::<ProposeChange, _, _>(&self.service, request).await
     }
 }

@@ -20,9 +20,9 @@ use crate::service::{
     AddGroupMembers, AddPermissionsToRole, ApproveChangeRequest, AssignResult, AssignRole,
     BatchAssignRoles, BatchRevokeAssignments, CancelChangeRequest, Command, CreateGroup,
     CreatePermission, CreateRole, DeleteGroup, DeletePermission, DeleteRole, IdempotencyKey,
-    MAX_BATCH_ITEMS, Outcome, RejectChangeRequest, RemoveGroupMembers, RemovePermissionFromRole,
-    RemovePermissionsFromRole, RevokeAssignment, Service, UpdatePermission, UpdateRole,
-    WriteOptions,
+    MAX_BATCH_ITEMS, Outcome, ProposeChange, ProposedChange, RejectChangeRequest,
+    RemoveGroupMembers, RemovePermissionFromRole, RemovePermissionsFromRole, RevokeAssignment,
+    Service, UpdatePermission, UpdateRole, WriteOptions,
 };
 
 /// Runs one mutating RPC: caller, write options, command, `Service::write`, response.
@@ -82,6 +82,7 @@ write_requests!(
     pb::CreateGroupRequest,
     pb::DeleteGroupRequest,
     pb::GroupMembersRequest,
+    pb::ProposeChangeRequest,
 );
 
 /// The write options of a mutating request: its flags and, when it sent an `idempotency-key`
@@ -404,6 +405,72 @@ impl TryFrom<pb::BatchRevokeAssignmentsRequest> for BatchRevokeAssignments {
             revocation(prefix, &item.assignment_id, &item.reason, item.force)
         })?;
         Ok(Self { items })
+    }
+}
+
+impl TryFrom<pb::ProposeChangeRequest> for ProposeChange {
+    type Error = Error;
+
+    fn try_from(req: pb::ProposeChangeRequest) -> Result<Self, Error> {
+        use pb::propose_change_request::Change as C;
+        /// The change's own field problems, named under its oneof field.
+        fn within<T, P>(
+            field: &str,
+            r: Result<T, Error>,
+            wrap: impl FnOnce(T) -> P,
+        ) -> Result<P, Error> {
+            r.map(wrap).map_err(|e| match e {
+                Error::Invalid(problems) => Error::Invalid(
+                    problems
+                        .into_iter()
+                        .map(|p| FieldProblem::new(format!("{field}.{}", p.field), p.description))
+                        .collect(),
+                ),
+                other => other,
+            })
+        }
+        let change = match req.change {
+            None => Err(Error::invalid("change", "name the change to propose")),
+            Some(C::CreateRole(r)) => {
+                within("create_role", r.try_into(), ProposedChange::CreateRole)
+            }
+            Some(C::UpdateRole(r)) => {
+                within("update_role", r.try_into(), ProposedChange::UpdateRole)
+            }
+            Some(C::DeleteRole(r)) => {
+                within("delete_role", r.try_into(), ProposedChange::DeleteRole)
+            }
+            Some(C::AddPermissionsToRole(r)) => within(
+                "add_permissions_to_role",
+                r.try_into(),
+                ProposedChange::AddPermissionsToRole,
+            ),
+            Some(C::RemovePermissionsFromRole(r)) => within(
+                "remove_permissions_from_role",
+                r.try_into(),
+                ProposedChange::RemovePermissionsFromRole,
+            ),
+            Some(C::DeletePermission(r)) => within(
+                "delete_permission",
+                r.try_into(),
+                ProposedChange::DeletePermission,
+            ),
+            Some(C::AddGroupMembers(r)) => within(
+                "add_group_members",
+                r.try_into(),
+                ProposedChange::AddGroupMembers,
+            ),
+            Some(C::RemoveGroupMembers(r)) => within(
+                "remove_group_members",
+                r.try_into(),
+                ProposedChange::RemoveGroupMembers,
+            ),
+            Some(C::DeleteGroup(r)) => {
+                within("delete_group", r.try_into(), ProposedChange::DeleteGroup)
+            }
+        };
+        let (change, reason) = (change, parse_description("reason", &req.reason)).all_valid()?;
+        Ok(Self { change, reason })
     }
 }
 

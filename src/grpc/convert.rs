@@ -300,12 +300,13 @@ impl From<crate::domain::ChangeRequest> for pb::ChangeRequest {
             kind: match c.kind {
                 crate::domain::ChangeRequestKind::Assign => pb::ChangeRequestKind::Assign,
                 crate::domain::ChangeRequestKind::Revoke => pb::ChangeRequestKind::Revoke,
+                crate::domain::ChangeRequestKind::Change => pb::ChangeRequestKind::Change,
             } as i32,
             role: Some(pb::RoleSummary {
                 id: c.role_id.to_string(),
                 name: c.role_name,
             }),
-            identity: Some(pb_identity(c.identity)),
+            identity: c.identity.map(pb_identity),
             assignment_expire_time: c.assignment_expire_time.map(timestamp),
             assignment_id: c.assignment_id.map(|a| a.to_string()).unwrap_or_default(),
             reason: c.reason,
@@ -324,6 +325,7 @@ impl From<crate::domain::ChangeRequest> for pb::ChangeRequest {
             expire_time: Some(timestamp(c.expire_time)),
             revision: c.revision.0,
             policy: Some(pb_approval_policy(c.policy)),
+            proposed_change: c.proposed_change.map(|v| v.to_string()).unwrap_or_default(),
             approvals: c
                 .approvals
                 .into_iter()

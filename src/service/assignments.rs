@@ -178,12 +178,13 @@ impl AssignRole {
                     existing_id: Some(pending.id.to_string()),
                 });
             }
+            let identity = self.identity.id.clone();
             let cr = service.new_request(
                 tx,
                 caller,
                 ChangeRequestKind::Assign,
                 &role,
-                self.identity,
+                Some(self.identity),
                 self.expire_time,
                 None,
                 self.reason,
@@ -192,7 +193,7 @@ impl AssignRole {
             tx.record(Delta::PendingGrantPut {
                 id: cr.id,
                 role: role.id,
-                identity: cr.identity.id.clone(),
+                identity,
             });
             tx.audit(AuditRecord {
                 target_kind: "change_request",
@@ -302,7 +303,7 @@ impl RevokeAssignment {
                 caller,
                 ChangeRequestKind::Revoke,
                 &role,
-                a.identity.clone(),
+                Some(a.identity.clone()),
                 None,
                 Some(a.id),
                 reason,
@@ -526,7 +527,7 @@ impl Service {
         caller: &Caller,
         kind: ChangeRequestKind,
         role: &Role,
-        identity: Identity,
+        identity: Option<Identity>,
         expire: Option<DateTime<Utc>>,
         assignment: Option<AssignmentId>,
         reason: String,
@@ -561,6 +562,7 @@ impl Service {
             revision: tx.revision,
             policy,
             approvals: Vec::new(),
+            proposed_change: None,
         }
     }
 

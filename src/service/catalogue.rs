@@ -29,14 +29,14 @@ pub struct UpdatePermission {
 }
 
 /// DeletePermission, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeletePermission {
     pub permission: PermissionRef,
     pub force: bool,
 }
 
 /// CreateRole, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CreateRole {
     pub name: RoleName,
     pub description: String,
@@ -47,7 +47,7 @@ pub struct CreateRole {
 }
 
 /// UpdateRole, validated; `None` leaves a field as it is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UpdateRole {
     pub role: RoleRef,
     pub description: Option<String>,
@@ -59,21 +59,21 @@ pub struct UpdateRole {
 }
 
 /// DeleteRole, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRole {
     pub role: RoleRef,
     pub force: bool,
 }
 
 /// AddPermissionsToRole, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AddPermissionsToRole {
     pub role: RoleRef,
     pub permissions: Vec<PermissionRef>,
 }
 
 /// RemovePermissionsFromRole, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RemovePermissionsFromRole {
     pub role: RoleRef,
     pub permissions: Vec<PermissionRef>,

@@ -92,7 +92,7 @@ impl Command for ApproveChangeRequest {
         match service.apply_request(tx, caller, &before).await {
             Ok(resulting) => {
                 after.status = ChangeRequestStatus::Applied;
-                after.resulting_assignment_id = Some(resulting);
+                after.resulting_assignment_id = resulting;
             }
             Err(Error::Denied { missing }) => return Err(Error::Denied { missing }),
             Err(Error::Internal(e)) => return Err(Error::Internal(e)),
@@ -342,7 +342,17 @@ impl Service {
         tx: &mut WriteTx,
         approver: &Caller,
         cr: &ChangeRequest,
-    ) -> Result<AssignmentId, Error> {
+    ) -> Result<Option<AssignmentId>, Error> {
+        if cr.kind == ChangeRequestKind::Change {
+            self.apply_proposal(tx, approver, cr).await?;
+            return Ok(None);
+        }
+        let identity = cr.identity.clone().ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "change request {} names no identity",
+                cr.id
+            ))
+        })?;
         let role = tx.find_role(&Ref::Id(cr.role_id)).await?.ok_or_else(|| {
             Error::precondition(
                 Reason::NotFound,
@@ -359,28 +369,28 @@ impl Service {
                         "the requested assignment's expire_time has passed",
                     ));
                 }
-                if let Some(existing) = tx.find_assignment_of(role.id, &cr.identity.id).await?
+                if let Some(existing) = tx.find_assignment_of(role.id, &identity.id).await?
                     && existing.expire_time.is_none_or(|t| tx.now < t)
                 {
                     return Err(Error::precondition(
                         Reason::AlreadyExists,
                         format!(
                             "'{}' already holds role '{}' (assignment {})",
-                            cr.identity.id, role.name, existing.id
+                            identity.id, role.name, existing.id
                         ),
                     ));
                 }
-                if cr.identity.kind == IdentityKind::Group {
-                    self.ensure_group_exists(tx, &cr.identity.id).await?;
+                if identity.kind == IdentityKind::Group {
+                    self.ensure_group_exists(tx, &identity.id).await?;
                 }
                 // The id may have been assigned as another kind while the request waited.
-                self.ensure_one_kind(tx, &cr.identity).await?;
+                self.ensure_one_kind(tx, &identity).await?;
                 let a = Assignment {
                     id: AssignmentId::new(),
                     tenant: cr.tenant.clone(),
                     role_id: role.id,
                     role_name: role.name.clone(),
-                    identity: cr.identity.clone(),
+                    identity: identity.clone(),
                     is_immutable: false,
                     expire_time: cr.assignment_expire_time,
                     reason: cr.reason.clone(),
@@ -397,7 +407,10 @@ impl Service {
                     after: snapshot(&a),
                     reason: format!("change request {} approved", cr.id),
                 });
-                Ok(a.id)
+                Ok(Some(a.id))
+            }
+            ChangeRequestKind::Change => {
+                Err(Error::Internal(anyhow::anyhow!("a CHANGE applies above")))
             }
             ChangeRequestKind::Revoke => {
                 let id = cr.assignment_id.ok_or_else(|| {
@@ -418,7 +431,7 @@ impl Service {
                     after: None,
                     reason: format!("change request {} approved", cr.id),
                 });
-                Ok(a.id)
+                Ok(Some(a.id))
             }
         }
     }

@@ -20,6 +20,17 @@ use crate::domain::{
 use crate::engine::TenantIndex;
 use crate::store::WriteTx;
 
+/// Gated permissions, each with a role whose approval changing it needs.
+type Gated = HashMap<PermissionId, RoleId>;
+
+/// What a write does to gated grants: the first thing found, in words, and every gated role
+/// whose approval it needs.
+#[derive(Debug, Default)]
+pub(super) struct GatedEffect {
+    pub what: Option<String>,
+    pub roles: Vec<RoleId>,
+}
+
 /// A role as the gate sees it: its approval policy (if gated) and what it grants.
 #[derive(Clone)]
 struct RoleView {
@@ -32,8 +43,11 @@ impl RoleView {
         self.policy.as_ref().is_some_and(|p| p.covers(kind))
     }
 
-    fn grants_any(&self, gated: &HashSet<PermissionId>) -> bool {
-        self.permissions.iter().any(|p| gated.contains(p))
+    /// The roles whose approval a change of this role's grants needs, by `gated`.
+    fn gating<'a>(&'a self, gated: &'a Gated) -> impl Iterator<Item = RoleId> + 'a {
+        self.permissions
+            .iter()
+            .filter_map(|p| gated.get(p).copied())
     }
 }
 
@@ -60,47 +74,57 @@ impl Service {
         if bypass {
             return Ok(());
         }
-        // The gate reads the index at the revision the write builds on.
-        if let Some(base) = tx.assignments_as_of()
-            && self.engine.applied_revision(tx.tenant()) < base
-        {
-            self.sync.catch_up_tenant(tx.tenant()).await?;
-        }
-        let (found, _) = self.engine.read_tenant(tx.tenant(), |index| {
-            index.and_then(|index| gated_effect(index, tx))
-        });
-        match found {
+        match self.gated_effect(tx).await?.what {
             Some(what) => Err(Error::precondition(
                 Reason::ApprovalRequired,
                 format!(
-                    "this change {what}, which needs approval: assign or revoke the gated role \
-                     through a change request, or have a holder of {} make it",
+                    "this change {what}, which needs approval: propose it with ProposeChange \
+                     (AssignRole and RevokeAssignment file their own change requests), or have \
+                     a holder of {} make it",
                     perm::APPROVALS_BYPASS
                 ),
             )),
             None => Ok(()),
         }
     }
+
+    /// What the write in `tx` does to gated grants, read from the index at the revision the
+    /// write builds on.
+    pub(super) async fn gated_effect(&self, tx: &WriteTx) -> Result<GatedEffect, Error> {
+        if let Some(base) = tx.assignments_as_of()
+            && self.engine.applied_revision(tx.tenant()) < base
+        {
+            self.sync.catch_up_tenant(tx.tenant()).await?;
+        }
+        let (effect, _) = self.engine.read_tenant(tx.tenant(), |index| {
+            index
+                .map(|index| effect_on_gated(index, tx))
+                .unwrap_or_default()
+        });
+        Ok(effect)
+    }
 }
 
-/// What the write's own changes do to gated grants, if anything. The batch's earlier writes'
-/// changes (not in the index yet) are played first, to see the tenant as this write does, and
-/// are not judged: they are their callers'.
+/// What the write's own changes do to gated grants. The batch's earlier writes' changes (not in
+/// the index yet) are played first, to see the tenant as this write does, and are not judged:
+/// they are their callers'.
 ///
 /// A permission is gated for granting when a role whose policy covers ASSIGN grants it, and for
 /// taking away when one whose policy covers REVOKE does, wherever else it appears.
-fn gated_effect(index: &TenantIndex, tx: &WriteTx) -> Option<String> {
+fn effect_on_gated(index: &TenantIndex, tx: &WriteTx) -> GatedEffect {
     let earlier = tx.pending().count() - tx.deltas().len();
     let mut grant_gated = index.gated_permissions(ApprovalKind::Assign);
     let mut revoke_gated = index.gated_permissions(ApprovalKind::Revoke);
     // Who may approve is guarded like what approval guards: becoming an approver (holding a
-    // policy's approver permission, joining its approver group) needs approval too.
+    // policy's approver permission, joining its approver group) needs that role's approval.
     let policies = index.approval_policies();
-    let approver_groups: HashSet<GroupId> =
-        policies.iter().filter_map(|p| p.approver_group).collect();
-    let approver_permissions: HashSet<&str> = policies
+    let approver_groups: HashMap<GroupId, RoleId> = policies
         .iter()
-        .filter_map(|p| p.approver_permission.as_deref())
+        .filter_map(|(role, p)| Some((p.approver_group?, *role)))
+        .collect();
+    let approver_permissions: HashMap<&str, RoleId> = policies
+        .iter()
+        .filter_map(|(role, p)| Some((p.approver_permission.as_deref()?, *role)))
         .collect();
     grant_gated.extend(index.permission_ids_named(&approver_permissions));
     let mut roles: HashMap<RoleId, Option<RoleView>> = HashMap::new();
@@ -115,19 +139,22 @@ fn gated_effect(index: &TenantIndex, tx: &WriteTx) -> Option<String> {
             })
             .clone()
     };
-    let group_grants_any = |group: &GroupId,
-                            roles: &mut HashMap<RoleId, Option<RoleView>>,
-                            gated: &HashSet<PermissionId>| {
-        index
-            .direct_roles(&IdentityId::from(*group).to_string())
-            .into_iter()
-            .any(|r| view(roles, r).is_some_and(|v| v.grants_any(gated)))
-    };
+    let group_gating =
+        |group: &GroupId, roles: &mut HashMap<RoleId, Option<RoleView>>, gated: &Gated| {
+            index
+                .direct_roles(&IdentityId::from(*group).to_string())
+                .into_iter()
+                .filter_map(|r| view(roles, r))
+                .flat_map(|v| v.gating(gated).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+    let mut effect = GatedEffect::default();
     for (at, delta) in tx.pending().enumerate() {
-        let finding: Option<&str> = match delta {
-            Delta::PermissionRemoved { id } if revoke_gated.contains(id) => {
-                Some("deletes a permission an approval-gated role grants")
-            }
+        let (what, gating): (&str, Vec<RoleId>) = match delta {
+            Delta::PermissionRemoved { id } => (
+                "deletes a permission an approval-gated role grants",
+                revoke_gated.get(id).copied().into_iter().collect(),
+            ),
             Delta::RolePut {
                 id,
                 permissions,
@@ -146,76 +173,104 @@ fn gated_effect(index: &TenantIndex, tx: &WriteTx) -> Option<String> {
                     },
                     permissions: permissions.iter().copied().collect(),
                 };
-                let modified = after.permissions != before_permissions;
-                let adds_gated = after
+                let added: Vec<RoleId> = after
                     .permissions
                     .difference(&before_permissions)
-                    .any(|p| grant_gated.contains(p));
-                let removes_gated = before_permissions
+                    .filter_map(|p| grant_gated.get(p).copied())
+                    .collect();
+                let removed: Vec<RoleId> = before_permissions
                     .difference(&after.permissions)
-                    .any(|p| revoke_gated.contains(p));
-                let finding = if before_policy.is_some() && after.policy != before_policy {
-                    Some("changes the approval policy of a role requiring approval")
+                    .filter_map(|p| revoke_gated.get(p).copied())
+                    .collect();
+                let found = if before_policy.is_some() && after.policy != before_policy {
+                    (
+                        "changes the approval policy of a role requiring approval",
+                        vec![*id],
+                    )
                 } else if before_policy
                     .as_ref()
                     .is_some_and(|p| p.covers(ApprovalKind::Modify))
-                    && modified
+                    && after.permissions != before_permissions
                 {
-                    Some("changes what an approval-gated role grants")
-                } else if adds_gated {
+                    ("changes what an approval-gated role grants", vec![*id])
+                } else if !added.is_empty() {
                     // Into any role, gated or not: another role's policy might be weaker.
-                    Some("puts a permission an approval-gated role grants into another role")
-                } else if removes_gated {
-                    Some("takes a permission an approval-gated role grants out of a role")
+                    (
+                        "puts a permission an approval-gated role grants into another role",
+                        added,
+                    )
                 } else {
-                    None
+                    (
+                        "takes a permission an approval-gated role grants out of a role",
+                        removed,
+                    )
                 };
                 if after.covers(ApprovalKind::Assign) {
-                    grant_gated.extend(after.permissions.iter().copied());
+                    grant_gated.extend(after.permissions.iter().map(|p| (*p, *id)));
                 }
                 if after.covers(ApprovalKind::Revoke) {
-                    revoke_gated.extend(after.permissions.iter().copied());
+                    revoke_gated.extend(after.permissions.iter().map(|p| (*p, *id)));
                 }
                 roles.insert(*id, Some(after));
-                finding
+                found
             }
             Delta::RoleRemoved { id } => {
-                let touches = view(&mut roles, *id)
-                    .is_some_and(|v| v.covers(ApprovalKind::Revoke) || v.grants_any(&revoke_gated));
+                let gating = view(&mut roles, *id)
+                    .map(|v| {
+                        let own = v.covers(ApprovalKind::Revoke).then_some(*id);
+                        own.into_iter().chain(v.gating(&revoke_gated)).collect()
+                    })
+                    .unwrap_or_default();
                 roles.insert(*id, None);
-                touches.then_some("deletes a role granting permissions that need approval")
+                (
+                    "deletes a role granting permissions that need approval",
+                    gating,
+                )
             }
             // AssignRole and RevokeAssignment file change requests for a gated role's own
             // assignments; what reaches here unapproved is refused.
-            Delta::AssignmentPut { role, .. } => view(&mut roles, *role)
-                .is_some_and(|v| v.grants_any(&grant_gated))
-                .then_some("assigns a role granting permissions that need approval"),
-            Delta::AssignmentRemoved { id } => index
-                .assignment_role(*id)
-                .and_then(|role| view(&mut roles, role))
-                .is_some_and(|v| v.grants_any(&revoke_gated))
-                .then_some("revokes a role granting permissions that need approval"),
-            Delta::GroupMembersAdded { group, .. } if approver_groups.contains(group) => {
-                Some("adds members to a group that approves change requests")
-            }
-            Delta::GroupMembersAdded { group, .. } => {
-                group_grants_any(group, &mut roles, &grant_gated)
-                    .then_some("adds members to a group holding permissions that need approval")
-            }
-            Delta::GroupMembersRemoved { group, .. } => {
-                group_grants_any(group, &mut roles, &revoke_gated).then_some(
-                    "removes members from a group holding permissions that need approval",
-                )
-            }
-            Delta::GroupRemoved { group } => group_grants_any(group, &mut roles, &revoke_gated)
-                .then_some("deletes a group holding permissions that need approval"),
-            _ => None,
+            Delta::AssignmentPut { role, .. } => (
+                "assigns a role granting permissions that need approval",
+                view(&mut roles, *role)
+                    .map(|v| v.gating(&grant_gated).collect())
+                    .unwrap_or_default(),
+            ),
+            Delta::AssignmentRemoved { id } => (
+                "revokes a role granting permissions that need approval",
+                index
+                    .assignment_role(*id)
+                    .and_then(|role| view(&mut roles, role))
+                    .map(|v| v.gating(&revoke_gated).collect())
+                    .unwrap_or_default(),
+            ),
+            Delta::GroupMembersAdded { group, .. } => match approver_groups.get(group) {
+                Some(role) => (
+                    "adds members to a group that approves change requests",
+                    vec![*role],
+                ),
+                None => (
+                    "adds members to a group holding permissions that need approval",
+                    group_gating(group, &mut roles, &grant_gated),
+                ),
+            },
+            Delta::GroupMembersRemoved { group, .. } => (
+                "removes members from a group holding permissions that need approval",
+                group_gating(group, &mut roles, &revoke_gated),
+            ),
+            Delta::GroupRemoved { group } => (
+                "deletes a group holding permissions that need approval",
+                group_gating(group, &mut roles, &revoke_gated),
+            ),
+            _ => ("", Vec::new()),
         };
-        if at >= earlier
-            && let Some(finding) = finding
-        {
-            return Some(finding.to_owned());
+        if at >= earlier && !gating.is_empty() {
+            effect.what.get_or_insert_with(|| what.to_owned());
+            for role in gating {
+                if !effect.roles.contains(&role) {
+                    effect.roles.push(role);
+                }
+            }
         }
     }
-    None
+    effect
 }

@@ -74,21 +74,21 @@ pub struct CreateGroup {
 }
 
 /// DeleteGroup, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeleteGroup {
     pub group: GroupId,
     pub force: bool,
 }
 
 /// AddGroupMembers, validated: no identity twice.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AddGroupMembers {
     pub group: GroupId,
     pub members: Vec<IdentityId>,
 }
 
 /// RemoveGroupMembers, validated: no identity twice.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RemoveGroupMembers {
     pub group: GroupId,
     pub members: Vec<IdentityId>,

@@ -15,6 +15,7 @@ mod maintenance;
 mod paging;
 mod pipeline;
 mod propagation;
+mod proposals;
 mod sync;
 mod watch;
 mod writer;
@@ -48,6 +49,7 @@ pub use maintenance::Retention;
 pub use paging::{PageRequest, page_token_key};
 pub use pipeline::{Applied, Command};
 pub use propagation::{Propagation, ReplicaIdentity};
+pub use proposals::{ProposeChange, ProposedChange};
 pub use sync::Sync;
 
 /// A record as JSON for the audit trail's before/after.

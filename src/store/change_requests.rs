@@ -19,6 +19,7 @@ fn kind_str(k: ChangeRequestKind) -> &'static str {
     match k {
         ChangeRequestKind::Assign => "ASSIGN",
         ChangeRequestKind::Revoke => "REVOKE",
+        ChangeRequestKind::Change => "CHANGE",
     }
 }
 
@@ -53,16 +54,20 @@ fn to_change_request(m: change_request::Model) -> Result<ChangeRequest, Error> {
     Ok(ChangeRequest {
         id: stored_id(ChangeRequestId::parse, &m.id)?,
         tenant: TenantId::parse(&m.tenant_id)?,
-        kind: if m.kind == "REVOKE" {
-            ChangeRequestKind::Revoke
-        } else {
-            ChangeRequestKind::Assign
+        kind: match m.kind.as_str() {
+            "REVOKE" => ChangeRequestKind::Revoke,
+            "CHANGE" => ChangeRequestKind::Change,
+            _ => ChangeRequestKind::Assign,
         },
         role_id: stored_id(RoleId::parse, &m.role_id)?,
         role_name: m.role_name,
-        identity: Identity {
-            id: IdentityId::parse("identity", &m.identity_id)?,
-            kind: IdentityKind::parse(&m.identity_kind).unwrap_or_default(),
+        identity: if m.identity_id.is_empty() {
+            None
+        } else {
+            Some(Identity {
+                id: IdentityId::parse("identity", &m.identity_id)?,
+                kind: IdentityKind::parse(&m.identity_kind).unwrap_or_default(),
+            })
         },
         assignment_expire_time: m.assignment_expire_time.map(from_micros),
         assignment_id: m
@@ -87,6 +92,7 @@ fn to_change_request(m: change_request::Model) -> Result<ChangeRequest, Error> {
         revision: rev_from(m.revision),
         policy: super::json_column(m.policy.as_deref())?.unwrap_or_default(),
         approvals: super::json_column(m.approvals.as_deref())?.unwrap_or_default(),
+        proposed_change: super::json_column(m.proposed_change.as_deref())?,
     })
 }
 
@@ -170,8 +176,16 @@ impl WriteTx {
             kind: Set(kind_str(c.kind).to_owned()),
             role_id: Set(c.role_id.to_string()),
             role_name: Set(c.role_name.clone()),
-            identity_id: Set(c.identity.id.to_string()),
-            identity_kind: Set(c.identity.kind.as_str().to_owned()),
+            identity_id: Set(c
+                .identity
+                .as_ref()
+                .map(|i| i.id.to_string())
+                .unwrap_or_default()),
+            identity_kind: Set(c
+                .identity
+                .as_ref()
+                .map(|i| i.kind.as_str().to_owned())
+                .unwrap_or_default()),
             assignment_expire_time: Set(c.assignment_expire_time.map(micros)),
             assignment_id: Set(c.assignment_id.map(|a| a.to_string())),
             reason: Set(c.reason.clone()),
@@ -187,7 +201,7 @@ impl WriteTx {
             revision: Set(rev_i64(c.revision)),
             policy: Set(super::to_json_column(Some(&c.policy))),
             approvals: Set(super::to_json_column(Some(&c.approvals))),
-            proposed_change: Set(None),
+            proposed_change: Set(super::to_json_column(c.proposed_change.as_ref())),
         }
         .insert(&self.txn)
         .await

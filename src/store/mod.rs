@@ -228,6 +228,13 @@ fn sqlx_sqlite_sync_normal() -> sea_orm::sqlx::sqlite::SqliteSynchronous {
     sea_orm::sqlx::sqlite::SqliteSynchronous::Normal
 }
 
+/// Where a trial started (`WriteTx::begin_trial`).
+#[derive(Debug)]
+pub struct Trial {
+    deltas: usize,
+    audits: usize,
+}
+
 /// One open write. Dropping it without `commit` rolls everything back (dry runs do exactly that).
 #[derive(Debug)]
 pub struct WriteTx {
@@ -261,6 +268,34 @@ impl WriteTx {
 
     pub fn is_approved(&self) -> bool {
         self.approved
+    }
+
+    /// Starts playing changes that `end_trial` will undo (a savepoint, and the deltas and audit
+    /// records collected so far).
+    pub async fn begin_trial(&mut self) -> Result<Trial, Error> {
+        self.txn
+            .execute_unprepared("SAVEPOINT warden_trial")
+            .await
+            .map_err(db_error)?;
+        Ok(Trial {
+            deltas: self.deltas.len(),
+            audits: self.audits.len(),
+        })
+    }
+
+    /// Undoes everything since `begin_trial`.
+    pub async fn end_trial(&mut self, trial: Trial) -> Result<(), Error> {
+        self.txn
+            .execute_unprepared("ROLLBACK TO SAVEPOINT warden_trial")
+            .await
+            .map_err(db_error)?;
+        self.txn
+            .execute_unprepared("RELEASE SAVEPOINT warden_trial")
+            .await
+            .map_err(db_error)?;
+        self.deltas.truncate(trial.deltas);
+        self.audits.truncate(trial.audits);
+        Ok(())
     }
 
     pub fn tenant(&self) -> &TenantId {

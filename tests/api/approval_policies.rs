@@ -319,3 +319,176 @@ async fn a_policy_expiry_auto_rejects_the_request_sqlite() {
 async fn a_policy_expiry_auto_rejects_the_request_postgres() {
     a_policy_expiry_auto_rejects_the_request(Backend::Postgres).await;
 }
+
+/// Role `payments` (gated, granting pay:send) held by group `treasury`; eve administers roles,
+/// groups and assignments without bypass and holds pay:send herself.
+async fn arrange_proposals(app: &TestApp) -> Group {
+    app.create_permission("pay:send").await;
+    app.create_permission("pay:view").await;
+    app.roles()
+        .create_role(authed(
+            ADMIN,
+            CreateRoleRequest {
+                name: "payments".into(),
+                permissions: vec![perm_name("pay:send")],
+                requires_approval: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    app.create_role(
+        "eve-kit",
+        &[
+            "warden:roles:write",
+            "warden:groups:write",
+            "warden:assignments:write",
+            "warden:assignments:read",
+            "pay:send",
+            "pay:view",
+        ],
+    )
+    .await;
+    app.assign("eve-kit", "eve").await;
+    let group = app
+        .groups()
+        .create_group(authed(
+            ADMIN,
+            CreateGroupRequest {
+                name: "treasury".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    app.assignments()
+        .assign_role(authed(
+            ADMIN,
+            AssignRoleRequest {
+                role: Some(role_name("payments")),
+                identity: Some(Identity {
+                    id: group.id.clone(),
+                    kind: IdentityKind::Group as i32,
+                }),
+                force: true,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    group
+}
+
+async fn propose(
+    app: &TestApp,
+    who: &str,
+    change: propose_change_request::Change,
+) -> Result<ChangeRequest, tonic::Status> {
+    app.change_requests()
+        .propose_change(authed(
+            who,
+            ProposeChangeRequest {
+                change: Some(change),
+                reason: "needed".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+backend_tests! {
+    async fn a_refused_group_membership_goes_through_a_change_request(app) {
+        let group = arrange_proposals(&app).await;
+        let members = GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["frank".into()], ..Default::default() };
+        let err = app.groups().add_group_members(authed("eve", members.clone())).await.unwrap_err();
+        assert_error(&err, Code::FailedPrecondition, "APPROVAL_REQUIRED");
+
+        let cr = propose(&app, "eve", propose_change_request::Change::AddGroupMembers(members)).await.unwrap();
+        assert_eq!(cr.kind, ChangeRequestKind::Change as i32);
+        assert_eq!(cr.status, ChangeRequestStatus::Pending as i32);
+        assert_eq!(cr.role.as_ref().map(|r| r.name.as_str()), Some("payments"));
+        assert!(cr.proposed_change.contains("AddGroupMembers"), "{}", cr.proposed_change);
+        assert!(cr.identity.is_none());
+        // Nothing changed yet.
+        assert!(!app.check("frank", "pay:send").await);
+        let done = approve(&app, ADMIN2, &cr.id).await.unwrap();
+        assert_eq!(done.status, ChangeRequestStatus::Applied as i32, "{}", done.failure_reason);
+        assert!(app.check("frank", "pay:send").await);
+    }
+
+    async fn a_proposed_policy_change_needs_the_current_quorum(app) {
+        app.create_role("approver-kit", &["warden:change_requests:approve", "pay:send"]).await;
+        for who in ["a1", "a2"] {
+            app.assign("approver-kit", who).await;
+        }
+        app.roles()
+            .create_role(authed(ADMIN, CreateRoleRequest {
+                name: "payments".into(),
+                permissions: vec![perm_name("pay:send")],
+                approval_policy: Some(ApprovalPolicy { quorum: 2, ..Default::default() }),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        let cr = propose(&app, ADMIN, propose_change_request::Change::UpdateRole(UpdateRoleRequest {
+            role: Some(role_name("payments")),
+            requires_approval: Some(false),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+        assert_eq!(cr.policy.as_ref().map(|p| p.quorum), Some(2));
+        let first = approve(&app, "a1", &cr.id).await.unwrap();
+        assert_eq!(first.status, ChangeRequestStatus::Pending as i32);
+        assert!(app.get_role("payments").await.requires_approval);
+        let done = approve(&app, "a2", &cr.id).await.unwrap();
+        assert_eq!(done.status, ChangeRequestStatus::Applied as i32, "{}", done.failure_reason);
+        assert!(!app.get_role("payments").await.requires_approval);
+    }
+
+    async fn a_proposal_fails_when_the_world_changed_before_approval(app) {
+        arrange_proposals(&app).await;
+        app.create_role("viewer", &["pay:view"]).await;
+        let cr = propose(&app, "eve", propose_change_request::Change::AddPermissionsToRole(AddPermissionsToRoleRequest {
+            role: Some(role_name("viewer")),
+            permissions: vec![perm_name("pay:send")],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+        app.roles().delete_role(authed(ADMIN, DeleteRoleRequest { role: Some(role_name("viewer")), ..Default::default() })).await.unwrap();
+        let done = approve(&app, ADMIN2, &cr.id).await.unwrap();
+        assert_eq!(done.status, ChangeRequestStatus::Failed as i32);
+        assert!(done.failure_reason.contains("viewer"), "{}", done.failure_reason);
+    }
+
+    async fn proposals_are_validated_and_authorized_like_the_change(app) {
+        arrange_proposals(&app).await;
+        // Nothing gated: make it directly.
+        let err = propose(&app, "eve", propose_change_request::Change::CreateRole(CreateRoleRequest { name: "plain".into(), permissions: vec![perm_name("pay:view")], ..Default::default() })).await.unwrap_err();
+        assert_error(&err, Code::FailedPrecondition, "APPROVAL_NOT_REQUIRED");
+        // The change's own field problems, named inside the proposal.
+        let err = propose(&app, "eve", propose_change_request::Change::UpdateRole(UpdateRoleRequest::default())).await.unwrap_err();
+        assert_invalid(&err, "update_role.role");
+        let err = app.change_requests().propose_change(authed("eve", ProposeChangeRequest::default())).await.unwrap_err();
+        assert_invalid(&err, "change");
+        // Proposing needs what making the change needs.
+        app.create_role("groups-only", &["warden:groups:write"]).await;
+        app.assign("groups-only", "gus").await;
+        let err = propose(&app, "gus", propose_change_request::Change::DeleteRole(DeleteRoleRequest { role: Some(role_name("payments")), force: true, ..Default::default() })).await.unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+        // The change's own errors surface when it is proposed.
+        let err = propose(&app, "eve", propose_change_request::Change::DeleteRole(DeleteRoleRequest { role: Some(role_name("no-such-role")), ..Default::default() })).await.unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{err:?}");
+        // Nothing was filed along the way.
+        let pending = app
+            .change_requests()
+            .list_change_requests(authed(ADMIN, ListChangeRequestsRequest { status: ChangeRequestStatus::Pending as i32, ..Default::default() }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(pending.change_requests.is_empty(), "{:?}", pending.change_requests);
+    }
+}

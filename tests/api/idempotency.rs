@@ -28,13 +28,14 @@ enum Write {
     ApproveChangeRequest,
     RejectChangeRequest,
     CancelChangeRequest,
+    ProposeChange,
     CreateGroup,
     DeleteGroup,
     AddGroupMembers,
     RemoveGroupMembers,
 }
 
-const EVERY_WRITE: [Write; 20] = [
+const EVERY_WRITE: [Write; 21] = [
     Write::CreatePermission,
     Write::UpdatePermission,
     Write::DeletePermission,
@@ -51,6 +52,7 @@ const EVERY_WRITE: [Write; 20] = [
     Write::ApproveChangeRequest,
     Write::RejectChangeRequest,
     Write::CancelChangeRequest,
+    Write::ProposeChange,
     Write::CreateGroup,
     Write::DeleteGroup,
     Write::AddGroupMembers,
@@ -353,6 +355,25 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             text(
                 &app.change_requests()
                     .cancel_change_request(request)
+                    .await?
+                    .into_inner(),
+            )
+        }
+        // Dropping the gated role's approval needs approval: filed as a CHANGE request.
+        Write::ProposeChange => {
+            let request = ProposeChangeRequest {
+                change: Some(propose_change_request::Change::UpdateRole(
+                    UpdateRoleRequest {
+                        role: Some(role_name("idem-gated")),
+                        requires_approval: Some(false),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            };
+            text(
+                &app.change_requests()
+                    .propose_change(keyed_as(ADMIN, key, request))
                     .await?
                     .into_inner(),
             )
