@@ -297,6 +297,82 @@ expect_json "Check after approval: alice can send payments" .allowed 'true'
 authed -d '{"role":{"name":"payments"},"identity":{"id":"alice"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_error "assigning the role again is AlreadyExists" AlreadyExists '' ALREADY_EXISTS
 
+# --- approval policies (issue 11) ---
+echo "smoke: approval policies (2-of-3 quorum from a group, world changed, expiry, ProposeChange)"
+token_for() { "${server_env[@]}" "$BINARY" token --sub "$1" --ttl 10m; }
+A1_TOKEN="$(token_for a1)"; A2_TOKEN="$(token_for a2)"; A3_TOKEN="$(token_for a3)"
+as_a1() { call -H "authorization: Bearer $A1_TOKEN" "$@"; }
+as_a2() { call -H "authorization: Bearer $A2_TOKEN" "$@"; }
+
+authed -d '{"name":"wire:send"}' "$ADDR" warden.v1.PermissionService/CreatePermission
+expect_json "CreatePermission wire:send" .name '"wire:send"'
+# Approvers hold what they grant (they are the ones granting it at the quorum).
+authed -d '{"name":"wire-approver","permissions":[{"name":"warden:change_requests:approve"},{"name":"wire:send"},{"name":"warden:assignments:read"}]}' \
+  "$ADDR" warden.v1.RoleService/CreateRole
+expect_ok "CreateRole wire-approver"
+for who in a1 a2 a3; do
+  authed -d "{\"role\":{\"name\":\"wire-approver\"},\"identity\":{\"id\":\"$who\"}}" "$ADDR" warden.v1.AssignmentService/AssignRole
+  expect_json "AssignRole wire-approver to $who" .assignment.roleName '"wire-approver"'
+done
+authed -d '{"name":"treasury"}' "$ADDR" warden.v1.GroupService/CreateGroup
+TREASURY="$(json_at "$OUT" .id | tr -d '"')"
+authed -d "{\"groupId\":\"$TREASURY\",\"identityIds\":[\"a1\",\"a2\",\"a3\"]}" "$ADDR" warden.v1.GroupService/AddGroupMembers
+expect_json "group treasury has the three approvers" .memberCount '"3"' '3'
+authed -d "{\"name\":\"wires\",\"permissions\":[{\"name\":\"wire:send\"}],\"approvalPolicy\":{\"quorum\":2,\"approverGroupId\":\"$TREASURY\"}}" \
+  "$ADDR" warden.v1.RoleService/CreateRole
+expect_json "CreateRole wires with a 2-of-treasury policy" .approvalPolicy.quorum '2'
+
+authed -d '{"role":{"name":"wires"},"identity":{"id":"bob"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_json "AssignRole wires to bob is PENDING under the policy" .changeRequest.policy.quorum '2'
+WIRE_CR="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
+as_a1 -d "{\"changeRequestId\":\"$WIRE_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_json "a1's approval is recorded; the request stays PENDING" .status '"PENDING"'
+authed -d '{"identityId":"bob","permission":"wire:send"}' "$ADDR" warden.v1.AuthorizationService/Check
+expect_json "one approval of two grants nothing" .allowed 'null' 'false'
+as_a1 -d "{\"changeRequestId\":\"$WIRE_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_error "a1 cannot approve twice" FailedPrecondition '' ALREADY_APPROVED
+approver -d "{\"changeRequestId\":\"$WIRE_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_error "an admin outside the approver group cannot approve" PermissionDenied '' NOT_AN_APPROVER
+as_a2 -d "{\"changeRequestId\":\"$WIRE_CR\",\"comment\":\"second\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_json "a2's approval reaches the quorum: APPLIED" .status '"APPLIED"'
+authed -d '{"identityId":"bob","permission":"wire:send"}' "$ADDR" warden.v1.AuthorizationService/Check
+expect_json "bob can send wires after two approvals" .allowed 'true'
+
+# A request that fails at apply time because the world changed meanwhile.
+authed -d '{"role":{"name":"wires"},"identity":{"id":"carol"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+CHANGED_CR="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
+as_a1 -d "{\"changeRequestId\":\"$CHANGED_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_json "first approval of carol's request" .status '"PENDING"'
+authed -d '{"role":{"name":"wires"},"identity":{"id":"carol"},"force":true}' "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_json "meanwhile a bypass holder assigns wires to carol directly" .assignment.roleName '"wires"'
+as_a2 -d "{\"changeRequestId\":\"$CHANGED_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+expect_json "the quorum is reached but the world changed: FAILED" .status '"FAILED"'
+
+# Expiry: a policy that leaves a request pending for 2 s; the sweeper auto-rejects it.
+authed -d '{"name":"audit:export"}' "$ADDR" warden.v1.PermissionService/CreatePermission
+authed -d '{"name":"auditors","permissions":[{"name":"audit:export"}],"approvalPolicy":{"expireAfter":"2s"}}' "$ADDR" warden.v1.RoleService/CreateRole
+expect_json "CreateRole auditors with a 2 s expiry" .approvalPolicy.expireAfter '"2s"'
+authed -d '{"role":{"name":"auditors"},"identity":{"id":"dave"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+EXPIRING_CR="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
+sleep 3
+approver -d "{\"changeRequestId\":\"$EXPIRING_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
+# CHANGE_REQUEST_EXPIRED, or CHANGE_REQUEST_NOT_PENDING once the sweeper (every 5 s) got there first.
+expect_error "approving after the policy's expiry is refused" FailedPrecondition '[Ee]xpired'
+status='""'
+for _ in $(seq 1 40); do
+  authed -d "{\"changeRequestId\":\"$EXPIRING_CR\"}" "$ADDR" warden.v1.ChangeRequestService/GetChangeRequest
+  status="$(json_at "$OUT" .status)"
+  [ "$status" = '"EXPIRED"' ] && break
+  sleep 0.5
+done
+expect_json "the sweeper auto-rejects it: EXPIRED" .status '"EXPIRED"'
+
+# Recruiting an approver is itself gated: proposed instead of made.
+authed -d "{\"addGroupMembers\":{\"groupId\":\"$TREASURY\",\"identityIds\":[\"mallory\"]},\"reason\":\"new approver\"}" \
+  "$ADDR" warden.v1.ChangeRequestService/ProposeChange
+expect_json "ProposeChange of a new approver files a CHANGE request under the wires policy" .kind '"CHANGE"'
+expect_json "... governed by role wires" .role.name '"wires"'
+
 # --- shutdown --------------------------------------------------------------------------------------
 echo "smoke: shutdown"
 kill -TERM "$SERVER_PID"

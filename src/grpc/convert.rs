@@ -413,8 +413,8 @@ pub(crate) fn member_batch(
     Ok(out)
 }
 
-/// The shortest and longest time a policy may leave a request pending.
-const POLICY_EXPIRY_RANGE: std::ops::RangeInclusive<i64> = 60..=365 * 24 * 3600;
+/// The shortest and longest time a policy may leave a request pending (whole seconds).
+const POLICY_EXPIRY_RANGE: std::ops::RangeInclusive<i64> = 1..=365 * 24 * 3600;
 
 /// An approval policy from the wire, every problem named under `field`.
 pub(crate) fn approval_policy(
@@ -454,7 +454,7 @@ pub(crate) fn approval_policy(
         Some(_) => {
             problems.add(Error::invalid(
                 format!("{field}.expire_after"),
-                "whole seconds, from 1 minute to 365 days",
+                "whole seconds, from 1 second to 365 days",
             ));
             None
         }
