@@ -146,6 +146,14 @@ impl App {
             settings,
             replica,
             shutdown.clone(),
+        )
+        .with_platform_tenant(
+            config
+                .platform_tenant
+                .as_deref()
+                .map(crate::domain::TenantId::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("platform_tenant: {e}"))?,
         );
         service
             .bootstrap(&admins)

@@ -20,6 +20,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub default_tenant: String,
+    /// The tenant whose callers (holding `warden:tenants:*`) manage tenants with TenantService;
+    /// none: TenantService refuses every call.
+    pub platform_tenant: Option<String>,
     #[serde(deserialize_with = "list_or_csv")]
     pub bootstrap_admins: Vec<String>,
     pub log_format: LogFormat,
@@ -128,6 +131,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             default_tenant: "default".into(),
+            platform_tenant: None,
             bootstrap_admins: Vec::new(),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
@@ -213,12 +217,13 @@ const ENV_ALIASES: [(&str, &str); 10] = [
 /// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
-const ENV_ROOTS: [&str; 18] = [
+const ENV_ROOTS: [&str; 19] = [
     "listen_addr",
     "metrics_addr",
     "database",
     "auth",
     "default_tenant",
+    "platform_tenant",
     "bootstrap_admins",
     "log_format",
     "otlp_endpoint",
@@ -320,6 +325,12 @@ impl Config {
         }
         crate::domain::TenantId::parse(&self.default_tenant)
             .map_err(|_| "default_tenant (WARDEN_DEFAULT_TENANT): must be 1-64 letters, digits, '.', '_' or '-'".to_owned())?;
+        if let Some(platform) = &self.platform_tenant {
+            crate::domain::TenantId::parse(platform).map_err(|_| {
+                "platform_tenant (WARDEN_PLATFORM_TENANT): must be 1-64 letters, digits, '.', '_' or '-'"
+                    .to_owned()
+            })?;
+        }
         if self.auth.tenant_claim.is_empty() {
             return Err("auth.tenant_claim (WARDEN_AUTH_TENANT_CLAIM): must not be empty".into());
         }

@@ -15,10 +15,13 @@ pub mod perm {
     pub const CHANGE_REQUESTS_APPROVE: &str = "warden:change_requests:approve";
     pub const APPROVALS_BYPASS: &str = "warden:approvals:bypass";
     pub const ROLES_ESCALATE: &str = "warden:roles:escalate";
+    /// Only in the platform tenant (`WARDEN_PLATFORM_TENANT`): TenantService.
+    pub const TENANTS_READ: &str = "warden:tenants:read";
+    pub const TENANTS_WRITE: &str = "warden:tenants:write";
 }
 
 /// Every built-in permission with its description.
-pub const PERMISSIONS: [(&str, &str); 13] = [
+pub const PERMISSIONS: [(&str, &str); 15] = [
     (perm::PERMISSIONS_READ, "Read the permission catalogue"),
     (
         perm::PERMISSIONS_WRITE,
@@ -49,6 +52,14 @@ pub const PERMISSIONS: [(&str, &str); 13] = [
     (
         perm::ROLES_ESCALATE,
         "Grant permissions the caller does not hold itself",
+    ),
+    (
+        perm::TENANTS_READ,
+        "Read tenants (in the platform tenant only)",
+    ),
+    (
+        perm::TENANTS_WRITE,
+        "Create, disable and enable tenants (in the platform tenant only)",
     ),
 ];
 
@@ -83,6 +94,8 @@ pub const ROLES: [SystemRole; 4] = [
             perm::CHANGE_REQUESTS_APPROVE,
             perm::APPROVALS_BYPASS,
             perm::ROLES_ESCALATE,
+            perm::TENANTS_READ,
+            perm::TENANTS_WRITE,
         ],
     },
     SystemRole {

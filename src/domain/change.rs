@@ -65,6 +65,10 @@ pub enum Delta {
     PendingGrantRemoved {
         id: ChangeRequestId,
     },
+    /// The tenant was disabled (every Check denies, its tokens are refused) or enabled again.
+    TenantState {
+        disabled: bool,
+    },
 }
 
 impl Delta {

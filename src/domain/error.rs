@@ -45,6 +45,8 @@ pub enum Reason {
     ChangeRequestExpired,
     NotRequester,
     SelfApproval,
+    /// The caller's tenant is disabled.
+    TenantDisabled,
     /// ProposeChange of a change that needs no approval.
     ApprovalNotRequired,
     /// The caller already approved this change request.
@@ -89,6 +91,7 @@ impl Reason {
             Reason::SelfApproval => "SELF_APPROVAL",
             Reason::AlreadyApproved => "ALREADY_APPROVED",
             Reason::ApprovalNotRequired => "APPROVAL_NOT_REQUIRED",
+            Reason::TenantDisabled => "TENANT_DISABLED",
             Reason::NotAnApprover => "NOT_AN_APPROVER",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",

@@ -288,3 +288,18 @@ pub struct AuditFilter {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
 }
+
+/// A tenant registered with Warden (created at run time, or by the start-up bootstrap).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub display_name: String,
+    /// A disabled tenant's tokens are refused and its Checks deny.
+    pub disabled: bool,
+    /// Who created it (`warden:system` for the bootstrap).
+    pub created_by: String,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+    /// The tenant's own revision of its last change.
+    pub revision: Revision,
+}

@@ -47,7 +47,7 @@ fn gate_of(entry: &RoleEntry) -> Option<ApprovalPolicy> {
 /// A role looked up in the index.
 #[derive(Debug, Clone)]
 pub enum RoleLookup {
-    Found(Role),
+    Found(Box<Role>),
     /// No such role at this revision.
     Absent,
     /// The role exists but the index lacks its record: read it from the database.
@@ -112,6 +112,8 @@ pub struct Holder {
 
 #[derive(Debug, Clone, Default)]
 pub struct TenantIndex {
+    /// A disabled tenant grants nothing (TenantService).
+    disabled: bool,
     slot_by_name: HashMap<Box<str>, Slot>,
     slot_by_id: HashMap<PermissionId, Slot>,
     /// slot -> name; `None` once the permission is deleted (slots are reused).
@@ -259,7 +261,13 @@ impl TenantIndex {
             Delta::PendingGrantRemoved { id } => {
                 self.pending.remove(id);
             }
+            Delta::TenantState { disabled } => self.disabled = *disabled,
         }
+    }
+
+    /// True when the tenant is disabled: every decision denies.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
     }
 
     fn put_permission(&mut self, id: PermissionId, name: &str) {
@@ -354,7 +362,7 @@ impl TenantIndex {
             .collect();
         permissions.sort();
         permissions.dedup();
-        RoleLookup::Found(Role {
+        RoleLookup::Found(Box::new(Role {
             id: entry.id,
             tenant: tenant.clone(),
             name: entry.name.to_string(),
@@ -366,7 +374,7 @@ impl TenantIndex {
             create_time: record.create_time,
             update_time: record.update_time,
             revision: record.revision,
-        })
+        }))
     }
 
     /// The approval policy in force on `role` (none when it needs no approval) and the
@@ -654,6 +662,9 @@ impl TenantIndex {
         now: DateTime<Utc>,
         explain: bool,
     ) -> Decision {
+        if self.disabled {
+            return Decision::default();
+        }
         let Some(&slot) = self.slot_by_name.get(permission) else {
             return Decision {
                 unknown_permission: true,
@@ -731,6 +742,9 @@ impl TenantIndex {
     ) -> BTreeMap<String, Vec<(RoleId, String)>> {
         let now = micros(now);
         let mut out: BTreeMap<String, Vec<(RoleId, String)>> = BTreeMap::new();
+        if self.disabled {
+            return out;
+        }
         self.reaching(self.find_identity(identity), |at, entry, _| {
             let role = &self.roles[entry.role as usize];
             if !self.live_at(at, entry, now) || role.removed {
@@ -756,6 +770,9 @@ impl TenantIndex {
     /// permission is unknown. Group holders are expanded to their members.
     pub fn holders(&self, permission: &str, now: DateTime<Utc>) -> Option<Vec<Holder>> {
         let slot = *self.slot_by_name.get(permission)?;
+        if self.disabled {
+            return Some(Vec::new());
+        }
         let now = micros(now);
         let mut out = Vec::new();
         for (at, entry) in (0u32..).zip(&self.assignments) {
@@ -835,7 +852,8 @@ impl TenantIndex {
                 }
                 Delta::PermissionPut { .. }
                 | Delta::PendingGrantPut { .. }
-                | Delta::PendingGrantRemoved { .. } => {}
+                | Delta::PendingGrantRemoved { .. }
+                | Delta::TenantState { .. } => {}
             }
         }
         out
@@ -866,6 +884,40 @@ mod tests {
 
     fn ident(s: &str) -> IdentityId {
         IdentityId::parse("id", s).unwrap()
+    }
+
+    #[test]
+    fn a_disabled_tenant_grants_nothing_until_enabled_again() {
+        // Arrange: alice holds docs:read.
+        let mut index = TenantIndex::default();
+        let (p, r) = (PermissionId::new(), RoleId::new());
+        let now = Utc::now();
+        index.apply(&Delta::PermissionPut {
+            id: p,
+            name: "docs:read".into(),
+        });
+        index.apply(&Delta::RolePut {
+            id: r,
+            name: "reader".into(),
+            permissions: vec![p],
+            record: None,
+        });
+        index.apply(&Delta::AssignmentPut {
+            id: AssignmentId::new(),
+            role: r,
+            identity: IdentityId::parse("identity", "alice").unwrap(),
+            kind: IdentityKind::User,
+            expire_time: None,
+        });
+        assert!(index.check("alice", "docs:read", now, false).allowed);
+
+        // Act, assert
+        index.apply(&Delta::TenantState { disabled: true });
+        assert!(!index.check("alice", "docs:read", now, false).allowed);
+        assert_eq!(index.missing("alice", &["docs:read"], now), ["docs:read"]);
+        assert!(index.effective_permissions("alice", now).is_empty());
+        index.apply(&Delta::TenantState { disabled: false });
+        assert!(index.check("alice", "docs:read", now, false).allowed);
     }
 
     #[test]

@@ -206,6 +206,12 @@ impl Engine {
         }
     }
 
+    /// True when `tenant` is disabled (its tokens are refused, its Checks deny).
+    pub fn tenant_disabled(&self, tenant: &TenantId) -> bool {
+        self.tenant(tenant)
+            .is_some_and(|slot| slot.index.read().is_disabled())
+    }
+
     /// The role `r` names as this replica knows it, and the revision that answer is exact at.
     pub fn role(&self, tenant: &TenantId, r: &RoleRef) -> (RoleLookup, Revision) {
         self.read_tenant(tenant, |index| match index {

@@ -83,11 +83,16 @@ write_requests!(
     pb::DeleteGroupRequest,
     pb::GroupMembersRequest,
     pb::ProposeChangeRequest,
+    pb::CreateTenantRequest,
+    pb::SetTenantStateRequest,
 );
 
 /// The write options of a mutating request: its flags and, when it sent an `idempotency-key`
 /// (1-128 printable ASCII), that key with a hash of the method and the encoded body.
-fn write_options<R: WriteRequest>(rpc: &str, request: &Request<R>) -> Result<WriteOptions, Status> {
+pub(super) fn write_options<R: WriteRequest>(
+    rpc: &str,
+    request: &Request<R>,
+) -> Result<WriteOptions, Status> {
     let body = request.get_ref();
     let idempotency = match request.metadata().get("idempotency-key") {
         None => None,
@@ -620,7 +625,7 @@ impl From<Outcome<AssignResult>> for pb::AssignRoleResponse {
         Self {
             result: Some(match outcome.value {
                 AssignResult::Assignment(a) => Result::Assignment(a.into()),
-                AssignResult::Pending(c) => Result::ChangeRequest(c.into()),
+                AssignResult::Pending(c) => Result::ChangeRequest((*c).into()),
             }),
             revision: outcome.revision.0,
             impact: outcome.impact.map(Into::into),
@@ -634,7 +639,7 @@ impl From<Outcome<AssignResult>> for pb::RevokeAssignmentResponse {
         Self {
             result: Some(match outcome.value {
                 AssignResult::Assignment(a) => Result::Assignment(a.into()),
-                AssignResult::Pending(c) => Result::ChangeRequest(c.into()),
+                AssignResult::Pending(c) => Result::ChangeRequest((*c).into()),
             }),
             revision: outcome.revision.0,
             impact: outcome.impact.map(Into::into),
@@ -648,7 +653,7 @@ impl From<AssignResult> for pb::AssignmentItemResult {
         Self {
             result: Some(match result {
                 AssignResult::Assignment(a) => Result::Assignment(a.into()),
-                AssignResult::Pending(c) => Result::ChangeRequest(c.into()),
+                AssignResult::Pending(c) => Result::ChangeRequest((*c).into()),
             }),
         }
     }

@@ -12,6 +12,7 @@ mod jwks;
 mod permissions;
 mod roles;
 mod status;
+mod tenants;
 
 use std::sync::Arc;
 
@@ -150,6 +151,12 @@ pub fn router(
                     service: service.clone(),
                 },
             )
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::tenant_service_server::TenantServiceServer::new(tenants::TenantApi {
+                service: service.clone(),
+            })
             .max_decoding_message_size(max),
         )
         .add_service(

@@ -31,7 +31,7 @@ pub struct AssignRole {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum AssignResult {
     Assignment(Assignment),
-    Pending(ChangeRequest),
+    Pending(Box<ChangeRequest>),
 }
 
 /// RevokeAssignment, validated.
@@ -92,7 +92,7 @@ impl RoleCache {
         }
         let indexed = match tx.roles_as_of() {
             Some(at) => match service.engine.role(tx.tenant(), r) {
-                (RoleLookup::Found(role), revision) if revision == at => Some(Some(role)),
+                (RoleLookup::Found(role), revision) if revision == at => Some(Some(*role)),
                 (RoleLookup::Absent, revision) if revision == at => Some(None),
                 _ => None,
             },
@@ -205,7 +205,7 @@ impl AssignRole {
             return Ok(Applied::new(
                 "change_request.filed",
                 cr.id,
-                AssignResult::Pending(cr),
+                AssignResult::Pending(Box::new(cr)),
             ));
         }
         let a = Assignment {
@@ -319,7 +319,7 @@ impl RevokeAssignment {
             return Ok(Applied::new(
                 "change_request.filed",
                 cr.id,
-                AssignResult::Pending(cr),
+                AssignResult::Pending(Box::new(cr)),
             ));
         }
         tx.delete_assignment(a.id).await?;

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use super::Service;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, Delta, Error, Identity, IdentityId,
-    IdentityKind, Permission, PermissionId, Ref, Role, RoleId, RoleRecord, TenantId, builtin,
+    IdentityKind, Permission, PermissionId, Ref, Role, RoleId, RoleRecord, Tenant, TenantId,
+    builtin,
 };
+use crate::store::WriteTx;
 
 /// One `WARDEN_BOOTSTRAP_ADMINS` entry: `subject` or `tenant/subject`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,46 @@ impl Service {
             trace_id: String::new(),
         };
         let mut tx = self.begin(&caller).await?;
+        self.install_catalogue(&mut tx, subjects, true, "bootstrap admin")
+            .await?;
+        let registering = tx.find_own_tenant().await?.is_none();
+        if registering {
+            let t = Tenant {
+                id: tenant.clone(),
+                display_name: tenant.to_string(),
+                disabled: false,
+                created_by: SYSTEM_ACTOR.to_owned(),
+                create_time: tx.now,
+                update_time: tx.now,
+                revision: tx.revision,
+            };
+            tx.insert_tenant(&t).await?;
+            tx.audit(AuditRecord {
+                target_kind: "tenant",
+                target_id: t.id.to_string(),
+                before: None,
+                after: serde_json::to_value(&t).ok(),
+                reason: "bootstrap".into(),
+            });
+        }
+        if tx.deltas().is_empty() && !registering {
+            return Ok(()); // nothing to do: roll back, no revision used
+        }
+        let change = tx.commit("bootstrap", tenant.as_str()).await?;
+        self.sync.apply_own(&change).await
+    }
+
+    /// Puts Warden's own catalogue into `tx`'s tenant (what is missing of it: the `warden:*`
+    /// permissions, the system roles, and permissions added to a system role by a newer release)
+    /// and `warden:admin` for each of `admins` that lacks it.
+    pub(super) async fn install_catalogue(
+        &self,
+        tx: &mut WriteTx,
+        admins: &[&IdentityId],
+        immutable: bool,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let tenant = tx.tenant().clone();
         let mut permission_ids = BTreeMap::new();
         for (name, description) in builtin::PERMISSIONS {
             let id = match tx.find_permission(&Ref::Name(name.to_owned())).await? {
@@ -105,6 +147,31 @@ impl Service {
         let mut admin_role = None;
         for system in builtin::ROLES {
             let role = match tx.find_role(&Ref::Name(system.name.to_owned())).await? {
+                // A newer release may grant a system role more: link what it lacks.
+                Some(mut role)
+                    if system
+                        .permissions
+                        .iter()
+                        .any(|p| !role.permissions.iter().any(|have| have == p)) =>
+                {
+                    let missing: Vec<PermissionId> = system
+                        .permissions
+                        .iter()
+                        .filter(|p| !role.permissions.iter().any(|have| have == *p))
+                        .map(|p| permission_ids[p])
+                        .collect();
+                    tx.link_permissions(role.id, &missing).await?;
+                    role.permissions = system.permissions.iter().map(|p| (*p).to_owned()).collect();
+                    role.permissions.sort();
+                    let ids = tx.role_permission_ids(role.id).await?;
+                    tx.record(Delta::RolePut {
+                        id: role.id,
+                        name: role.name.clone(),
+                        permissions: ids,
+                        record: Some(RoleRecord::of(&role)),
+                    });
+                    role
+                }
                 Some(role) => role,
                 None => {
                     let ids: Vec<PermissionId> = system
@@ -151,7 +218,7 @@ impl Service {
         }
         let admin_role =
             admin_role.ok_or_else(|| Error::Internal(anyhow::anyhow!("no admin system role")))?;
-        for subject in subjects {
+        for subject in admins {
             if tx
                 .find_assignment_of(admin_role.id, subject)
                 .await?
@@ -168,9 +235,9 @@ impl Service {
                     id: (*subject).clone(),
                     kind: IdentityKind::User,
                 },
-                is_immutable: true,
+                is_immutable: immutable,
                 expire_time: None,
-                reason: "bootstrap admin".into(),
+                reason: reason.into(),
                 create_time: tx.now,
                 update_time: tx.now,
                 revision: tx.revision,
@@ -191,10 +258,6 @@ impl Service {
                 reason: "bootstrap".into(),
             });
         }
-        if tx.deltas().is_empty() {
-            return Ok(()); // nothing to do: roll back, no revision used
-        }
-        let change = tx.commit("bootstrap", tenant.as_str()).await?;
-        self.sync.apply_own(&change).await
+        Ok(())
     }
 }

@@ -685,7 +685,7 @@ impl Service {
         self.ensure_revision(&caller.tenant, at_least_revision)
             .await?;
         match self.engine.role(&caller.tenant, r).0 {
-            RoleLookup::Found(role) => Ok(role),
+            RoleLookup::Found(role) => Ok(*role),
             RoleLookup::Absent => Err(Error::not_found("role", r.key())),
             RoleLookup::NotIndexed => self
                 .store

@@ -17,6 +17,7 @@ mod pipeline;
 mod propagation;
 mod proposals;
 mod sync;
+mod tenants;
 mod watch;
 mod writer;
 
@@ -26,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::builtin::perm;
-use crate::domain::{Caller, Change, Clock, Error, Impact, Revision};
+use crate::domain::{Caller, Change, Clock, Error, Impact, Revision, TenantId};
 use crate::engine::Engine;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, WriteTx};
@@ -51,6 +52,7 @@ pub use pipeline::{Applied, Command};
 pub use propagation::{Propagation, ReplicaIdentity};
 pub use proposals::{ProposeChange, ProposedChange};
 pub use sync::Sync;
+pub use tenants::{CreateTenant, SetTenantDisabled};
 
 /// A record as JSON for the audit trail's before/after.
 fn snapshot<T: serde::Serialize>(value: &T) -> Option<serde_json::Value> {
@@ -91,6 +93,8 @@ pub struct Service {
     writers: Arc<writer::Writers>,
     /// Rate limit of refused requests recorded per actor.
     denials: Arc<denials::DenialLimiter>,
+    /// Whose callers manage tenants (TenantService); none: nobody.
+    platform_tenant: Option<TenantId>,
 }
 
 /// The tunables the use-cases read.
@@ -126,7 +130,15 @@ impl Service {
             shutdown,
             writers: Arc::default(),
             denials: Arc::default(),
+            platform_tenant: None,
         }
+    }
+
+    /// Names the platform tenant, whose callers may use TenantService.
+    #[must_use]
+    pub fn with_platform_tenant(mut self, tenant: Option<TenantId>) -> Self {
+        self.platform_tenant = tenant;
+        self
     }
 
     fn now(&self) -> DateTime<Utc> {

@@ -189,15 +189,15 @@ trait QueuedWrite: Send {
     /// when it failed and must be rolled back) and what answers its caller once the batch is
     /// settled; failures are answered then too, so that a retry of the same idempotency key
     /// finds the committed response.
-    fn run<'a>(
-        self: Box<Self>,
-        service: &'a Service,
-        tx: &'a mut WriteTx,
-    ) -> BoxFuture<'a, (Option<(&'static str, String)>, Box<dyn Settle>)>;
+    fn run<'a>(self: Box<Self>, service: &'a Service, tx: &'a mut WriteTx) -> BoxFuture<'a, Ran>;
 
     /// Answers without running: the batch failed before reaching this write.
     fn refuse(self: Box<Self>, error: Error);
 }
+
+/// What running one write gave: its change-log entry (`kind`, `target`) when it succeeded, and
+/// how to answer it once the batch is settled.
+type Ran = (Option<(&'static str, String)>, Box<dyn Settle>);
 
 /// Answers one write once its batch committed (with its revision) or failed.
 trait Settle: Send {
@@ -223,11 +223,7 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
         &self.caller
     }
 
-    fn run<'a>(
-        self: Box<Self>,
-        service: &'a Service,
-        tx: &'a mut WriteTx,
-    ) -> BoxFuture<'a, (Option<(&'static str, String)>, Box<dyn Settle>)> {
+    fn run<'a>(self: Box<Self>, service: &'a Service, tx: &'a mut WriteTx) -> BoxFuture<'a, Ran> {
         let span = self.span.clone();
         Box::pin(
             async move {

@@ -14,6 +14,7 @@ mod groups;
 mod idempotency;
 mod replicas;
 mod snapshot;
+mod tenants;
 
 use std::time::Duration;
 

@@ -132,6 +132,13 @@ impl Store {
             Ok(())
         })
         .await?;
+        let disabled = super::entity::tenant::Entity::find()
+            .filter(super::entity::tenant::Column::Disabled.eq(true));
+        for_each_row(disabled.stream(&txn), |t| {
+            tenants.push(t.id, Delta::TenantState { disabled: true });
+            Ok(())
+        })
+        .await?;
         txn.commit().await.map_err(db_error)?;
         // A tenant that wrote but holds nothing now still has a revision to report.
         for tenant in revisions.keys() {

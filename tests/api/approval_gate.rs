@@ -324,7 +324,7 @@ backend_tests! {
             .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("payments")), identity: Some(Identity { id: groups[0].clone(), kind: IdentityKind::Group as i32 }), force: true, ..Default::default() }))
             .await
             .unwrap();
-        let mut rng = SmallRng::seed_from_u64(0x9a7e_11);
+        let mut rng = SmallRng::seed_from_u64(0x009a_7e11);
         // Act + Assert: 2,000 calls; after each, nobody in PEOPLE holds pay:send (no change
         // request is ever approved here, so none may).
         for step in 0..2000 {

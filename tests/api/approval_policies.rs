@@ -279,8 +279,8 @@ async fn a_policy_expiry_auto_rejects_the_request(backend: Backend) {
         .await
         .unwrap();
     let cr = app.request_assignment("payments", "eve").await;
-    let filed = cr.create_time.clone().unwrap().seconds;
-    assert_eq!(cr.expire_time.clone().unwrap().seconds - filed, 3600);
+    let filed = cr.create_time.unwrap().seconds;
+    assert_eq!(cr.expire_time.unwrap().seconds - filed, 3600);
 
     // Act: an hour later the sweeper runs.
     clock.advance(Duration::hours(1));

@@ -25,6 +25,9 @@ pub const ADMIN: &str = "admin";
 pub const ADMIN2: &str = "admin2";
 /// Bootstrapped as `warden:admin` in tenant `acme`.
 pub const ACME_ADMIN: &str = "acme-admin";
+/// The platform tenant (TenantService) and its bootstrap admin.
+pub const PLATFORM: &str = "platform";
+pub const PLATFORM_ROOT: &str = "root";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -144,7 +147,13 @@ pub fn test_config(url: &str) -> Config {
             audience: Some(AUDIENCE.into()),
             ..AuthConfig::default()
         },
-        bootstrap_admins: vec![ADMIN.into(), ADMIN2.into(), format!("acme/{ACME_ADMIN}")],
+        bootstrap_admins: vec![
+            ADMIN.into(),
+            ADMIN2.into(),
+            format!("acme/{ACME_ADMIN}"),
+            format!("{PLATFORM}/{PLATFORM_ROOT}"),
+        ],
+        platform_tenant: Some(PLATFORM.into()),
         catch_up_interval: Duration::from_millis(200),
         ..Config::default()
     }

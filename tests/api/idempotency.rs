@@ -29,13 +29,16 @@ enum Write {
     RejectChangeRequest,
     CancelChangeRequest,
     ProposeChange,
+    CreateTenant,
+    DisableTenant,
+    EnableTenant,
     CreateGroup,
     DeleteGroup,
     AddGroupMembers,
     RemoveGroupMembers,
 }
 
-const EVERY_WRITE: [Write; 21] = [
+const EVERY_WRITE: [Write; 24] = [
     Write::CreatePermission,
     Write::UpdatePermission,
     Write::DeletePermission,
@@ -53,6 +56,9 @@ const EVERY_WRITE: [Write; 21] = [
     Write::RejectChangeRequest,
     Write::CancelChangeRequest,
     Write::ProposeChange,
+    Write::CreateTenant,
+    Write::DisableTenant,
+    Write::EnableTenant,
     Write::CreateGroup,
     Write::DeleteGroup,
     Write::AddGroupMembers,
@@ -141,6 +147,19 @@ async fn arrange(app: &TestApp) -> Fixtures {
         group_to_grow,
         group_to_shrink,
     }
+}
+
+fn tenants(app: &TestApp) -> tenant_service_client::TenantServiceClient<tonic::transport::Channel> {
+    tenant_service_client::TenantServiceClient::new(app.channel.clone())
+}
+
+/// `message` from the platform tenant's root, under idempotency key `key`.
+fn platform_keyed<T>(app: &TestApp, key: &str, message: T) -> Request<T> {
+    let mut request = with_token(&app.tenant_token(PLATFORM_ROOT, PLATFORM), message);
+    request
+        .metadata_mut()
+        .insert("idempotency-key", MetadataValue::try_from(key).unwrap());
+    request
 }
 
 fn decide(id: &str) -> DecideChangeRequestRequest {
@@ -374,6 +393,44 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             text(
                 &app.change_requests()
                     .propose_change(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        // A retry that ran again would be ALREADY_EXISTS, or answer a later revision.
+        Write::CreateTenant => {
+            let request = CreateTenantRequest {
+                tenant_id: "idem-tenant".into(),
+                admin_identity_id: "idem-admin".into(),
+                ..Default::default()
+            };
+            text(
+                &tenants(app)
+                    .create_tenant(platform_keyed(app, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::DisableTenant => {
+            let request = SetTenantStateRequest {
+                tenant_id: "acme".into(),
+                ..Default::default()
+            };
+            text(
+                &tenants(app)
+                    .disable_tenant(platform_keyed(app, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
+        Write::EnableTenant => {
+            let request = SetTenantStateRequest {
+                tenant_id: "acme".into(),
+                ..Default::default()
+            };
+            text(
+                &tenants(app)
+                    .enable_tenant(platform_keyed(app, key, request))
                     .await?
                     .into_inner(),
             )

@@ -21,4 +21,5 @@ mod layering;
 mod ops;
 mod revisions;
 mod startup;
+mod tenants;
 mod writes;

@@ -128,6 +128,10 @@ plain values. Names follow shared/OPERATIONS.md.
 - name: WARDEN_DEFAULT_TENANT
   value: {{ . | quote }}
 {{- end }}
+{{- with .Values.platformTenant }}
+- name: WARDEN_PLATFORM_TENANT
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.bootstrapAdmins }}
 - name: WARDEN_BOOTSTRAP_ADMINS
   value: {{ join "," . | quote }}

@@ -264,6 +264,20 @@ impl Shared {
                 .await?,
             )
         };
+        // A disabled tenant's tokens are refused (TenantService), on every RPC.
+        if let Some(caller) = &caller
+            && self.config.service.tenant_disabled(&caller.tenant)
+        {
+            return Err(<Status as tonic_types::StatusExt>::with_error_details(
+                tonic::Code::Unauthenticated,
+                "the token's tenant is disabled",
+                tonic_types::ErrorDetails::with_error_info(
+                    crate::domain::Reason::TenantDisabled.as_str(),
+                    "warden",
+                    std::collections::HashMap::<String, String>::new(),
+                ),
+            ));
+        }
         // 6. Route.
         if let Some(caller) = caller {
             if call.method.check && is_uncompressed_post(&parts) {

@@ -12,4 +12,5 @@ pub mod replica;
 pub mod replica_tenant;
 pub mod role;
 pub mod role_permission;
+pub mod tenant;
 pub mod tenant_revision;

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_schema;
 mod m20261203_000001_tenant_revisions;
 mod m20261203_000002_approval_policies;
+mod m20261203_000003_tenants;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_schema::Migration),
             Box::new(m20261203_000001_tenant_revisions::Migration),
             Box::new(m20261203_000002_approval_policies::Migration),
+            Box::new(m20261203_000003_tenants::Migration),
         ]
     }
 }
