@@ -10,9 +10,9 @@ use super::snapshot;
 use super::{Applied, Command, PageRequest, Service};
 use crate::domain::builtin::perm;
 use crate::domain::{
-    ApprovalKind, Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest, ChangeRequestId,
-    ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId, IdentityKind, Page,
-    Reason, Ref, Role, RoleRef,
+    ApprovalKind, ApprovalPolicy, Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest,
+    ChangeRequestId, ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId,
+    IdentityKind, Page, Reason, Ref, Role, RoleRef,
 };
 use crate::engine::RoleLookup;
 use crate::store::WriteTx;
@@ -40,6 +40,20 @@ pub struct RevokeAssignment {
     pub assignment: AssignmentId,
     pub reason: String,
     pub force: bool,
+}
+
+/// Removes an expired assignment that a new one of the same role replaces.
+pub(super) async fn remove_expired(tx: &mut WriteTx, expired: &Assignment) -> Result<(), Error> {
+    tx.delete_assignment(expired.id).await?;
+    tx.record(Delta::AssignmentRemoved { id: expired.id });
+    tx.audit(AuditRecord {
+        target_kind: "assignment",
+        target_id: expired.id.to_string(),
+        before: snapshot(expired),
+        after: None,
+        reason: "replaced after expiry".into(),
+    });
+    Ok(())
 }
 
 pub(super) fn put_delta(a: &Assignment) -> Delta {
@@ -148,26 +162,21 @@ impl AssignRole {
         } else {
             tx.find_assignment_of(role.id, &self.identity.id).await?
         };
-        if let Some(existing) = existing {
-            if existing.expire_time.is_none_or(|t| tx.now < t) {
-                return Err(Error::AlreadyExists {
-                    kind: "assignment",
-                    key: format!("{} -> {}", role.name, self.identity.id),
-                    existing_id: Some(existing.id.to_string()),
-                });
-            }
-            // An expired assignment is replaced, so the identity can hold the role again.
-            tx.delete_assignment(existing.id).await?;
-            tx.record(Delta::AssignmentRemoved { id: existing.id });
-            tx.audit(AuditRecord {
-                target_kind: "assignment",
-                target_id: existing.id.to_string(),
-                before: snapshot(&existing),
-                after: None,
-                reason: "replaced after expiry".into(),
+        if let Some(existing) = &existing
+            && existing.expire_time.is_none_or(|t| tx.now < t)
+        {
+            return Err(Error::AlreadyExists {
+                kind: "assignment",
+                key: format!("{} -> {}", role.name, self.identity.id),
+                existing_id: Some(existing.id.to_string()),
             });
         }
-        if role.gates(ApprovalKind::Assign) && !self.force {
+        let needs_approval = if self.force {
+            None
+        } else {
+            service.approval_needed(tx, &role, ApprovalKind::Assign)
+        };
+        if let Some(policy) = needs_approval {
             if let Some(pending) = tx
                 .pending_request_for(ChangeRequestKind::Assign, role.id, &self.identity.id)
                 .await?
@@ -179,7 +188,7 @@ impl AssignRole {
                 });
             }
             let identity = self.identity.id.clone();
-            let cr = service.new_request(
+            let mut cr = service.new_request(
                 tx,
                 caller,
                 ChangeRequestKind::Assign,
@@ -189,6 +198,7 @@ impl AssignRole {
                 None,
                 self.reason,
             );
+            cr.policy = policy;
             tx.insert_change_request(&cr).await?;
             tx.record(Delta::PendingGrantPut {
                 id: cr.id,
@@ -207,6 +217,9 @@ impl AssignRole {
                 cr.id,
                 AssignResult::Pending(Box::new(cr)),
             ));
+        }
+        if let Some(expired) = existing {
+            remove_expired(tx, &expired).await?;
         }
         let a = Assignment {
             id: AssignmentId::new(),
@@ -287,7 +300,12 @@ impl RevokeAssignment {
         }
         let role = roles.get(service, tx, &Ref::Id(a.role_id)).await?;
         service.ensure_may_hold_out(caller, &role)?;
-        if role.gates(ApprovalKind::Revoke) && !force {
+        let needs_approval = if force {
+            None
+        } else {
+            service.approval_needed(tx, &role, ApprovalKind::Revoke)
+        };
+        if let Some(policy) = needs_approval {
             if let Some(pending) = tx
                 .pending_request_for(ChangeRequestKind::Revoke, role.id, &a.identity.id)
                 .await?
@@ -298,7 +316,7 @@ impl RevokeAssignment {
                     existing_id: Some(pending.id.to_string()),
                 });
             }
-            let cr = service.new_request(
+            let mut cr = service.new_request(
                 tx,
                 caller,
                 ChangeRequestKind::Revoke,
@@ -308,6 +326,7 @@ impl RevokeAssignment {
                 Some(a.id),
                 reason,
             );
+            cr.policy = policy;
             tx.insert_change_request(&cr).await?;
             tx.audit(AuditRecord {
                 target_kind: "change_request",
@@ -564,6 +583,37 @@ impl Service {
             approvals: Vec::new(),
             proposed_change: None,
         }
+    }
+
+    /// The approval policy giving (or taking away) `role` needs, if any: the strictest (highest
+    /// quorum) of its own, when it covers `kind`, and those of the roles whose policy gates a
+    /// permission it grants. Read from the index; where it lags the write, the approval gate
+    /// after the write still refuses what this missed.
+    pub(super) fn approval_needed(
+        &self,
+        tx: &WriteTx,
+        role: &Role,
+        kind: ApprovalKind,
+    ) -> Option<ApprovalPolicy> {
+        let own = role.gate().filter(|p| p.covers(kind));
+        let (others, _) = self.engine.read_tenant(tx.tenant(), |index| {
+            let Some(index) = index else {
+                return Vec::new();
+            };
+            let gated = index.gated_permissions(kind);
+            let Some((_, permissions)) = index.role_gate(role.id) else {
+                return Vec::new();
+            };
+            permissions
+                .iter()
+                .filter_map(|p| gated.get(p))
+                .filter(|r| **r != role.id)
+                .filter_map(|r| index.role_gate(*r).and_then(|(policy, _)| policy))
+                .collect::<Vec<_>>()
+        });
+        own.into_iter()
+            .chain(others)
+            .max_by_key(ApprovalPolicy::quorum)
     }
 
     /// No escalation for assignments: handing out (or taking away) a role needs every

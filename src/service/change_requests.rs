@@ -369,16 +369,17 @@ impl Service {
                         "the requested assignment's expire_time has passed",
                     ));
                 }
-                if let Some(existing) = tx.find_assignment_of(role.id, &identity.id).await?
-                    && existing.expire_time.is_none_or(|t| tx.now < t)
-                {
-                    return Err(Error::precondition(
-                        Reason::AlreadyExists,
-                        format!(
-                            "'{}' already holds role '{}' (assignment {})",
-                            identity.id, role.name, existing.id
-                        ),
-                    ));
+                if let Some(existing) = tx.find_assignment_of(role.id, &identity.id).await? {
+                    if existing.expire_time.is_none_or(|t| tx.now < t) {
+                        return Err(Error::precondition(
+                            Reason::AlreadyExists,
+                            format!(
+                                "'{}' already holds role '{}' (assignment {})",
+                                identity.id, role.name, existing.id
+                            ),
+                        ));
+                    }
+                    super::assignments::remove_expired(tx, &existing).await?;
                 }
                 if identity.kind == IdentityKind::Group {
                     self.ensure_group_exists(tx, &identity.id).await?;

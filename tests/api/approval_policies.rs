@@ -492,3 +492,31 @@ backend_tests! {
         assert!(pending.change_requests.is_empty(), "{:?}", pending.change_requests);
     }
 }
+
+backend_tests! {
+    async fn assigning_an_ungated_role_that_grants_a_gated_permission_files_a_change_request(app) {
+        // `legacy` granted pay:send before `payments` (gated, quorum 2) was made.
+        app.create_role("approver-kit", &["warden:change_requests:approve", "pay:send"]).await;
+        for who in ["a1", "a2"] {
+            app.assign("approver-kit", who).await;
+        }
+        app.create_role("legacy", &["pay:send"]).await;
+        app.roles()
+            .create_role(authed(ADMIN, CreateRoleRequest {
+                name: "payments".into(),
+                permissions: vec![perm_name("pay:send")],
+                approval_policy: Some(ApprovalPolicy { quorum: 2, ..Default::default() }),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        // Assigning `legacy` is a change request under payments' policy, not a way around it.
+        let cr = app.request_assignment("legacy", "eve").await;
+        assert_eq!(cr.role.as_ref().map(|r| r.name.as_str()), Some("legacy"));
+        assert_eq!(cr.policy.as_ref().map(|p| p.quorum), Some(2));
+        assert_eq!(approve(&app, "a1", &cr.id).await.unwrap().status, ChangeRequestStatus::Pending as i32);
+        assert!(!app.check("eve", "pay:send").await);
+        assert_eq!(approve(&app, "a2", &cr.id).await.unwrap().status, ChangeRequestStatus::Applied as i32);
+        assert!(app.check("eve", "pay:send").await);
+    }
+}

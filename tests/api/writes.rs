@@ -99,7 +99,8 @@ backend_tests! {
         app.groups().add_group_members(authed(ADMIN, GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["alice".into()], ..Default::default() })).await.unwrap();
         let via_group = app
             .assignments()
-            .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("editor")), identity: Some(Identity { id: group.id.clone(), kind: IdentityKind::Group as i32 }), ..Default::default() }))
+            // docs:read is gated (by `gated`): the admin assigns with its bypass.
+            .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("editor")), identity: Some(Identity { id: group.id.clone(), kind: IdentityKind::Group as i32 }), force: true, ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
