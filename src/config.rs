@@ -103,6 +103,11 @@ pub struct LimitsConfig {
     pub max_request_bytes: usize,
     /// RPCs handled at once across all connections; more are refused with RESOURCE_EXHAUSTED.
     pub max_concurrent_rpcs: usize,
+    /// RPCs one tenant may have in handlers at once (0: no limit), so one tenant cannot take
+    /// the whole of `max_concurrent_rpcs`.
+    pub per_tenant_concurrent_rpcs: usize,
+    /// Mutating RPCs one tenant may start per second (0: no limit).
+    pub per_tenant_writes_per_second: u32,
     #[serde(with = "humantime_serde")]
     pub rpc_timeout: Duration,
     /// HTTP/2 PING interval, so dead peers behind proxies and half-open NAT entries are noticed;
@@ -193,6 +198,8 @@ impl Default for LimitsConfig {
         Self {
             max_request_bytes: 4 * 1024 * 1024,
             max_concurrent_rpcs: 1024,
+            per_tenant_concurrent_rpcs: 512,
+            per_tenant_writes_per_second: 0,
             rpc_timeout: Duration::from_secs(10),
             http2_keepalive_interval: Duration::ZERO,
             http2_keepalive_timeout: Duration::from_secs(10),

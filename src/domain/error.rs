@@ -47,6 +47,8 @@ pub enum Reason {
     SelfApproval,
     /// The caller's tenant is disabled.
     TenantDisabled,
+    /// The caller's tenant is over its share of the server (concurrent RPCs or writes/s).
+    TenantRateLimited,
     /// ProposeChange of a change that needs no approval.
     ApprovalNotRequired,
     /// The caller already approved this change request.
@@ -92,6 +94,7 @@ impl Reason {
             Reason::AlreadyApproved => "ALREADY_APPROVED",
             Reason::ApprovalNotRequired => "APPROVAL_NOT_REQUIRED",
             Reason::TenantDisabled => "TENANT_DISABLED",
+            Reason::TenantRateLimited => "TENANT_RATE_LIMITED",
             Reason::NotAnApprover => "NOT_AN_APPROVER",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",

@@ -91,6 +91,8 @@ pub fn router(
         shutdown,
         tracing,
         max_concurrent_rpcs: limits.max_concurrent_rpcs,
+        per_tenant_concurrent_rpcs: limits.per_tenant_concurrent_rpcs,
+        per_tenant_writes_per_second: limits.per_tenant_writes_per_second,
         rpc_timeout: limits.rpc_timeout,
         max_request_bytes: max,
         descriptors: vec![FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET],

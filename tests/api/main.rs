@@ -15,6 +15,7 @@ mod consistency;
 mod differential;
 mod durability;
 mod expiry;
+mod fairness;
 mod hardening;
 mod idempotency;
 mod layering;

@@ -24,6 +24,10 @@ const OPEN_PREFIXES: [&str; 3] = [
 /// Neither shed nor timed out: an overloaded replica still answers its probes, and health
 /// Watch streams for as long as the client wants.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
+
+/// Warden's own services; of their methods, these change nothing.
+const WARDEN_PREFIX: &str = "/warden.v1.";
+const READ_PREFIXES: [&str; 5] = ["Get", "List", "Watch", "Check", "BatchCheck"];
 /// Reflection's descriptors are not in the sets; its one method is well known.
 const REFLECTION_PATHS: [&str; 2] = [
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -75,6 +79,8 @@ pub(super) struct Method {
     pub(super) unlimited: bool,
     /// Check: answered by the edge's fast path.
     pub(super) check: bool,
+    /// Changes something (counts against a tenant's writes per second).
+    pub(super) mutating: bool,
     /// Writes no log line on success (the decision RPCs): a span is made for it only when an
     /// exporter will record it.
     pub(super) quiet: bool,
@@ -108,6 +114,8 @@ impl Method {
             open: OPEN_PREFIXES.iter().any(|p| path.starts_with(p)),
             unlimited: path.starts_with(HEALTH_PREFIX),
             check: path == CHECK_PATH,
+            mutating: path.starts_with(WARDEN_PREFIX)
+                && !READ_PREFIXES.iter().any(|read| method.starts_with(read)),
             quiet: path == CHECK_PATH || path == BATCH_CHECK_PATH,
             started: metrics::counter!(RPCS_STARTED, &labels),
             seconds: metrics::histogram!(RPC_HANDLING_SECONDS, &labels),

@@ -21,6 +21,7 @@
 //! Because Check is a branch at step 6, it passes every rule above by construction.
 
 mod body;
+mod fairness;
 mod frame;
 mod methods;
 mod trace;
@@ -43,6 +44,7 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use self::body::{Call, Drain, EdgeBody};
+use self::fairness::TenantShares;
 use self::methods::Methods;
 pub use self::trace::Tracing;
 use super::{auth, authorization, status};
@@ -57,6 +59,8 @@ pub(crate) struct EdgeConfig {
     pub shutdown: Shutdown,
     pub tracing: Tracing,
     pub max_concurrent_rpcs: usize,
+    pub per_tenant_concurrent_rpcs: usize,
+    pub per_tenant_writes_per_second: u32,
     pub rpc_timeout: Duration,
     pub max_request_bytes: usize,
     /// Encoded `FileDescriptorSet`s of every routed service.
@@ -75,6 +79,10 @@ impl EdgeLayer {
             shared: Arc::new(Shared {
                 methods: Methods::from_descriptors(&config.descriptors),
                 permits: Semaphore::new(config.max_concurrent_rpcs),
+                tenants: TenantShares::new(
+                    config.per_tenant_concurrent_rpcs,
+                    config.per_tenant_writes_per_second,
+                ),
                 config,
             }),
         }
@@ -103,6 +111,8 @@ struct Shared {
     methods: Methods,
     /// The server-wide concurrency permits.
     permits: Semaphore,
+    /// Each tenant's share of them, and its write rate.
+    tenants: TenantShares,
 }
 
 /// The edge service. hyper clones it for every request, so it holds two `Arc`s; tonic's routes
@@ -278,6 +288,13 @@ impl Shared {
                 ),
             ));
         }
+        // Each tenant's share (the server-wide one was taken in 4.), held like that one.
+        let _share = match &caller {
+            Some(caller) if !call.method.unlimited => {
+                self.tenants.admit(&caller.tenant, call.method.mutating)?
+            }
+            _ => None,
+        };
         // 6. Route.
         if let Some(caller) = caller {
             if call.method.check && is_uncompressed_post(&parts) {
