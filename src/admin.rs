@@ -1,5 +1,6 @@
 //! The admin HTTP listener on `metrics_addr`: `/metrics` (Prometheus text), `/healthz` (the
-//! process answers) and `/readyz` (200 only while gRPC health is SERVING). Metric names are
+//! process answers) and `/readyz` (200 only while decisions are answered: AuthorizationService's
+//! gRPC health). Metric names are
 //! declared in `crate::metric_names`; recording happens where the facts are (the edge, `Check`,
 //! the health probe).
 
@@ -18,7 +19,7 @@ use crate::engine::Engine;
 use crate::health::Health;
 use crate::metric_names::{
     APPLIED_REVISION, CHECK_DECISIONS, DATABASE_REVISION, DB_POOL_CONNECTIONS, DB_POOL_IDLE,
-    DB_POOL_MAX, INDEX_ASSIGNMENTS, INDEX_TENANTS, REPLICATION_LAG, RPC_BUCKETS,
+    DB_POOL_MAX, INDEX_ASSIGNMENTS, INDEX_STALENESS, INDEX_TENANTS, REPLICATION_LAG, RPC_BUCKETS,
     RPC_HANDLING_SECONDS, RPCS_HANDLED, RPCS_STARTED, UP,
 };
 use crate::store::Store;
@@ -69,6 +70,10 @@ fn describe() {
         REPLICATION_LAG,
         "Committed revisions this replica has not applied yet, sampled by the health ping"
     );
+    describe_gauge!(
+        INDEX_STALENESS,
+        "Seconds since the index was last known current, while the database is unreachable (0 while it answers)"
+    );
     describe_gauge!(DB_POOL_CONNECTIONS, "Open database connections");
     describe_gauge!(DB_POOL_IDLE, "Idle database connections");
     describe_gauge!(DB_POOL_MAX, "Database pool ceiling");
@@ -76,6 +81,11 @@ fn describe() {
 }
 
 /// Records the applied revision and, when known, the database's newest and the lag between them.
+/// How stale the index is (zero while the database answers), sampled by the health ping.
+pub fn record_staleness(staleness: std::time::Duration) {
+    metrics::gauge!(INDEX_STALENESS).set(staleness.as_secs_f64());
+}
+
 pub fn record_revisions(applied: u64, latest: Option<u64>) {
     #[allow(clippy::cast_precision_loss)]
     metrics::gauge!(APPLIED_REVISION).set(applied as f64);

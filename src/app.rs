@@ -113,7 +113,12 @@ impl App {
                 .collect(),
         ));
         admin::install();
-        let sync = Arc::new(Sync::new(store.clone(), Arc::clone(&engine)));
+        // Just loaded from the database: current now.
+        let freshness = Arc::new(crate::engine::Freshness::new(
+            config.max_staleness,
+            chrono::Utc::now(),
+        ));
+        let sync = Arc::new(Sync::new(store.clone(), Arc::clone(&engine), freshness));
         let settings = Settings {
             consistency_wait: config.consistency_wait,
             approval_ttl: config.approval_ttl,
@@ -223,7 +228,8 @@ impl App {
         shutdown_requested: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let (health, health_server) = Health::new(shutdown.clone()).await;
+        let (health, health_server) =
+            Health::new(shutdown.clone(), Arc::clone(self.sync.freshness())).await;
         let router = grpc::router(
             self.service.clone(),
             Arc::clone(&self.verifier),
@@ -247,6 +253,7 @@ impl App {
             )),
             tokio::spawn(health::watch_database(
                 self.store.clone(),
+                Arc::clone(&self.sync),
                 health.clone(),
                 self.config.database.ping_interval,
                 self.config.database.connect_timeout,

@@ -23,6 +23,10 @@ pub struct Config {
     /// The tenant whose callers (holding `warden:tenants:*`) manage tenants with TenantService;
     /// none: TenantService refuses every call.
     pub platform_tenant: Option<String>,
+    /// How long after the database became unreachable decisions are still answered from the
+    /// index (measured from the last completed catch-up); zero: none.
+    #[serde(with = "humantime_serde")]
+    pub max_staleness: Duration,
     #[serde(deserialize_with = "list_or_csv")]
     pub bootstrap_admins: Vec<String>,
     pub log_format: LogFormat,
@@ -137,6 +141,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             default_tenant: "default".into(),
             platform_tenant: None,
+            max_staleness: Duration::from_secs(30),
             bootstrap_admins: Vec::new(),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
@@ -224,13 +229,14 @@ const ENV_ALIASES: [(&str, &str); 10] = [
 /// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
-const ENV_ROOTS: [&str; 19] = [
+const ENV_ROOTS: [&str; 20] = [
     "listen_addr",
     "metrics_addr",
     "database",
     "auth",
     "default_tenant",
     "platform_tenant",
+    "max_staleness",
     "bootstrap_admins",
     "log_format",
     "otlp_endpoint",

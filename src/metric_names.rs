@@ -27,6 +27,9 @@ pub const DATABASE_REVISION: &str = "warden_database_revision";
 /// Gauge: committed revisions this replica had not applied yet, summed over tenants, sampled by
 /// the periodic catch-up before it applies them.
 pub const REPLICATION_LAG: &str = "warden_replication_lag_revisions";
+/// Seconds since the index was last known current while the database is unreachable; 0 while
+/// it answers. Past `WARDEN_MAX_STALENESS`, decisions fail closed.
+pub const INDEX_STALENESS: &str = "warden_index_staleness_seconds";
 /// Gauges: the database pool.
 pub const DB_POOL_CONNECTIONS: &str = "warden_db_pool_connections";
 pub const DB_POOL_IDLE: &str = "warden_db_pool_idle_connections";

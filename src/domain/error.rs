@@ -47,6 +47,8 @@ pub enum Reason {
     SelfApproval,
     /// The caller's tenant is disabled.
     TenantDisabled,
+    /// Decisions fail closed: the index is older than `WARDEN_MAX_STALENESS` allows.
+    StaleIndex,
     /// The caller's tenant is over its share of the server (concurrent RPCs or writes/s).
     TenantRateLimited,
     /// ProposeChange of a change that needs no approval.
@@ -95,6 +97,7 @@ impl Reason {
             Reason::ApprovalNotRequired => "APPROVAL_NOT_REQUIRED",
             Reason::TenantDisabled => "TENANT_DISABLED",
             Reason::TenantRateLimited => "TENANT_RATE_LIMITED",
+            Reason::StaleIndex => "STALE_INDEX",
             Reason::NotAnApprover => "NOT_AN_APPROVER",
             Reason::Unavailable => "UNAVAILABLE",
             Reason::RevisionOutOfRange => "REVISION_OUT_OF_RANGE",
@@ -142,6 +145,10 @@ pub enum Error {
     /// Optimistic concurrency failed (etag) or a concurrent change won.
     #[error("{message}")]
     Aborted { reason: Reason, message: String },
+    /// The database has been unreachable for longer than decisions may be answered from the
+    /// index without it (`WARDEN_MAX_STALENESS`).
+    #[error("the index may be {}s stale (the database is unreachable); failing closed", stale_for.as_secs())]
+    Stale { stale_for: std::time::Duration },
     #[error("{message}")]
     Unavailable { message: String },
     #[error("{message}")]
@@ -235,6 +242,7 @@ impl Error {
             | Error::Forbidden { reason, .. } => *reason,
             Error::Denied { .. } => Reason::PermissionDenied,
             Error::Unavailable { .. } | Error::DeadlineExceeded { .. } => Reason::Unavailable,
+            Error::Stale { .. } => Reason::StaleIndex,
             Error::OutOfRange { .. } => Reason::RevisionOutOfRange,
             Error::InItem { error, .. } => error.reason(),
             Error::Internal(_) => Reason::Internal,
@@ -262,6 +270,9 @@ impl Error {
             }
             Error::Precondition { metadata, .. } | Error::DeadlineExceeded { metadata, .. } => {
                 meta.clone_from(metadata);
+            }
+            Error::Stale { stale_for } => {
+                meta.insert("stale_seconds".into(), stale_for.as_secs().to_string());
             }
             Error::Denied { missing } => {
                 meta.insert("missing_permissions".into(), missing.join(","));

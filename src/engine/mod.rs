@@ -1,6 +1,7 @@
 //! The in-memory authorization index and the decisions made from it. Never touches the database:
 //! it is fed committed changes, in revision order, by `service::sync`.
 
+mod freshness;
 mod index;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +17,7 @@ use crate::domain::{
     Change, Delta, IdentityId, IdentityImpact, Impact, Revision, RoleId, RoleRef, TenantId,
 };
 
+pub use freshness::Freshness;
 pub use index::{Decision, GrantPath, Holder, RoleLookup, TenantIndex};
 
 /// How big the index is.

@@ -36,7 +36,7 @@ use crate::shutdown::Shutdown;
 pub type Layers = Stack<EdgeLayer, Identity>;
 
 /// Every `warden.v1` service name, for health reporting.
-pub const SERVICE_NAMES: [&str; 7] = [
+pub const SERVICE_NAMES: [&str; 8] = [
     "warden.v1.PermissionService",
     "warden.v1.RoleService",
     "warden.v1.AssignmentService",
@@ -44,6 +44,7 @@ pub const SERVICE_NAMES: [&str; 7] = [
     "warden.v1.GroupService",
     "warden.v1.AuthorizationService",
     "warden.v1.AuditService",
+    "warden.v1.TenantService",
 ];
 
 /// The caller the edge established. Missing only on the open paths (health, reflection).

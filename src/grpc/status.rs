@@ -93,7 +93,7 @@ fn code_of(err: &Error) -> Code {
         Error::Precondition { .. } => Code::FailedPrecondition,
         Error::Denied { .. } | Error::Forbidden { .. } => Code::PermissionDenied,
         Error::Aborted { .. } => Code::Aborted,
-        Error::Unavailable { .. } => Code::Unavailable,
+        Error::Unavailable { .. } | Error::Stale { .. } => Code::Unavailable,
         Error::OutOfRange { .. } => Code::OutOfRange,
         Error::DeadlineExceeded { .. } => Code::DeadlineExceeded,
         Error::InItem { error, .. } => code_of(error),

@@ -27,6 +27,19 @@ impl Service {
         }
     }
 
+    /// Decisions are answered from the index while the database answers, and for at most
+    /// `WARDEN_MAX_STALENESS` after it stopped; then UNAVAILABLE `STALE_INDEX` (fail closed).
+    fn ensure_fresh(&self) -> Result<(), Error> {
+        let freshness = self.sync.freshness();
+        if freshness.database_up() {
+            return Ok(());
+        }
+        match freshness.too_stale(chrono::Utc::now()) {
+            None => Ok(()),
+            Some(stale_for) => Err(Error::Stale { stale_for }),
+        }
+    }
+
     /// Waits (bounded) until this replica has applied the tenant's `revision`; UNAVAILABLE
     /// rather than a stale answer.
     pub(super) async fn ensure_revision(
@@ -59,6 +72,7 @@ impl Service {
         caller: &Caller,
         item: &CheckItem,
     ) -> Result<(Decision, Revision), Error> {
+        self.ensure_fresh()?;
         if let Some(answer) = self.check_applied(caller, item)? {
             return Ok(answer);
         }
@@ -105,6 +119,7 @@ impl Service {
         caller: &Caller,
         items: &[CheckItem],
     ) -> Result<(Vec<Decision>, Revision), Error> {
+        self.ensure_fresh()?;
         // One authorization for the batch: `warden:checks:run` if any item is about someone else.
         if let Some(other) = items.iter().find(|i| i.identity != caller.subject) {
             self.authorize_check(caller, &other.identity)?;
@@ -130,6 +145,7 @@ impl Service {
         identity: &IdentityId,
         paging: &PageRequest,
     ) -> Result<(Page<(String, Vec<(RoleId, String)>)>, Revision), Error> {
+        self.ensure_fresh()?;
         self.authorize_check(caller, identity)?;
         let filters = format!("identity={identity}");
         let filters = self.bind_page(caller, &filters);
@@ -162,6 +178,7 @@ impl Service {
         permission: &PermissionName,
         paging: &PageRequest,
     ) -> Result<(Page<Holder>, Revision), Error> {
+        self.ensure_fresh()?;
         self.authorize(caller, perm::CHECKS_RUN)?;
         let filters = format!("permission={permission}");
         let filters = self.bind_page(caller, &filters);

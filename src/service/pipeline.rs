@@ -68,6 +68,12 @@ impl Service {
         opts: WriteOptions,
         command: C,
     ) -> Result<Outcome<C::Output>, Error> {
+        // Known down (the health probe's last ping failed): fail fast, not after a timeout.
+        if !self.sync.freshness().database_up() {
+            return Err(Error::Unavailable {
+                message: "the database is unreachable; writes are refused until it answers".into(),
+            });
+        }
         for permission in command.permissions() {
             self.authorize(caller, permission)?;
         }

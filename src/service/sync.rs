@@ -10,7 +10,7 @@ use futures::StreamExt as _;
 use tokio::sync::Mutex;
 
 use crate::domain::{Change, Error, TenantId};
-use crate::engine::Engine;
+use crate::engine::{Engine, Freshness};
 use crate::shutdown::{Phase, Shutdown};
 use crate::store::Store;
 
@@ -23,15 +23,23 @@ pub struct Sync {
     /// One lock per tenant serialises its appliers, so each of its revisions is applied exactly
     /// once and in order; tenants apply independently.
     applying: parking_lot::Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
+    /// Advanced by every completed catch-up.
+    freshness: Arc<Freshness>,
 }
 
 impl Sync {
-    pub fn new(store: Store, engine: Arc<Engine>) -> Self {
+    pub fn new(store: Store, engine: Arc<Engine>, freshness: Arc<Freshness>) -> Self {
         Self {
             store,
             engine,
             applying: parking_lot::Mutex::new(HashMap::new()),
+            freshness,
         }
+    }
+
+    /// How current the index is known to be.
+    pub fn freshness(&self) -> &Arc<Freshness> {
+        &self.freshness
     }
 
     fn tenant_lock(&self, tenant: &TenantId) -> Arc<Mutex<()>> {
@@ -90,6 +98,8 @@ impl Sync {
     /// revisions, summed over tenants, this replica was behind before it started (the
     /// replication lag) and the database's sum, for the metrics.
     pub async fn catch_up(&self) -> Result<(u64, u64), Error> {
+        // Everything committed before this instant is in the index once the loop completes.
+        let started = chrono::Utc::now();
         let latest = self.store.tenant_revisions().await?;
         let mut behind = 0u64;
         let mut total = 0u64;
@@ -101,6 +111,7 @@ impl Sync {
                 self.catch_up_tenant(&tenant).await?;
             }
         }
+        self.freshness.mark_current(started);
         Ok((behind, total))
     }
 

@@ -20,6 +20,7 @@ mod hardening;
 mod idempotency;
 mod layering;
 mod ops;
+mod outage;
 mod revisions;
 mod startup;
 mod tenants;

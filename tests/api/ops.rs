@@ -274,6 +274,9 @@ async fn health_is_not_serving_while_postgres_is_unreachable_and_serving_again_w
             let mut config = test_config(&through(url, proxy_addr).0);
             config.database.ping_interval = Duration::from_millis(100);
             config.database.connect_timeout = Duration::from_secs(1);
+            // No staleness allowance: decisions fail fast with the database too (the
+            // allowance itself is tested in outage.rs).
+            config.max_staleness = Duration::ZERO;
             config
         },
         None,
@@ -286,6 +289,7 @@ async fn health_is_not_serving_while_postgres_is_unreachable_and_serving_again_w
     proxy.stop().await;
 
     // Assert: the server and every warden.v1 service say NOT_SERVING; the process is alive.
+    // (Checked right after "": with no allowance, decisions flip on the same ping.)
     wait_health(&app.channel, "", ServingStatus::NotServing).await;
     for service in [
         "warden.v1.RoleService",

@@ -1,0 +1,250 @@
+//! Staying up when the database goes away (issue 14, item 1): a TCP proxy between one replica
+//! and PostgreSQL is cut. Decisions keep being answered from the index for the staleness
+//! window and then fail closed; writes fail fast; health is per service; when the proxy comes
+//! back, a revocation made meanwhile on another replica is applied before the replica answers
+//! again.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt as _;
+
+use crate::helpers::*;
+
+/// Forwards TCP connections to `target` until cut; while cut, open connections are closed and
+/// new ones are closed as they arrive (as a failed-over database's address does).
+struct Proxy {
+    addr: SocketAddr,
+    cut: watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, watching) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watching.borrow() {
+                    continue; // dropped: closed at once
+                }
+                let mut watching = watching.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watching.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    fn restore(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+async fn health(app: &TestApp, service: &str) -> ServingStatus {
+    let response = HealthClient::new(app.channel.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health answers");
+    ServingStatus::try_from(response.into_inner().status).unwrap()
+}
+
+async fn check_on(app: &TestApp, identity: &str) -> Result<bool, tonic::Status> {
+    app.authz()
+        .check(authed(ADMIN, check(identity, "docs:read", 0)))
+        .await
+        .map(|r| r.into_inner().allowed)
+}
+
+/// Polls `probe` every 50 ms for up to `limit` until it returns Some.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    limit: Duration,
+    mut probe: impl FnMut() -> F,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_outlive_a_database_outage_for_the_staleness_window_then_fail_closed() {
+    // Arrange: replica A reaches PostgreSQL through the proxy, replica B directly.
+    let db = Arc::new(TestDatabase::create(Backend::Postgres).await);
+    let (scheme_user, rest) = db.url.split_once('@').expect("URL with a host");
+    let (host, path) = rest.split_once('/').expect("URL with a database");
+    let proxy = Proxy::start(host.to_owned()).await;
+    let via_proxy = format!("{scheme_user}@{}/{path}", proxy.addr);
+    let staleness = Duration::from_secs(3);
+    let a = spawn_on(
+        Arc::clone(&db),
+        move |_| {
+            let mut config = test_config(&via_proxy);
+            config.max_staleness = staleness;
+            config.database.ping_interval = Duration::from_millis(200);
+            config.database.connect_timeout = Duration::from_secs(1);
+            config
+        },
+        None,
+    )
+    .await;
+    let mut b = spawn_on(Arc::clone(&db), test_config, None).await;
+    b.create_role("reader", &["docs:read"]).await;
+    let grant = b.assign("reader", "alice").await;
+    let seen = eventually(Duration::from_secs(5), || async {
+        check_on(&a, "alice").await.ok().filter(|allowed| *allowed)
+    })
+    .await;
+    assert!(seen.is_some(), "A has alice's grant before the outage");
+
+    // Act: the database goes away for A.
+    proxy.cut();
+    let cut_at = Instant::now();
+
+    // Assert: writes on A fail fast with UNAVAILABLE and a RetryInfo.
+    let refused = eventually(Duration::from_secs(3), || async {
+        let write = a
+            .permissions()
+            .create_permission(authed(
+                ADMIN,
+                CreatePermissionRequest {
+                    name: "x:y".into(),
+                    ..Default::default()
+                },
+            ))
+            .await;
+        write.err().filter(|e| e.code() == Code::Unavailable)
+    })
+    .await
+    .expect("writes are refused while the database is away");
+    let write_refused_after = cut_at.elapsed();
+    assert!(
+        write_refused_after < Duration::from_secs(2),
+        "{write_refused_after:?}"
+    );
+    assert!(refused.get_details_retry_info().is_some(), "{refused:?}");
+    // Health per service: the admin services follow the database (from the next ping),
+    // decisions and liveness stay.
+    let down = eventually(Duration::from_secs(2), || async {
+        (health(&a, "").await == ServingStatus::NotServing).then_some(())
+    })
+    .await;
+    assert!(down.is_some(), "\"\" follows the database");
+    assert_eq!(
+        health(&a, "warden.v1.RoleService").await,
+        ServingStatus::NotServing
+    );
+    assert_eq!(
+        health(&a, "warden.v1.AuthorizationService").await,
+        ServingStatus::Serving
+    );
+    assert_eq!(health(&a, "liveness").await, ServingStatus::Serving);
+    // Known down: a write is refused at once, not after a connection timeout.
+    let started = Instant::now();
+    let err = a
+        .permissions()
+        .create_permission(authed(
+            ADMIN,
+            CreatePermissionRequest {
+                name: "x:z".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    // Decisions are still answered from the index, correctly.
+    assert!(check_on(&a, "alice").await.unwrap());
+    assert!(!check_on(&a, "bob").await.unwrap());
+
+    // Meanwhile B revokes alice's grant.
+    b.assignments()
+        .revoke_assignment(authed(
+            ADMIN,
+            RevokeAssignmentRequest {
+                assignment_id: grant.id.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+
+    // Past the window, A fails closed.
+    tokio::time::sleep((staleness + Duration::from_millis(500)).saturating_sub(cut_at.elapsed()))
+        .await;
+    let err = check_on(&a, "alice").await.unwrap_err();
+    assert_error(&err, Code::Unavailable, "STALE_INDEX");
+    let closed = eventually(Duration::from_secs(2), || async {
+        (health(&a, "warden.v1.AuthorizationService").await == ServingStatus::NotServing)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        closed.is_some(),
+        "AuthorizationService NOT_SERVING past the window"
+    );
+    assert_eq!(health(&a, "liveness").await, ServingStatus::Serving);
+
+    // The database comes back: A catches up before it answers, so its first answer is the
+    // revocation's.
+    proxy.restore();
+    let restored_at = Instant::now();
+    let first = eventually(Duration::from_secs(10), || async {
+        check_on(&a, "alice").await.ok()
+    })
+    .await
+    .expect("A answers again once the database is back");
+    let recovered = restored_at.elapsed();
+    assert!(
+        !first,
+        "the revocation made during the outage is applied before A answers"
+    );
+    println!("recovered {recovered:?} after the database came back");
+    assert!(
+        recovered < Duration::from_secs(2),
+        "time to recover: {recovered:?}"
+    );
+    let up = eventually(Duration::from_secs(2), || async {
+        (health(&a, "").await == ServingStatus::Serving).then_some(())
+    })
+    .await;
+    assert!(
+        up.is_some(),
+        "\"\" SERVING again once the replica caught up"
+    );
+    b.shutdown().await;
+    a.finish().await;
+}
