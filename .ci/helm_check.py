@@ -168,7 +168,12 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
     live, ready = srv.get("livenessProbe") or {}, srv.get("readinessProbe") or {}
     c.check(dig(live, "grpc", "port") == GRPC_PORT, "livenessProbe: native gRPC on 50051", str(live))
     c.check(dig(ready, "grpc", "port") == GRPC_PORT, "readinessProbe: native gRPC on 50051", str(ready))
-    c.check(dig(ready, "grpc", "service", default=None) == "", 'readinessProbe: health service ""', str(ready))
+    # Readiness follows decisions (they outlive a database outage for WARDEN_MAX_STALENESS);
+    # liveness never depends on the database.
+    want_ready = dig(values, "probes", "readiness", "service", default="warden.v1.AuthorizationService")
+    c.check(dig(ready, "grpc", "service", default=None) == want_ready, f'readinessProbe: health service "{want_ready}"', str(ready))
+    want_live = dig(values, "probes", "liveness", "service", default="liveness")
+    c.check(dig(live, "grpc", "service", default="") == want_live, f'livenessProbe: health service "{want_live}"', str(live))
     if "startupProbe" in srv:
         c.check(dig(srv, "startupProbe", "grpc", "port") == GRPC_PORT, "startupProbe: native gRPC on 50051")
 

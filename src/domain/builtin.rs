@@ -15,13 +15,14 @@ pub mod perm {
     pub const CHANGE_REQUESTS_APPROVE: &str = "warden:change_requests:approve";
     pub const APPROVALS_BYPASS: &str = "warden:approvals:bypass";
     pub const ROLES_ESCALATE: &str = "warden:roles:escalate";
+    pub const ROLES_PROTECT: &str = "warden:roles:protect";
     /// Only in the platform tenant (`WARDEN_PLATFORM_TENANT`): TenantService.
     pub const TENANTS_READ: &str = "warden:tenants:read";
     pub const TENANTS_WRITE: &str = "warden:tenants:write";
 }
 
 /// Every built-in permission with its description.
-pub const PERMISSIONS: [(&str, &str); 15] = [
+pub const PERMISSIONS: [(&str, &str); 16] = [
     (perm::PERMISSIONS_READ, "Read the permission catalogue"),
     (
         perm::PERMISSIONS_WRITE,
@@ -52,6 +53,10 @@ pub const PERMISSIONS: [(&str, &str); 15] = [
     (
         perm::ROLES_ESCALATE,
         "Grant permissions the caller does not hold itself",
+    ),
+    (
+        perm::ROLES_PROTECT,
+        "Mark roles protected, and change or delete protected roles",
     ),
     (
         perm::TENANTS_READ,
@@ -94,6 +99,7 @@ pub const ROLES: [SystemRole; 4] = [
             perm::CHANGE_REQUESTS_APPROVE,
             perm::APPROVALS_BYPASS,
             perm::ROLES_ESCALATE,
+            perm::ROLES_PROTECT,
             perm::TENANTS_READ,
             perm::TENANTS_WRITE,
         ],

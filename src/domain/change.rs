@@ -92,6 +92,8 @@ pub struct RoleRecord {
     pub requires_approval: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_policy: Option<super::model::ApprovalPolicy>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protected: bool,
     pub create_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
     pub revision: Revision,
@@ -104,6 +106,7 @@ impl RoleRecord {
             is_system: role.is_system,
             requires_approval: role.requires_approval,
             approval_policy: role.approval_policy.clone(),
+            protected: role.protected,
             create_time: role.create_time,
             update_time: role.update_time,
             revision: role.revision,

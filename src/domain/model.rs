@@ -31,6 +31,8 @@ pub struct Role {
     pub requires_approval: bool,
     /// Who approves and how many, when `requires_approval` (none: the default policy).
     pub approval_policy: Option<ApprovalPolicy>,
+    /// A tenant's own protected role: changed or deleted only with `warden:roles:protect`.
+    pub protected: bool,
     /// Names of the granted permissions, sorted.
     pub permissions: Vec<String>,
     pub create_time: Timestamp,

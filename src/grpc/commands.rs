@@ -193,6 +193,7 @@ impl TryFrom<pb::CreateRoleRequest> for CreateRole {
             permissions,
             requires_approval: req.requires_approval || approval_policy.is_some(),
             approval_policy,
+            protected: req.protected,
         })
     }
 }
@@ -227,6 +228,7 @@ impl TryFrom<pb::UpdateRoleRequest> for UpdateRole {
                 .map(|_| true)
                 .or(req.requires_approval),
             approval_policy,
+            protected: req.protected,
             etag: req.etag,
         })
     }

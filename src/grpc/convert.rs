@@ -167,6 +167,7 @@ impl From<Role> for pb::Role {
             revision: r.revision.0,
             etag,
             approval_policy,
+            protected: r.protected,
         }
     }
 }

@@ -190,6 +190,7 @@ impl Service {
                         is_system: true,
                         requires_approval: false,
                         approval_policy: None,
+                        protected: false,
                         permissions: names,
                         create_time: tx.now,
                         update_time: tx.now,

@@ -44,6 +44,9 @@ pub struct CreateRole {
     pub requires_approval: bool,
     /// Set only with `requires_approval`.
     pub approval_policy: Option<ApprovalPolicy>,
+    /// Needs `warden:roles:protect`.
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// UpdateRole, validated; `None` leaves a field as it is.
@@ -55,6 +58,9 @@ pub struct UpdateRole {
     pub requires_approval: Option<bool>,
     /// Replaces the policy (and comes with `requires_approval: Some(true)`).
     pub approval_policy: Option<ApprovalPolicy>,
+    /// Marks or unmarks the role protected; needs `warden:roles:protect`.
+    #[serde(default)]
+    pub protected: Option<bool>,
     pub etag: Option<String>,
 }
 
@@ -276,6 +282,7 @@ impl Command for DeletePermission {
             if role.is_system {
                 return Err(system_role_immutable(&role));
             }
+            ensure_may_change(service, caller, &role)?;
             let after = service.stamp_role(tx, &role, |r| r.permissions.retain(|n| *n != p.name));
             tx.update_role(&after).await?;
             tx.audit(AuditRecord {
@@ -342,6 +349,9 @@ impl Command for CreateRole {
         let names: Vec<&str> = permissions.iter().map(|p| p.name.as_str()).collect();
         service.ensure_may_grant(caller, &names)?;
         ensure_policy_refs(tx, self.approval_policy.as_ref()).await?;
+        if self.protected {
+            service.authorize(caller, perm::ROLES_PROTECT)?;
+        }
         let mut sorted: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         sorted.sort();
         let role = Role {
@@ -352,6 +362,7 @@ impl Command for CreateRole {
             is_system: false,
             requires_approval: self.requires_approval,
             approval_policy: self.approval_policy,
+            protected: self.protected,
             permissions: sorted,
             create_time: tx.now,
             update_time: tx.now,
@@ -396,6 +407,10 @@ impl Command for UpdateRole {
         if before.is_system {
             return Err(system_role_immutable(&before));
         }
+        ensure_may_change(service, caller, &before)?;
+        if self.protected.is_some_and(|p| p != before.protected) {
+            service.authorize(caller, perm::ROLES_PROTECT)?;
+        }
         if let Some(etag) = &self.etag
             && *etag != before.etag()
         {
@@ -421,6 +436,9 @@ impl Command for UpdateRole {
             }
             if let Some(policy) = self.approval_policy {
                 role.approval_policy = Some(policy);
+            }
+            if let Some(protected) = self.protected {
+                role.protected = protected;
             }
         });
         tx.update_role(&after).await?;
@@ -470,6 +488,7 @@ impl Command for DeleteRole {
         if role.is_system {
             return Err(system_role_immutable(&role));
         }
+        ensure_may_change(service, caller, &role)?;
         let assignments = tx.assignments_of_role(role.id).await?;
         if !assignments.is_empty() && !self.force {
             return Err(Error::precondition(
@@ -533,7 +552,7 @@ impl Command for AddPermissionsToRole {
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Role>, Error> {
-        let role = mutable_role(tx, &self.role).await?;
+        let role = mutable_role(service, caller, tx, &self.role).await?;
         let permissions = tx.resolve_permissions(&self.permissions).await?;
         ensure_distinct("permissions", &permissions)?;
         let names: Vec<&str> = permissions.iter().map(|p| p.name.as_str()).collect();
@@ -565,7 +584,7 @@ impl Command for RemovePermissionsFromRole {
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Role>, Error> {
-        let role = mutable_role(tx, &self.role).await?;
+        let role = mutable_role(service, caller, tx, &self.role).await?;
         let permissions = tx.resolve_permissions(&self.permissions).await?;
         ensure_distinct("permissions", &permissions)?;
         service
@@ -588,7 +607,7 @@ impl Command for RemovePermissionFromRole {
         caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Role>, Error> {
-        let role = mutable_role(tx, &self.role).await?;
+        let role = mutable_role(service, caller, tx, &self.role).await?;
         let permission = tx
             .find_permission(&self.permission)
             .await?
@@ -607,7 +626,12 @@ impl Command for RemovePermissionFromRole {
     }
 }
 
-async fn mutable_role(tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
+async fn mutable_role(
+    service: &Service,
+    caller: &Caller,
+    tx: &WriteTx,
+    r: &RoleRef,
+) -> Result<Role, Error> {
     let role = tx
         .find_role(r)
         .await?
@@ -615,7 +639,17 @@ async fn mutable_role(tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
     if role.is_system {
         return Err(system_role_immutable(&role));
     }
+    ensure_may_change(service, caller, &role)?;
     Ok(role)
+}
+
+/// A tenant's protected role is changed or deleted only by holders of `warden:roles:protect`.
+fn ensure_may_change(service: &Service, caller: &Caller, role: &Role) -> Result<(), Error> {
+    if role.protected {
+        service.authorize(caller, perm::ROLES_PROTECT)
+    } else {
+        Ok(())
+    }
 }
 
 async fn save_role_permissions(tx: &mut WriteTx, before: &Role, after: &Role) -> Result<(), Error> {

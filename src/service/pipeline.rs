@@ -71,7 +71,7 @@ impl Service {
         // Known down (the health probe's last ping failed): fail fast, not after a timeout.
         if !self.sync.freshness().database_up() {
             return Err(Error::Unavailable {
-                message: "the database is unreachable; writes are refused until it answers".into(),
+                message: "the database is unreachable; retry with backoff".into(),
             });
         }
         for permission in command.permissions() {

@@ -172,6 +172,7 @@ async fn with_permissions(
                 is_system: m.is_system,
                 requires_approval: m.requires_approval,
                 approval_policy: super::json_column(m.approval_policy.as_deref())?,
+                protected: m.protected,
                 permissions,
                 create_time: from_micros(m.create_time),
                 update_time: from_micros(m.update_time),
@@ -347,6 +348,7 @@ impl WriteTx {
             is_system: Set(r.is_system),
             requires_approval: Set(r.requires_approval),
             approval_policy: Set(super::to_json_column(r.approval_policy.as_ref())),
+            protected: Set(r.protected),
             create_time: Set(micros(r.create_time)),
             update_time: Set(micros(r.update_time)),
             revision: Set(rev_i64(r.revision)),
@@ -438,6 +440,7 @@ impl WriteTx {
                 role::Column::ApprovalPolicy,
                 Expr::value(super::to_json_column(r.approval_policy.as_ref())),
             )
+            .col_expr(role::Column::Protected, Expr::value(r.protected))
             .col_expr(role::Column::UpdateTime, Expr::value(micros(r.update_time)))
             .col_expr(role::Column::Revision, Expr::value(rev_i64(r.revision)))
             .filter(role::Column::Id.eq(r.id.to_string()))

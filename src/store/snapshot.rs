@@ -62,6 +62,7 @@ impl Store {
                         is_system: r.is_system,
                         requires_approval: r.requires_approval,
                         approval_policy: super::json_column(r.approval_policy.as_deref())?,
+                        protected: r.protected,
                         create_time: from_micros(r.create_time),
                         update_time: from_micros(r.update_time),
                         revision: rev_from(r.revision),

@@ -21,6 +21,7 @@ mod idempotency;
 mod layering;
 mod ops;
 mod outage;
+mod protected_roles;
 mod revisions;
 mod startup;
 mod tenants;

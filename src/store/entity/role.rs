@@ -14,6 +14,7 @@ pub struct Model {
     pub requires_approval: bool,
     /// `ApprovalPolicy` as JSON; null: the default policy.
     pub approval_policy: Option<String>,
+    pub protected: bool,
     pub create_time: i64,
     pub update_time: i64,
     pub revision: i64,

@@ -6,6 +6,7 @@ mod m20261123_000001_create_schema;
 mod m20261203_000001_tenant_revisions;
 mod m20261203_000002_approval_policies;
 mod m20261203_000003_tenants;
+mod m20261203_000004_protected_roles;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_tenant_revisions::Migration),
             Box::new(m20261203_000002_approval_policies::Migration),
             Box::new(m20261203_000003_tenants::Migration),
+            Box::new(m20261203_000004_protected_roles::Migration),
         ]
     }
 }
