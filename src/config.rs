@@ -95,6 +95,11 @@ pub struct AuthConfig {
     /// A JWKS file path, or an `https://` URL (fetched at start-up, on an unknown key id and
     /// every few minutes).
     pub jwks: Option<String>,
+    /// Extra trusted roots (PEM) for fetching the JWKS or the discovery document, for an
+    /// identity provider with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// An `https://` issuer alone is enough: with no other key configured, its keys are found
+    /// by OpenID Connect discovery.
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub tenant_claim: String,
@@ -190,6 +195,7 @@ impl Default for AuthConfig {
             hs256_secret: None,
             public_key_files: Vec::new(),
             jwks: None,
+            ca_file: None,
             issuer: None,
             audience: None,
             tenant_claim: "tenant".into(),
@@ -213,12 +219,13 @@ impl Default for LimitsConfig {
 }
 
 /// The short environment names OPERATIONS.md documents, and the setting each one sets.
-const ENV_ALIASES: [(&str, &str); 10] = [
+const ENV_ALIASES: [(&str, &str); 11] = [
     ("database_url", "database.url"),
     ("database_max_connections", "database.max_connections"),
     ("auth_hs256_secret", "auth.hs256_secret"),
     ("auth_public_key_files", "auth.public_key_files"),
     ("auth_jwks", "auth.jwks"),
+    ("auth_ca_file", "auth.ca_file"),
     ("auth_issuer", "auth.issuer"),
     ("auth_audience", "auth.audience"),
     ("auth_tenant_claim", "auth.tenant_claim"),
@@ -356,7 +363,12 @@ impl Config {
         }
         let has_keys = self.auth.hs256_secret.is_some()
             || !self.auth.public_key_files.is_empty()
-            || self.auth.jwks.is_some();
+            || self.auth.jwks.is_some()
+            || self
+                .auth
+                .issuer
+                .as_deref()
+                .is_some_and(|i| i.starts_with("https://") || i.starts_with("http://"));
         if !self.dev {
             if !has_keys {
                 return Err("auth: no key configured; set WARDEN_AUTH_HS256_SECRET, WARDEN_AUTH_PUBLIC_KEY_FILES or WARDEN_AUTH_JWKS (or run `warden serve --dev` on a laptop)".into());

@@ -83,11 +83,31 @@ impl Verifier {
                 format!("auth.public_key_files (WARDEN_AUTH_PUBLIC_KEY_FILES): {} is not an RSA, EC P-256 or Ed25519 public key PEM", path.display())
             })?);
         }
+        let ca_pem = auth
+            .ca_file
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    format!(
+                        "auth.ca_file (WARDEN_AUTH_CA_FILE): cannot read {}: {e}",
+                        path.display()
+                    )
+                })
+            })
+            .transpose()?;
         let mut remote = None;
         match auth.jwks.as_deref() {
+            // The issuer alone: its keys are found by OpenID Connect discovery.
+            None if keys.is_empty() && auth.issuer.as_deref().is_some_and(super::jwks::is_url) => {
+                let issuer = auth.issuer.as_deref().unwrap_or_default();
+                remote = Some(super::jwks::RemoteJwks::discover(
+                    issuer,
+                    ca_pem.as_deref(),
+                )?);
+            }
             None => {}
             Some(url) if super::jwks::is_url(url) => {
-                remote = Some(super::jwks::RemoteJwks::new(url)?);
+                remote = Some(super::jwks::RemoteJwks::with_ca(url, ca_pem.as_deref())?);
             }
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -132,6 +152,13 @@ impl Verifier {
     /// Fetches the JWKS URL's keys, if one is configured (start-up: an error stops it).
     pub async fn load_remote_keys(&self) -> Result<(), String> {
         match &self.remote {
+            Some(remote) if remote.is_discovery() => remote.fetch().await.map(drop).map_err(|e| {
+                format!(
+                    "{e}; with no key configured (WARDEN_AUTH_HS256_SECRET, \
+                     WARDEN_AUTH_PUBLIC_KEY_FILES, WARDEN_AUTH_JWKS) the keys are discovered \
+                     from WARDEN_AUTH_ISSUER"
+                )
+            }),
             Some(remote) => remote.fetch().await.map(drop),
             None => Ok(()),
         }

@@ -22,6 +22,9 @@ const SETTING: &str = "auth.jwks (WARDEN_AUTH_JWKS)";
 
 pub(crate) struct RemoteJwks {
     url: reqwest::Url,
+    /// Set when `url` is an OpenID provider's discovery document rather than the JWKS itself:
+    /// the issuer it must name. The JWKS URL is read from it on every fetch.
+    discover_issuer: Option<String>,
     client: reqwest::Client,
     keys: RwLock<Arc<[Key]>>,
     /// The document the keys came from, to tell whether a fetch changed anything.
@@ -45,39 +48,69 @@ pub(crate) fn is_url(setting: &str) -> bool {
 }
 
 impl RemoteJwks {
-    /// An empty set for `url`: HTTPS, or plain HTTP to a loopback address only (keys fetched in
-    /// clear text could be swapped by anyone on the path).
-    pub(crate) fn new(url: &str) -> Result<Self, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("{SETTING}: not a URL: {e}"))?;
-        let loopback = url.host_str().is_some_and(|host| {
-            host == "localhost"
-                || host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback => {}
-            _ => {
-                return Err(format!(
-                    "{SETTING}: a JWKS URL must be https:// (plain http only to a loopback address)"
-                ));
+    /// Keys found through OpenID Connect discovery: `{issuer}/.well-known/openid-configuration`
+    /// names the JWKS URL. `ca_pem`: extra trusted roots (a private CA), PEM.
+    pub(crate) fn discover(issuer: &str, ca_pem: Option<&[u8]>) -> Result<Self, String> {
+        let base = issuer.trim_end_matches('/');
+        let url = checked_url(
+            &format!("{base}/.well-known/openid-configuration"),
+            "auth.issuer (WARDEN_AUTH_ISSUER)",
+        )?;
+        Self::build(url, Some(issuer.to_owned()), ca_pem)
+    }
+
+    /// An empty set for the JWKS at `url` (HTTPS, or plain HTTP to a loopback address only),
+    /// fetched trusting the public roots and `ca_pem`'s.
+    pub(crate) fn with_ca(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, String> {
+        Self::build(checked_url(url, SETTING)?, None, ca_pem)
+    }
+
+    fn build(
+        url: reqwest::Url,
+        discover_issuer: Option<String>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(3));
+        if let Some(pem) = ca_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                format!("auth.ca_file (WARDEN_AUTH_CA_FILE): not PEM certificates: {e}")
+            })?;
+            if roots.is_empty() {
+                return Err(
+                    "auth.ca_file (WARDEN_AUTH_CA_FILE): no certificate in the file".into(),
+                );
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
             }
         }
-        let client = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
+        let client = builder
             .build()
             .map_err(|e| format!("{SETTING}: cannot build the HTTP client: {e}"))?;
         Ok(Self {
             url,
+            discover_issuer,
             client,
             keys: RwLock::new(Arc::from(Vec::new())),
             document: RwLock::new(None),
             unknown_kid_fetch: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// True when the keys are found through the issuer's discovery document.
+    pub(crate) fn is_discovery(&self) -> bool {
+        self.discover_issuer.is_some()
+    }
+
+    /// The setting errors name.
+    fn setting(&self) -> &'static str {
+        if self.is_discovery() {
+            "auth.issuer (WARDEN_AUTH_ISSUER)"
+        } else {
+            SETTING
+        }
     }
 
     /// The keys of the last successful fetch.
@@ -88,7 +121,7 @@ impl RemoteJwks {
     /// Fetches the set and replaces the keys; true if they changed. On failure the keys stay.
     pub(crate) async fn fetch(&self) -> Result<bool, String> {
         let set = self.download().await?;
-        let keys = jwks_keys(&set, SETTING)?;
+        let keys = jwks_keys(&set, self.setting())?;
         let mut document = self.document.write();
         if document.as_ref() == Some(&set) {
             return Ok(false);
@@ -116,10 +149,53 @@ impl RemoteJwks {
     }
 
     async fn download(&self) -> Result<JwkSet, String> {
-        let fail = |e: &dyn std::fmt::Display| format!("{SETTING}: cannot fetch {}: {e}", self.url);
+        let url = match &self.discover_issuer {
+            None => self.url.clone(),
+            Some(issuer) => self.jwks_uri(issuer).await?,
+        };
+        let body = self.get(&url).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            format!(
+                "{}: cannot fetch {url}: not a JWKS document: {e}",
+                self.setting()
+            )
+        })
+    }
+
+    /// The JWKS URL the provider's discovery document names; it must name `issuer` exactly
+    /// (OpenID Connect Discovery 1.0, section 4.3).
+    async fn jwks_uri(&self, issuer: &str) -> Result<reqwest::Url, String> {
+        #[derive(serde::Deserialize)]
+        struct Discovery {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let body = self.get(&self.url).await?;
+        let found: Discovery = serde_json::from_slice(&body).map_err(|e| {
+            format!(
+                "auth.issuer (WARDEN_AUTH_ISSUER): {} is not an OpenID provider configuration: {e}",
+                self.url
+            )
+        })?;
+        if found.issuer != issuer {
+            return Err(format!(
+                "auth.issuer (WARDEN_AUTH_ISSUER): the provider says its issuer is {:?}, not {issuer:?}",
+                found.issuer
+            ));
+        }
+        checked_url(
+            &found.jwks_uri,
+            "jwks_uri of the OpenID provider configuration",
+        )
+    }
+
+    /// The body of a GET of `url`, at most `MAX_DOCUMENT_BYTES`.
+    async fn get(&self, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+        let setting = self.setting();
+        let fail = |e: &dyn std::fmt::Display| format!("{setting}: cannot fetch {url}: {e}");
         let mut response = self
             .client
-            .get(self.url.clone())
+            .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
@@ -134,7 +210,28 @@ impl RemoteJwks {
             }
             body.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&body).map_err(|e| fail(&format_args!("not a JWKS document: {e}")))
+        Ok(body)
+    }
+}
+
+/// `url` parsed, if it is HTTPS (or plain HTTP to a loopback address only: keys fetched in clear
+/// text could be swapped by anyone on the path).
+fn checked_url(url: &str, setting: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(url).map_err(|e| format!("{setting}: not a URL: {e}"))?;
+    let loopback = url.host_str().is_some_and(|host| {
+        host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        _ => Err(format!(
+            "{setting}: must be https:// (plain http only to a loopback address)"
+        )),
     }
 }
 
@@ -144,16 +241,19 @@ mod tests {
 
     #[test]
     fn only_https_or_loopback_http_is_accepted() {
-        assert!(RemoteJwks::new("https://idp.example.com/.well-known/jwks.json").is_ok());
-        assert!(RemoteJwks::new("http://127.0.0.1:8080/jwks").is_ok());
-        assert!(RemoteJwks::new("http://localhost/jwks").is_ok());
-        assert!(RemoteJwks::new("http://[::1]/jwks").is_ok());
+        assert!(RemoteJwks::with_ca("https://idp.example.com/.well-known/jwks.json", None).is_ok());
+        assert!(RemoteJwks::with_ca("http://127.0.0.1:8080/jwks", None).is_ok());
+        assert!(RemoteJwks::with_ca("http://localhost/jwks", None).is_ok());
+        assert!(RemoteJwks::with_ca("http://[::1]/jwks", None).is_ok());
         for bad in [
             "http://idp.example.com/jwks",
             "ftp://127.0.0.1/jwks",
             "https://",
         ] {
-            assert!(RemoteJwks::new(bad).is_err(), "{bad} was accepted");
+            assert!(
+                RemoteJwks::with_ca(bad, None).is_err(),
+                "{bad} was accepted"
+            );
         }
     }
 }

@@ -19,6 +19,7 @@ mod fairness;
 mod hardening;
 mod idempotency;
 mod layering;
+mod oidc;
 mod ops;
 mod outage;
 mod protected_roles;

@@ -49,7 +49,7 @@ fn bad_settings_stop_start_up_and_are_named() {
     );
     let cases: [Case; 9] = [
         (
-            "no key at all",
+            "no key at all (and the issuer's discovery unreachable)",
             with(&[("WARDEN_AUTH_HS256_SECRET", "")]),
             "WARDEN_AUTH_HS256_SECRET",
         ),
