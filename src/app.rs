@@ -235,6 +235,7 @@ impl App {
             Arc::clone(&self.verifier),
             health_server,
             &self.config.limits,
+            &self.config.grpc_web_allowed_origins,
             shutdown.clone(),
             self.tracing.clone(),
         )?;

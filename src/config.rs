@@ -23,6 +23,10 @@ pub struct Config {
     /// The tenant whose callers (holding `warden:tenants:*`) manage tenants with TenantService;
     /// none: TenantService refuses every call.
     pub platform_tenant: Option<String>,
+    /// Browser origins allowed to call over gRPC-Web (CORS); empty: gRPC-Web and HTTP/1.1 are
+    /// off. `*` allows any origin.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub grpc_web_allowed_origins: Vec<String>,
     /// How long after the database became unreachable decisions are still answered from the
     /// index (measured from the last completed catch-up); zero: none.
     #[serde(with = "humantime_serde")]
@@ -147,6 +151,7 @@ impl Default for Config {
             default_tenant: "default".into(),
             platform_tenant: None,
             max_staleness: Duration::from_secs(30),
+            grpc_web_allowed_origins: Vec::new(),
             bootstrap_admins: Vec::new(),
             log_format: LogFormat::Text,
             otlp_endpoint: None,
@@ -236,7 +241,7 @@ const ENV_ALIASES: [(&str, &str); 11] = [
 /// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
-const ENV_ROOTS: [&str; 20] = [
+const ENV_ROOTS: [&str; 21] = [
     "listen_addr",
     "metrics_addr",
     "database",
@@ -244,6 +249,7 @@ const ENV_ROOTS: [&str; 20] = [
     "default_tenant",
     "platform_tenant",
     "max_staleness",
+    "grpc_web_allowed_origins",
     "bootstrap_admins",
     "log_format",
     "otlp_endpoint",

@@ -20,6 +20,7 @@ use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tonic::{Request, Status};
 use tower::layer::util::{Identity, Stack};
+use tower::util::{Either, option_layer};
 
 use crate::config::LimitsConfig;
 
@@ -33,7 +34,15 @@ pub use edge::{EdgeLayer, Tracing};
 use crate::shutdown::Shutdown;
 
 /// The one layer every RPC passes (see `edge`).
-pub type Layers = Stack<EdgeLayer, Identity>;
+/// Outermost first: CORS and gRPC-Web (when browser origins are configured) turn a browser's
+/// call into plain gRPC before the edge sees it, so every rule of the edge applies to it too.
+pub type Layers = Stack<
+    EdgeLayer,
+    Stack<
+        Either<tonic_web::GrpcWebLayer, Identity>,
+        Stack<Either<tower_http::cors::CorsLayer, Identity>, Identity>,
+    >,
+>;
 
 /// Every `warden.v1` service name, for health reporting.
 pub const SERVICE_NAMES: [&str; 8] = [
@@ -72,6 +81,7 @@ pub fn router(
         impl tonic_health::pb::health_server::Health,
     >,
     limits: &LimitsConfig,
+    grpc_web_origins: &[String],
     shutdown: Shutdown,
     tracing: Tracing,
 ) -> Result<Router<Layers>, anyhow::Error> {
@@ -98,7 +108,13 @@ pub fn router(
         max_request_bytes: max,
         descriptors: vec![FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET],
     });
+    let grpc_web = !grpc_web_origins.is_empty();
+    let cors = grpc_web
+        .then(|| browser_cors(grpc_web_origins))
+        .transpose()?;
     let router = Server::builder()
+        // gRPC-Web from browsers arrives over HTTP/1.1.
+        .accept_http1(grpc_web)
         // Room for headers well past the largest token accepted (`auth::MAX_TOKEN_BYTES`), so an
         // oversized token is answered UNAUTHENTICATED, not HTTP 431 (UNKNOWN to a gRPC client).
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
@@ -108,6 +124,8 @@ pub fn router(
             Some(limits.http2_keepalive_interval).filter(|interval| !interval.is_zero()),
         )
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
+        .layer(option_layer(cors))
+        .layer(option_layer(grpc_web.then(tonic_web::GrpcWebLayer::new)))
         .layer(edge)
         .add_service(health)
         .add_service(reflection_v1)
@@ -167,4 +185,45 @@ pub fn router(
                 .max_decoding_message_size(max),
         );
     Ok(router)
+}
+
+/// CORS for gRPC-Web callers from `origins` (`*`: any): POST with the headers gRPC-Web sends,
+/// and the gRPC status headers readable by the page.
+fn browser_cors(origins: &[String]) -> Result<tower_http::cors::CorsLayer, anyhow::Error> {
+    use http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o).map_err(|_| {
+                    anyhow::anyhow!("grpc_web_allowed_origins: {o:?} is not an origin")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(list)
+    };
+    let header = HeaderName::from_static;
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("authorization"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("idempotency-key"),
+            header("x-request-id"),
+            header("traceparent"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+            header("x-request-id"),
+        ])
+        .max_age(std::time::Duration::from_secs(600)))
 }

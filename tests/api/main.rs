@@ -16,6 +16,7 @@ mod differential;
 mod durability;
 mod expiry;
 mod fairness;
+mod grpc_web;
 mod hardening;
 mod idempotency;
 mod layering;
