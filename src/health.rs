@@ -107,7 +107,7 @@ impl Health {
     /// Tells the gRPC health watchers NOT_SERVING for good, ahead of the drain: the open Watch
     /// streams carry it before the drain ends them. (`is_serving` follows the shutdown phase.)
     pub async fn announce_drain(&self) {
-        self.publish_status(ServingStatus::NotServing).await;
+        self.publish_all(false, false).await;
     }
 
     async fn publish_all(&self, database: bool, decisions: bool) {
@@ -128,13 +128,6 @@ impl Health {
             self.reporter.set_service_status(name, status(up)).await;
         }
         self.reporter.set_service_status("", status(database)).await;
-    }
-
-    async fn publish_status(&self, status: ServingStatus) {
-        self.reporter.set_service_status("", status).await;
-        for name in SERVICE_NAMES {
-            self.reporter.set_service_status(name, status).await;
-        }
     }
 }
 

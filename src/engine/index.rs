@@ -44,6 +44,17 @@ fn gate_of(entry: &RoleEntry) -> Option<ApprovalPolicy> {
         .then(|| record.approval_policy.clone().unwrap_or_default())
 }
 
+/// True when the role's approval policy covers `kind` (without copying the policy).
+fn gate_covers(entry: &RoleEntry, kind: ApprovalKind) -> bool {
+    entry.record.as_ref().is_some_and(|record| {
+        record.requires_approval
+            && record
+                .approval_policy
+                .as_ref()
+                .is_none_or(|p| p.covers(kind))
+    })
+}
+
 /// A role looked up in the index.
 #[derive(Debug, Clone)]
 pub enum RoleLookup {
@@ -390,8 +401,22 @@ impl TenantIndex {
     pub fn gated_permissions(&self, kind: ApprovalKind) -> HashMap<PermissionId, RoleId> {
         self.roles
             .iter()
-            .filter(|r| !r.removed && gate_of(r).is_some_and(|p| p.covers(kind)))
+            .filter(|r| !r.removed && gate_covers(r, kind))
             .flat_map(|r| r.permission_ids.iter().map(|p| (*p, r.id)))
+            .collect()
+    }
+
+    /// The policies, covering `kind`, of the other roles that grant a permission `role` grants.
+    pub fn policies_gating(&self, role: RoleId, kind: ApprovalKind) -> Vec<ApprovalPolicy> {
+        let Some(&ix) = self.role_ix.get(&role) else {
+            return Vec::new();
+        };
+        let granted = &self.roles[ix as usize].permission_ids;
+        self.roles
+            .iter()
+            .filter(|r| !r.removed && r.id != role && gate_covers(r, kind))
+            .filter(|r| r.permission_ids.iter().any(|p| granted.contains(p)))
+            .filter_map(gate_of)
             .collect()
     }
 

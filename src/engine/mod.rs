@@ -6,7 +6,7 @@ mod index;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,11 +36,14 @@ struct TenantSlot {
     applied_now: AtomicU64,
     /// The same revision for those who wait for it to move.
     applied: watch::Sender<Revision>,
+    /// The index's disabled flag, for the edge to read on every call without the index's lock.
+    disabled: AtomicBool,
 }
 
 impl TenantSlot {
     fn new(index: TenantIndex, revision: Revision) -> Self {
         Self {
+            disabled: AtomicBool::new(index.is_disabled()),
             index: RwLock::new(index),
             applied_now: AtomicU64::new(revision.0),
             applied: watch::Sender::new(revision),
@@ -138,6 +141,7 @@ impl Engine {
             for delta in &change.deltas {
                 index.apply(delta);
             }
+            slot.disabled.store(index.is_disabled(), Ordering::Release);
             // Published before the tenant's write lock is released, so a reader holding the
             // read lock reads a revision its view is exact at (see `read_tenant`).
             slot.applied.send_if_modified(|applied| {
@@ -211,7 +215,7 @@ impl Engine {
     /// True when `tenant` is disabled (its tokens are refused, its Checks deny).
     pub fn tenant_disabled(&self, tenant: &TenantId) -> bool {
         self.tenant(tenant)
-            .is_some_and(|slot| slot.index.read().is_disabled())
+            .is_some_and(|slot| slot.disabled.load(Ordering::Acquire))
     }
 
     /// The role `r` names as this replica knows it, and the revision that answer is exact at.

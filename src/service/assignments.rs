@@ -597,19 +597,7 @@ impl Service {
     ) -> Option<ApprovalPolicy> {
         let own = role.gate().filter(|p| p.covers(kind));
         let (others, _) = self.engine.read_tenant(tx.tenant(), |index| {
-            let Some(index) = index else {
-                return Vec::new();
-            };
-            let gated = index.gated_permissions(kind);
-            let Some((_, permissions)) = index.role_gate(role.id) else {
-                return Vec::new();
-            };
-            permissions
-                .iter()
-                .filter_map(|p| gated.get(p))
-                .filter(|r| **r != role.id)
-                .filter_map(|r| index.role_gate(*r).and_then(|(policy, _)| policy))
-                .collect::<Vec<_>>()
+            index.map_or_else(Vec::new, |index| index.policies_gating(role.id, kind))
         });
         own.into_iter()
             .chain(others)

@@ -21,6 +21,18 @@ fn to_tenant(m: tenant::Model) -> Result<Tenant, Error> {
     })
 }
 
+fn row(t: &Tenant) -> tenant::ActiveModel {
+    tenant::ActiveModel {
+        id: Set(t.id.to_string()),
+        display_name: Set(t.display_name.clone()),
+        disabled: Set(t.disabled),
+        created_by: Set(t.created_by.clone()),
+        create_time: Set(micros(t.create_time)),
+        update_time: Set(micros(t.update_time)),
+        revision: Set(rev_i64(t.revision)),
+    }
+}
+
 async fn find_tenant(conn: &impl ConnectionTrait, id: &TenantId) -> Result<Option<Tenant>, Error> {
     tenant::Entity::find_by_id(id.as_str())
         .one(conn)
@@ -59,34 +71,12 @@ impl WriteTx {
     }
 
     pub async fn insert_tenant(&self, t: &Tenant) -> Result<(), Error> {
-        tenant::ActiveModel {
-            id: Set(t.id.to_string()),
-            display_name: Set(t.display_name.clone()),
-            disabled: Set(t.disabled),
-            created_by: Set(t.created_by.clone()),
-            create_time: Set(micros(t.create_time)),
-            update_time: Set(micros(t.update_time)),
-            revision: Set(rev_i64(t.revision)),
-        }
-        .insert(&self.txn)
-        .await
-        .map_err(db_error)?;
+        row(t).insert(&self.txn).await.map_err(db_error)?;
         Ok(())
     }
 
     pub async fn update_tenant(&self, t: &Tenant) -> Result<(), Error> {
-        tenant::ActiveModel {
-            id: Set(t.id.to_string()),
-            display_name: Set(t.display_name.clone()),
-            disabled: Set(t.disabled),
-            created_by: Set(t.created_by.clone()),
-            create_time: Set(micros(t.create_time)),
-            update_time: Set(micros(t.update_time)),
-            revision: Set(rev_i64(t.revision)),
-        }
-        .update(&self.txn)
-        .await
-        .map_err(db_error)?;
+        row(t).update(&self.txn).await.map_err(db_error)?;
         Ok(())
     }
 }

@@ -539,3 +539,84 @@ pub fn assert_generated_request_id(status: &Status) {
     );
     assert_request_id(status, &id);
 }
+
+/// A TCP proxy the test can stop (closing its port and every connection through it) and restart
+/// on the same port: a database that goes away and comes back.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut proxy = Self {
+            addr,
+            target: target.to_owned(),
+            task: None,
+        };
+        proxy.task = Some(tokio::spawn(Self::forward(listener, proxy.target.clone())));
+        proxy
+    }
+
+    async fn forward(listener: tokio::net::TcpListener, target: String) {
+        // Dropped with this task, which aborts every connection task in it.
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                continue;
+            };
+            let target = target.clone();
+            connections.spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    }
+
+    /// Closes the port and drops every connection.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens on the same port again.
+    pub async fn restart(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "cannot rebind {}: {e}",
+                        self.addr
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        self.task = Some(tokio::spawn(Self::forward(listener, self.target.clone())));
+    }
+}
+
+/// `url` with its `host:port` replaced by `addr`; also returns the original `host:port`.
+pub fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (credentials, rest) = rest.rsplit_once('@').map_or(("", rest), |(c, r)| (c, r));
+    let (host_port, path) = rest.split_once('/').unwrap();
+    let at = if credentials.is_empty() {
+        String::new()
+    } else {
+        format!("{credentials}@")
+    };
+    (
+        format!("{scheme}://{at}{addr}/{path}"),
+        host_port.to_owned(),
+    )
+}

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
@@ -179,87 +178,6 @@ async fn wait_health(channel: &Channel, service: &str, want: ServingStatus) {
 }
 
 // ----- health follows the database -----
-
-/// A TCP proxy the test can stop (closing its port and every connection through it) and restart
-/// on the same port: a database that goes away and comes back.
-struct Proxy {
-    addr: SocketAddr,
-    target: String,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    async fn start(target: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut proxy = Self {
-            addr,
-            target: target.to_owned(),
-            task: None,
-        };
-        proxy.task = Some(tokio::spawn(Self::forward(listener, proxy.target.clone())));
-        proxy
-    }
-
-    async fn forward(listener: TcpListener, target: String) {
-        // Dropped with this task, which aborts every connection task in it.
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                continue;
-            };
-            let target = target.clone();
-            connections.spawn(async move {
-                if let Ok(mut server) = TcpStream::connect(&target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
-        }
-    }
-
-    /// Closes the port and drops every connection.
-    async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    /// Listens on the same port again.
-    async fn restart(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "cannot rebind {}: {e}",
-                        self.addr
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        self.task = Some(tokio::spawn(Self::forward(listener, self.target.clone())));
-    }
-}
-
-/// `url` with its `host:port` replaced by `addr`; also returns the original `host:port`.
-fn through(url: &str, addr: SocketAddr) -> (String, String) {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (credentials, rest) = rest.rsplit_once('@').map_or(("", rest), |(c, r)| (c, r));
-    let (host_port, path) = rest.split_once('/').unwrap();
-    let at = if credentials.is_empty() {
-        String::new()
-    } else {
-        format!("{credentials}@")
-    };
-    (
-        format!("{scheme}://{at}{addr}/{path}"),
-        host_port.to_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_not_serving_while_postgres_is_unreachable_and_serving_again_when_it_returns() {

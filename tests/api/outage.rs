@@ -1,15 +1,12 @@
-//! Staying up when the database goes away (issue 14, item 1): a TCP proxy between one replica
-//! and PostgreSQL is cut. Decisions keep being answered from the index for the staleness
+//! Staying up when the database goes away (issue 14, item 1): the TCP proxy between one replica
+//! and PostgreSQL is stopped. Decisions keep being answered from the index for the staleness
 //! window and then fail closed; writes fail fast; health is per service; when the proxy comes
 //! back, a revocation made meanwhile on another replica is applied before the replica answers
 //! again.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -17,51 +14,6 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt as _;
 
 use crate::helpers::*;
-
-/// Forwards TCP connections to `target` until cut; while cut, open connections are closed and
-/// new ones are closed as they arrive (as a failed-over database's address does).
-struct Proxy {
-    addr: SocketAddr,
-    cut: watch::Sender<bool>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (cut, watching) = watch::channel(false);
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                if *watching.borrow() {
-                    continue; // dropped: closed at once
-                }
-                let mut watching = watching.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watching.wait_for(|cut| *cut) => {}
-                    }
-                });
-            }
-        });
-        Self { addr, cut }
-    }
-
-    fn cut(&self) {
-        self.cut.send_replace(true);
-    }
-
-    fn restore(&self) {
-        self.cut.send_replace(false);
-    }
-}
 
 async fn health(app: &TestApp, service: &str) -> ServingStatus {
     let response = HealthClient::new(app.channel.clone())
@@ -99,10 +51,9 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 async fn decisions_outlive_a_database_outage_for_the_staleness_window_then_fail_closed() {
     // Arrange: replica A reaches PostgreSQL through the proxy, replica B directly.
     let db = Arc::new(TestDatabase::create(Backend::Postgres).await);
-    let (scheme_user, rest) = db.url.split_once('@').expect("URL with a host");
-    let (host, path) = rest.split_once('/').expect("URL with a database");
-    let proxy = Proxy::start(host.to_owned()).await;
-    let via_proxy = format!("{scheme_user}@{}/{path}", proxy.addr);
+    let (_, target) = through(&db.url, "127.0.0.1:1".parse().unwrap());
+    let mut proxy = Proxy::start(&target).await;
+    let via_proxy = through(&db.url, proxy.addr).0;
     let staleness = Duration::from_secs(3);
     let a = spawn_on(
         Arc::clone(&db),
@@ -126,7 +77,7 @@ async fn decisions_outlive_a_database_outage_for_the_staleness_window_then_fail_
     assert!(seen.is_some(), "A has alice's grant before the outage");
 
     // Act: the database goes away for A.
-    proxy.cut();
+    proxy.stop().await;
     let cut_at = Instant::now();
 
     // Assert: writes on A fail fast with UNAVAILABLE and a RetryInfo.
@@ -220,7 +171,7 @@ async fn decisions_outlive_a_database_outage_for_the_staleness_window_then_fail_
 
     // The database comes back: A catches up before it answers, so its first answer is the
     // revocation's.
-    proxy.restore();
+    proxy.restart().await;
     let restored_at = Instant::now();
     let first = eventually(Duration::from_secs(10), || async {
         check_on(&a, "alice").await.ok()
