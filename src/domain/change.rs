@@ -10,6 +10,7 @@ use super::ids::{
     AssignmentId, ChangeRequestId, GroupId, IdentityId, PermissionId, Revision, RoleId, TenantId,
 };
 use super::model::IdentityKind;
+use super::scope::Scope;
 
 /// One change to the authorization index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,9 @@ pub enum Delta {
         permissions: Vec<PermissionId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         record: Option<Box<RoleRecord>>,
+        /// The roles this one includes (composite roles); it grants their permissions too.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        included: Vec<RoleId>,
     },
     RoleRemoved {
         id: RoleId,
@@ -41,6 +45,9 @@ pub enum Delta {
         identity: IdentityId,
         kind: IdentityKind,
         expire_time: Option<DateTime<Utc>>,
+        /// Absent in changes written before scopes: the tenant.
+        #[serde(default, skip_serializing_if = "Scope::is_tenant")]
+        scope: Scope,
     },
     AssignmentRemoved {
         id: AssignmentId,
@@ -61,6 +68,8 @@ pub enum Delta {
         id: ChangeRequestId,
         role: RoleId,
         identity: IdentityId,
+        #[serde(default, skip_serializing_if = "Scope::is_tenant")]
+        scope: Scope,
     },
     PendingGrantRemoved {
         id: ChangeRequestId,

@@ -34,6 +34,10 @@ pub enum Reason {
     ReservedName,
     PermissionInUse,
     RoleInUse,
+    /// A composite role would include itself, directly or not.
+    RoleCycle,
+    /// A composite role's inclusions would be more than 8 levels deep.
+    RoleInclusionTooDeep,
     GroupInUse,
     AssignmentImmutable,
     /// The change touches grants of an approval-gated role and the caller cannot bypass approval.
@@ -84,6 +88,8 @@ impl Reason {
             Reason::ReservedName => "RESERVED_NAME",
             Reason::PermissionInUse => "PERMISSION_IN_USE",
             Reason::RoleInUse => "ROLE_IN_USE",
+            Reason::RoleCycle => "ROLE_CYCLE",
+            Reason::RoleInclusionTooDeep => "ROLE_INCLUSION_TOO_DEEP",
             Reason::GroupInUse => "GROUP_IN_USE",
             Reason::AssignmentImmutable => "ASSIGNMENT_IMMUTABLE",
             Reason::ApprovalRequired => "APPROVAL_REQUIRED",
@@ -139,6 +145,10 @@ pub enum Error {
     },
     #[error("caller lacks: {}", .missing.join(", "))]
     Denied { missing: Vec<String> },
+    /// PERMISSION_DENIED: the caller lacks these permissions at this scope (delegated
+    /// administration judges a scoped write where it applies).
+    #[error("caller lacks {} on {}", .missing.join(", "), if .scope.is_empty() { "the whole tenant" } else { .scope.as_str() })]
+    DeniedAt { missing: Vec<String>, scope: String },
     /// PERMISSION_DENIED for a rule rather than a missing permission (self-approval, say).
     #[error("{message}")]
     Forbidden { reason: Reason, message: String },
@@ -240,7 +250,7 @@ impl Error {
             Error::Precondition { reason, .. }
             | Error::Aborted { reason, .. }
             | Error::Forbidden { reason, .. } => *reason,
-            Error::Denied { .. } => Reason::PermissionDenied,
+            Error::Denied { .. } | Error::DeniedAt { .. } => Reason::PermissionDenied,
             Error::Unavailable { .. } | Error::DeadlineExceeded { .. } => Reason::Unavailable,
             Error::Stale { .. } => Reason::StaleIndex,
             Error::OutOfRange { .. } => Reason::RevisionOutOfRange,
@@ -276,6 +286,10 @@ impl Error {
             }
             Error::Denied { missing } => {
                 meta.insert("missing_permissions".into(), missing.join(","));
+            }
+            Error::DeniedAt { missing, scope } => {
+                meta.insert("missing_permissions".into(), missing.join(","));
+                meta.insert("scope".into(), scope.clone());
             }
             Error::InItem { index, error } => {
                 meta = error.metadata();

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod model;
 pub mod names;
 pub mod reference;
+pub mod scope;
 
 pub use caller::Caller;
 pub use change::{AuditRecord, Change, Delta, RoleRecord};
@@ -20,3 +21,4 @@ pub use ids::*;
 pub use model::*;
 pub use names::{GroupName, PermissionName, RoleName};
 pub use reference::{PermissionRef, Ref, RoleRef};
+pub use scope::Scope;

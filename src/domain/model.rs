@@ -35,9 +35,19 @@ pub struct Role {
     pub protected: bool,
     /// Names of the granted permissions, sorted.
     pub permissions: Vec<String>,
+    /// The roles this one includes (composite role): it grants their permissions too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_roles: Vec<RoleSummary>,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
     pub revision: Revision,
+}
+
+/// A role by id and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleSummary {
+    pub id: RoleId,
+    pub name: String,
 }
 
 impl Role {
@@ -91,6 +101,9 @@ pub struct Assignment {
     pub role_id: RoleId,
     pub role_name: String,
     pub identity: Identity,
+    /// Where the role applies: this resource and everything under it (empty: the tenant).
+    #[serde(default, skip_serializing_if = "super::Scope::is_tenant")]
+    pub scope: super::Scope,
     pub is_immutable: bool,
     pub expire_time: Option<Timestamp>,
     pub reason: String,
@@ -224,6 +237,9 @@ pub struct ChangeRequest {
     /// Whom an ASSIGN or REVOKE concerns; none for a CHANGE.
     pub identity: Option<Identity>,
     pub assignment_expire_time: Option<Timestamp>,
+    /// The scope of the assignment an ASSIGN would make (or a REVOKE takes away).
+    #[serde(default, skip_serializing_if = "super::Scope::is_tenant")]
+    pub scope: super::Scope,
     pub assignment_id: Option<AssignmentId>,
     pub reason: String,
     pub requester: String,
@@ -260,8 +276,21 @@ pub struct Impact {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityImpact {
     pub identity: IdentityId,
+    /// Permissions gained or lost tenant-wide.
     pub gained: Vec<String>,
     pub lost: Vec<String>,
+    /// Permissions gained or lost at a scope (where no wider grant still covers it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gained_scoped: Vec<ScopedPermission>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_scoped: Vec<ScopedPermission>,
+}
+
+/// A permission at a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopedPermission {
+    pub permission: String,
+    pub scope: super::Scope,
 }
 
 /// One stored audit event.

@@ -6,16 +6,21 @@
 //! identity's assignments form an intrusive list through a slab, so an assignment costs a slab
 //! entry, an id-map entry and (when its identity is new) a few bytes of name.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use chrono::{DateTime, Utc};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use crate::domain::scope::covers;
 use crate::domain::{
     ApprovalKind, ApprovalPolicy, AssignmentId, ChangeRequestId, Delta, GroupId, IdentityId,
-    IdentityKind, PermissionId, Role, RoleId, RoleRecord, RoleRef, TenantId,
+    IdentityKind, PermissionId, Role, RoleId, RoleRecord, RoleRef, RoleSummary, Scope, TenantId,
 };
+
+/// The most levels of inclusion a composite role may have (write-time rule; the index stops
+/// there too, so a cycle that slipped in cannot loop).
+pub const MAX_INCLUSION_DEPTH: usize = 8;
 
 /// Permissions are interned to small integers so a role's set is a sorted `Vec<u32>`.
 type Slot = u32;
@@ -23,12 +28,21 @@ type Slot = u32;
 /// "No entry" in the `u32` links.
 const NONE: u32 = u32::MAX;
 
+/// The interned empty scope: the whole tenant.
+const TENANT_SCOPE: u32 = 0;
+
 #[derive(Debug, Clone)]
 struct RoleEntry {
     id: RoleId,
     name: Box<str>,
+    /// What the role grants, its included roles' permissions with it (flattened here, so a
+    /// composite role costs Check nothing).
     slots: Vec<Slot>,
+    /// What the role itself grants.
+    own_slots: Vec<Slot>,
     permission_ids: Vec<PermissionId>,
+    /// The roles it includes directly.
+    included: Vec<RoleId>,
     /// The rest of the role, for GetRole; `None` when the last `RolePut` carried none (an older
     /// release wrote it): that role is then read from the database.
     record: Option<Box<RoleRecord>>,
@@ -65,11 +79,14 @@ pub enum RoleLookup {
     NotIndexed,
 }
 
-/// 32 bytes: the expiry of the few assignments that have one lives in a side map.
+/// 36 bytes: the expiry of the few assignments that have one lives in a side map, and scopes
+/// are interned.
 #[derive(Debug, Clone)]
 struct AssignmentEntry {
     id: AssignmentId,
     role: u32,
+    /// Interned scope; `TENANT_SCOPE` for tenant-wide grants.
+    scope: u32,
     /// `NONE` marks a free slab entry.
     identity: u32,
     /// The identity's next assignment.
@@ -95,6 +112,11 @@ pub struct GrantPath {
     pub role: RoleId,
     pub role_name: String,
     pub group: Option<IdentityId>,
+    /// Where the assignment applies.
+    pub scope: Scope,
+    /// When the assigned role grants the permission through included roles: that chain, from
+    /// the role it includes down to the one granting the permission itself.
+    pub inclusion: Vec<RoleSummary>,
 }
 
 /// A decision and, when asked for, its explanation.
@@ -109,6 +131,9 @@ pub struct Decision {
     pub expired: Vec<GrantPath>,
     /// Pending change requests that would grant it.
     pub pending: Vec<ChangeRequestId>,
+    /// Live grants of the permission at scopes that do not cover the resource asked about
+    /// (explain on deny: "holds it on departments/sales, not on departments/eng").
+    pub elsewhere: Vec<GrantPath>,
 }
 
 /// Someone who holds a permission and how.
@@ -119,6 +144,79 @@ pub struct Holder {
     pub role: RoleId,
     pub role_name: String,
     pub group: Option<IdentityId>,
+    /// Where it holds it: this scope and everything under it.
+    pub scope: Scope,
+}
+
+/// Interned scope names, reference-counted by the assignments at them.
+#[derive(Debug, Clone)]
+struct Scopes {
+    names: Vec<Box<str>>,
+    refs: Vec<u32>,
+    ix: HashMap<Box<str>, u32>,
+    free: Vec<u32>,
+}
+
+impl Default for Scopes {
+    fn default() -> Self {
+        Self {
+            names: vec!["".into()],
+            refs: vec![0],
+            ix: HashMap::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl Scopes {
+    fn intern(&mut self, scope: &str) -> u32 {
+        if scope.is_empty() {
+            return TENANT_SCOPE;
+        }
+        let at = match self.ix.get(scope) {
+            Some(&at) => at,
+            None => {
+                let at = match self.free.pop() {
+                    Some(at) => {
+                        self.names[at as usize] = scope.into();
+                        at
+                    }
+                    None => {
+                        self.names.push(scope.into());
+                        self.refs.push(0);
+                        u32::try_from(self.names.len() - 1).expect("fewer than 2^32 scopes")
+                    }
+                };
+                self.ix.insert(scope.into(), at);
+                at
+            }
+        };
+        self.refs[at as usize] += 1;
+        at
+    }
+
+    fn release(&mut self, at: u32) {
+        if at == TENANT_SCOPE {
+            return;
+        }
+        let refs = &mut self.refs[at as usize];
+        *refs = refs.saturating_sub(1);
+        if *refs == 0 {
+            let name = std::mem::take(&mut self.names[at as usize]);
+            self.ix.remove(&name);
+            self.free.push(at);
+        }
+    }
+
+    fn name(&self, at: u32) -> &str {
+        &self.names[at as usize]
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.names.shrink_to_fit();
+        self.refs.shrink_to_fit();
+        self.ix.shrink_to_fit();
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -147,11 +245,12 @@ pub struct TenantIndex {
     expiries: HashMap<u32, i64>,
     assignment_ix: HashMap<AssignmentId, u32>,
     free_assignments: Vec<u32>,
+    scopes: Scopes,
 
     /// group (identity) -> members (identities), and member -> groups.
     members: HashMap<u32, HashSet<u32>>,
     groups_of: HashMap<u32, Vec<u32>>,
-    pending: HashMap<ChangeRequestId, (RoleId, IdentityId)>,
+    pending: HashMap<ChangeRequestId, (RoleId, IdentityId, Scope)>,
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -168,6 +267,7 @@ impl TenantIndex {
                 name,
                 permissions,
                 record,
+                included,
             } => {
                 let mut slots: Vec<Slot> = permissions
                     .iter()
@@ -178,18 +278,24 @@ impl TenantIndex {
                 let ix = self.role_slot(*id);
                 let role = &mut self.roles[ix as usize];
                 role.name = name.as_str().into();
+                role.own_slots.clone_from(&slots);
                 role.slots = slots;
                 role.permission_ids.clone_from(permissions);
+                role.included.clone_from(included);
                 role.record.clone_from(record);
                 role.removed = false;
+                self.flatten_inclusions();
             }
             Delta::RoleRemoved { id } => {
                 if let Some(ix) = self.role_ix.remove(id) {
                     let role = &mut self.roles[ix as usize];
                     role.removed = true;
                     role.slots = Vec::new();
+                    role.own_slots = Vec::new();
                     role.permission_ids = Vec::new();
+                    role.included = Vec::new();
                     role.record = None;
+                    self.flatten_inclusions();
                 }
             }
             Delta::AssignmentPut {
@@ -198,13 +304,16 @@ impl TenantIndex {
                 identity,
                 kind,
                 expire_time,
+                scope,
             } => {
                 self.remove_assignment(*id);
                 let role = self.role_slot(*role);
                 let who = self.intern(identity.as_str());
+                let scope = self.scopes.intern(scope.as_str());
                 let entry = AssignmentEntry {
                     id: *id,
                     role,
+                    scope,
                     identity: who,
                     next: self.identities[who as usize].first,
                     kind: *kind,
@@ -266,8 +375,14 @@ impl TenantIndex {
                 self.remove_members(group, &all);
                 self.members.remove(&group);
             }
-            Delta::PendingGrantPut { id, role, identity } => {
-                self.pending.insert(*id, (*role, identity.clone()));
+            Delta::PendingGrantPut {
+                id,
+                role,
+                identity,
+                scope,
+            } => {
+                self.pending
+                    .insert(*id, (*role, identity.clone(), scope.clone()));
             }
             Delta::PendingGrantRemoved { id } => {
                 self.pending.remove(id);
@@ -304,11 +419,19 @@ impl TenantIndex {
         self.slot_by_id.insert(id, slot);
         self.slot_by_name.insert(name.into(), slot);
         // Roles that named this permission before it was known (replay order) pick it up now.
+        let mut picked_up = false;
         for role in &mut self.roles {
-            if role.permission_ids.contains(&id) && !role.slots.contains(&slot) {
+            if role.permission_ids.contains(&id) && !role.own_slots.contains(&slot) {
+                role.own_slots.push(slot);
+                role.own_slots.sort_unstable();
                 role.slots.push(slot);
                 role.slots.sort_unstable();
+                role.slots.dedup();
+                picked_up = true;
             }
+        }
+        if picked_up {
+            self.flatten_inclusions();
         }
     }
 
@@ -321,9 +444,141 @@ impl TenantIndex {
         }
         for role in &mut self.roles {
             role.slots.retain(|s| *s != slot);
+            role.own_slots.retain(|s| *s != slot);
             role.permission_ids.retain(|p| *p != id);
         }
         self.free_slots.push(slot);
+    }
+
+    /// Recomputes what each composite role grants: its own permissions and, transitively,
+    /// those of the roles it includes (at most `MAX_INCLUSION_DEPTH` levels; a cycle, refused
+    /// when written, cannot loop here). Roles are few per tenant; this runs on role changes only.
+    fn flatten_inclusions(&mut self) {
+        if self.roles.iter().all(|r| r.included.is_empty()) {
+            return;
+        }
+        for at in 0..self.roles.len() {
+            if self.roles[at].included.is_empty() {
+                continue;
+            }
+            let mut slots = self.roles[at].own_slots.clone();
+            for included in self.closure(at) {
+                slots.extend_from_slice(&self.roles[included as usize].own_slots);
+            }
+            slots.sort_unstable();
+            slots.dedup();
+            self.roles[at].slots = slots;
+        }
+    }
+
+    /// The roles `at` includes, directly or not (itself excluded), each once.
+    fn closure(&self, at: usize) -> Vec<u32> {
+        let mut seen: Vec<u32> = Vec::new();
+        let mut level: Vec<u32> = vec![u32::try_from(at).unwrap_or(NONE)];
+        for _ in 0..MAX_INCLUSION_DEPTH {
+            let mut next = Vec::new();
+            for &r in &level {
+                for id in &self.roles[r as usize].included {
+                    if let Some(&ix) = self.role_ix.get(id)
+                        && ix as usize != at
+                        && !seen.contains(&ix)
+                    {
+                        seen.push(ix);
+                        next.push(ix);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            level = next;
+        }
+        seen
+    }
+
+    /// The inclusion chain by which role `at` grants `slot` when it does not grant it itself:
+    /// from the role it includes down to the one granting it (breadth first: the shortest).
+    fn inclusion_path(&self, at: u32, slot: Slot) -> Vec<RoleSummary> {
+        if self.roles[at as usize]
+            .own_slots
+            .binary_search(&slot)
+            .is_ok()
+        {
+            return Vec::new();
+        }
+        let mut paths: Vec<Vec<u32>> = vec![vec![at]];
+        for _ in 0..MAX_INCLUSION_DEPTH {
+            let mut next = Vec::new();
+            for path in &paths {
+                let last = *path.last().unwrap_or(&at);
+                for id in &self.roles[last as usize].included {
+                    let Some(&ix) = self.role_ix.get(id) else {
+                        continue;
+                    };
+                    if path.contains(&ix) {
+                        continue;
+                    }
+                    let mut longer = path.clone();
+                    longer.push(ix);
+                    if self.roles[ix as usize]
+                        .own_slots
+                        .binary_search(&slot)
+                        .is_ok()
+                    {
+                        return longer[1..].iter().map(|&r| self.summary(r)).collect();
+                    }
+                    next.push(longer);
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            paths = next;
+        }
+        Vec::new()
+    }
+
+    fn summary(&self, at: u32) -> RoleSummary {
+        let role = &self.roles[at as usize];
+        RoleSummary {
+            id: role.id,
+            name: role.name.to_string(),
+        }
+    }
+
+    /// The roles whose grants include `role`'s (itself, and every role including it).
+    fn roles_reaching(&self, role: u32) -> Vec<u32> {
+        let mut out = vec![role];
+        for at in 0..self.roles.len() {
+            if !self.roles[at].included.is_empty() && self.closure(at).contains(&role) {
+                out.push(u32::try_from(at).unwrap_or(NONE));
+            }
+        }
+        out
+    }
+
+    /// The roles `role` includes, directly or not; `None` when the index lacks the role.
+    pub fn included_closure(&self, role: RoleId) -> Option<Vec<RoleId>> {
+        let &ix = self.role_ix.get(&role)?;
+        Some(
+            self.closure(ix as usize)
+                .into_iter()
+                .map(|r| self.roles[r as usize].id)
+                .collect(),
+        )
+    }
+
+    /// The roles that include `role`, directly or not.
+    pub fn including(&self, role: RoleId) -> Vec<RoleSummary> {
+        let Some(&ix) = self.role_ix.get(&role) else {
+            return Vec::new();
+        };
+        self.roles_reaching(ix)
+            .into_iter()
+            .skip(1)
+            .filter(|&r| !self.roles[r as usize].removed)
+            .map(|r| self.summary(r))
+            .collect()
     }
 
     /// The role's slot, creating an empty one for a role not seen yet.
@@ -335,7 +590,9 @@ impl TenantIndex {
             id,
             name: "".into(),
             slots: Vec::new(),
+            own_slots: Vec::new(),
             permission_ids: Vec::new(),
+            included: Vec::new(),
             record: None,
             removed: false,
         });
@@ -383,6 +640,17 @@ impl TenantIndex {
             approval_policy: record.approval_policy.clone(),
             protected: record.protected,
             permissions,
+            included_roles: entry
+                .included
+                .iter()
+                .map(|id| match self.role_ix.get(id) {
+                    Some(&ix) => self.summary(ix),
+                    None => RoleSummary {
+                        id: *id,
+                        name: String::new(),
+                    },
+                })
+                .collect(),
             create_time: record.create_time,
             update_time: record.update_time,
             revision: record.revision,
@@ -392,17 +660,52 @@ impl TenantIndex {
     /// The approval policy in force on `role` (none when it needs no approval) and the
     /// permissions it grants; `None` for a role the index does not hold (or holds as deleted).
     pub fn role_gate(&self, role: RoleId) -> Option<(Option<ApprovalPolicy>, Vec<PermissionId>)> {
-        let entry = &self.roles[*self.role_ix.get(&role)? as usize];
-        (!entry.removed).then(|| (gate_of(entry), entry.permission_ids.clone()))
+        let ix = *self.role_ix.get(&role)?;
+        let entry = &self.roles[ix as usize];
+        (!entry.removed).then(|| (gate_of(entry), self.granted_ids(ix)))
+    }
+
+    /// The permissions role `at` grants, through its inclusions too.
+    fn granted_ids(&self, at: u32) -> Vec<PermissionId> {
+        let entry = &self.roles[at as usize];
+        if entry.included.is_empty() {
+            return entry.permission_ids.clone();
+        }
+        let mut ids = entry.permission_ids.clone();
+        for r in self.closure(at as usize) {
+            ids.extend_from_slice(&self.roles[r as usize].permission_ids);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The names of the permissions `role` itself grants.
+    pub fn permission_names_of(&self, role: RoleId) -> Vec<String> {
+        let Some(&ix) = self.role_ix.get(&role) else {
+            return Vec::new();
+        };
+        self.roles[ix as usize]
+            .own_slots
+            .iter()
+            .filter_map(|&slot| self.names[slot as usize].as_deref())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The permissions role `role` grants (inclusions flattened), for writes judging it.
+    pub fn role_grants(&self, role: RoleId) -> Option<Vec<PermissionId>> {
+        let ix = *self.role_ix.get(&role)?;
+        (!self.roles[ix as usize].removed).then(|| self.granted_ids(ix))
     }
 
     /// Every permission some role grants whose approval policy covers `kind`, with one such
     /// role (the one whose approval a change of it needs).
     pub fn gated_permissions(&self, kind: ApprovalKind) -> HashMap<PermissionId, RoleId> {
-        self.roles
-            .iter()
-            .filter(|r| !r.removed && gate_covers(r, kind))
-            .flat_map(|r| r.permission_ids.iter().map(|p| (*p, r.id)))
+        (0u32..)
+            .zip(&self.roles)
+            .filter(|(_, r)| !r.removed && gate_covers(r, kind))
+            .flat_map(|(at, r)| self.granted_ids(at).into_iter().map(move |p| (p, r.id)))
             .collect()
     }
 
@@ -411,12 +714,12 @@ impl TenantIndex {
         let Some(&ix) = self.role_ix.get(&role) else {
             return Vec::new();
         };
-        let granted = &self.roles[ix as usize].permission_ids;
-        self.roles
-            .iter()
-            .filter(|r| !r.removed && r.id != role && gate_covers(r, kind))
-            .filter(|r| r.permission_ids.iter().any(|p| granted.contains(p)))
-            .filter_map(gate_of)
+        let granted = self.granted_ids(ix);
+        (0u32..)
+            .zip(&self.roles)
+            .filter(|(_, r)| !r.removed && r.id != role && gate_covers(r, kind))
+            .filter(|(at, _)| self.granted_ids(*at).iter().any(|p| granted.contains(p)))
+            .filter_map(|(_, r)| gate_of(r))
             .collect()
     }
 
@@ -471,8 +774,8 @@ impl TenantIndex {
         (first != NONE).then(|| self.assignments[first as usize].kind)
     }
 
-    /// True when `identity` holds `role` by a direct assignment, expired or not.
-    pub fn has_assignment(&self, role: RoleId, identity: &str) -> bool {
+    /// True when `identity` holds `role` at `scope` by a direct assignment, expired or not.
+    pub fn has_assignment(&self, role: RoleId, identity: &str, scope: &str) -> bool {
         let (Some(&role), Some(who)) = (self.role_ix.get(&role), self.find_identity(identity))
         else {
             return false;
@@ -480,7 +783,7 @@ impl TenantIndex {
         let mut at = self.identities[who as usize].first;
         while at != NONE {
             let entry = &self.assignments[at as usize];
-            if entry.role == role {
+            if entry.role == role && self.scopes.name(entry.scope) == scope {
                 return true;
             }
             at = entry.next;
@@ -599,6 +902,8 @@ impl TenantIndex {
                 cursor = self.assignments[cursor as usize].next;
             }
         }
+        let scope = std::mem::replace(&mut self.assignments[at as usize].scope, TENANT_SCOPE);
+        self.scopes.release(scope);
         self.assignments[at as usize].identity = NONE;
         self.assignments[at as usize].next = NONE;
         if self.assignments[at as usize].expires {
@@ -670,21 +975,30 @@ impl TenantIndex {
         !role.removed && role.slots.binary_search(&slot).is_ok()
     }
 
-    fn path(&self, entry: &AssignmentEntry, group: Option<u32>) -> GrantPath {
+    fn path(&self, entry: &AssignmentEntry, group: Option<u32>, slot: Slot) -> GrantPath {
         let role = &self.roles[entry.role as usize];
         GrantPath {
             assignment: entry.id,
             role: role.id,
             role_name: role.name.to_string(),
             group: group.map(|g| IdentityId::from_validated(self.name_of(g))),
+            scope: Scope::from_validated(self.scopes.name(entry.scope)),
+            inclusion: self.inclusion_path(entry.role, slot),
         }
     }
 
-    /// Is `permission` held by `identity` at `now`? The hot path: no allocation unless `explain`.
+    /// True when the assignment's scope covers `resource` (a tenant-wide one covers all).
+    fn applies_to(&self, entry: &AssignmentEntry, resource: &str) -> bool {
+        entry.scope == TENANT_SCOPE || covers(self.scopes.name(entry.scope), resource)
+    }
+
+    /// Is `permission` held by `identity` on `resource` (empty: the tenant) at `now`? The hot
+    /// path: no allocation unless `explain`.
     pub fn check(
         &self,
         identity: &str,
         permission: &str,
+        resource: &str,
         now: DateTime<Utc>,
         explain: bool,
     ) -> Decision {
@@ -704,14 +1018,21 @@ impl TenantIndex {
             if !self.grants(entry, slot) {
                 return true;
             }
-            if self.live_at(at, entry, now) {
+            let live = self.live_at(at, entry, now);
+            if !self.applies_to(entry, resource) {
+                if explain && live {
+                    decision.elsewhere.push(self.path(entry, group, slot));
+                }
+                return true;
+            }
+            if live {
                 decision.allowed = true;
                 if !explain {
                     return false;
                 }
-                decision.grants.push(self.path(entry, group));
+                decision.grants.push(self.path(entry, group, slot));
             } else if explain {
-                decision.expired.push(self.path(entry, group));
+                decision.expired.push(self.path(entry, group, slot));
             }
             true
         });
@@ -734,36 +1055,95 @@ impl TenantIndex {
             let mut pending: Vec<ChangeRequestId> = self
                 .pending
                 .iter()
-                .filter(|(_, (role, who))| reaches(who) && roles.iter().any(|(r, _)| r == role))
+                .filter(|(_, (role, who, scope))| {
+                    reaches(who) && scope.covers(resource) && roles.iter().any(|(r, _)| r == role)
+                })
                 .map(|(id, _)| *id)
                 .collect();
             pending.sort();
             decision.granting_roles = roles;
             decision.pending = pending;
+            decision
+                .elsewhere
+                .sort_by(|a, b| (&a.scope, &a.role_name).cmp(&(&b.scope, &b.role_name)));
+        } else {
+            decision.elsewhere.clear();
         }
         decision
     }
 
-    /// Which of `permissions` does `identity` lack at `now`?
+    /// Which of `permissions` does `identity` lack on `resource` (empty: the tenant) at `now`?
     pub fn missing<'p>(
         &self,
         identity: &str,
         permissions: &[&'p str],
+        resource: &str,
         now: DateTime<Utc>,
     ) -> Vec<&'p str> {
         // One check per permission: no allocation on the common path (the API's own
         // authorization runs this on every RPC, Check included).
         permissions
             .iter()
-            .filter(|p| !self.check(identity, p, now, false).allowed)
+            .filter(|p| !self.check(identity, p, resource, now, false).allowed)
             .copied()
             .collect()
     }
 
-    /// Permission name -> the roles through which `identity` holds it, at `now`.
+    /// True when `identity` holds `permission` anywhere (at any scope) at `now`.
+    pub fn holds_anywhere(&self, identity: &str, permission: &str, now: DateTime<Utc>) -> bool {
+        if self.disabled {
+            return false;
+        }
+        let Some(&slot) = self.slot_by_name.get(permission) else {
+            return false;
+        };
+        let now = micros(now);
+        let mut held = false;
+        self.reaching(self.find_identity(identity), |at, entry, _| {
+            held = self.grants(entry, slot) && self.live_at(at, entry, now);
+            !held
+        });
+        held
+    }
+
+    /// The scopes at or under `under` where `identity` holds `permission` at `now`, sorted, each
+    /// once: every scope of a grant inside `under`, and `under` itself when a grant at or above
+    /// it covers it whole. `None` when the permission is unknown.
+    pub fn granted_scopes(
+        &self,
+        identity: &str,
+        permission: &str,
+        under: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<String>> {
+        let slot = *self.slot_by_name.get(permission)?;
+        if self.disabled {
+            return Some(Vec::new());
+        }
+        let now = micros(now);
+        let mut out: Vec<&str> = Vec::new();
+        self.reaching(self.find_identity(identity), |at, entry, _| {
+            if self.grants(entry, slot) && self.live_at(at, entry, now) {
+                let scope = self.scopes.name(entry.scope);
+                if covers(under, scope) {
+                    out.push(scope);
+                } else if covers(scope, under) {
+                    out.push(under);
+                }
+            }
+            true
+        });
+        out.sort_unstable();
+        out.dedup();
+        Some(out.into_iter().map(str::to_owned).collect())
+    }
+
+    /// Permission name -> the roles through which `identity` holds it on `resource` (empty:
+    /// the tenant), at `now`.
     pub fn effective_permissions(
         &self,
         identity: &str,
+        resource: &str,
         now: DateTime<Utc>,
     ) -> BTreeMap<String, Vec<(RoleId, String)>> {
         let now = micros(now);
@@ -773,7 +1153,7 @@ impl TenantIndex {
         }
         self.reaching(self.find_identity(identity), |at, entry, _| {
             let role = &self.roles[entry.role as usize];
-            if !self.live_at(at, entry, now) || role.removed {
+            if !self.live_at(at, entry, now) || role.removed || !self.applies_to(entry, resource) {
                 return true;
             }
             for slot in &role.slots {
@@ -792,9 +1172,37 @@ impl TenantIndex {
         out
     }
 
-    /// Everyone who holds `permission` at `now`, sorted by identity then role; `None` when the
-    /// permission is unknown. Group holders are expanded to their members.
-    pub fn holders(&self, permission: &str, now: DateTime<Utc>) -> Option<Vec<Holder>> {
+    /// Every (permission, scope) `identity` holds a live grant of at `now` (dry-run impact).
+    pub fn held_at(&self, identity: &str, now: DateTime<Utc>) -> BTreeSet<(String, String)> {
+        let now = micros(now);
+        let mut out = BTreeSet::new();
+        if self.disabled {
+            return out;
+        }
+        self.reaching(self.find_identity(identity), |at, entry, _| {
+            let role = &self.roles[entry.role as usize];
+            if role.removed || !self.live_at(at, entry, now) {
+                return true;
+            }
+            for slot in &role.slots {
+                if let Some(Some(name)) = self.names.get(*slot as usize) {
+                    out.insert((name.to_string(), self.scopes.name(entry.scope).to_owned()));
+                }
+            }
+            true
+        });
+        out
+    }
+
+    /// Everyone who holds `permission` on `resource` (empty: tenant-wide holders only) at
+    /// `now`, sorted by identity, role, group then scope; `None` when the permission is
+    /// unknown. Group holders are expanded to their members.
+    pub fn holders(
+        &self,
+        permission: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Vec<Holder>> {
         let slot = *self.slot_by_name.get(permission)?;
         if self.disabled {
             return Some(Vec::new());
@@ -802,17 +1210,22 @@ impl TenantIndex {
         let now = micros(now);
         let mut out = Vec::new();
         for (at, entry) in (0u32..).zip(&self.assignments) {
-            if entry.identity == NONE || !self.live_at(at, entry, now) || !self.grants(entry, slot)
+            if entry.identity == NONE
+                || !self.live_at(at, entry, now)
+                || !self.grants(entry, slot)
+                || !self.applies_to(entry, resource)
             {
                 continue;
             }
             let role = &self.roles[entry.role as usize];
+            let scope = Scope::from_validated(self.scopes.name(entry.scope));
             let holder = |identity: IdentityId, kind, group| Holder {
                 identity,
                 kind,
                 role: role.id,
                 role_name: role.name.to_string(),
                 group,
+                scope: scope.clone(),
             };
             let name = IdentityId::from_validated(self.name_of(entry.identity));
             if entry.kind == IdentityKind::Group {
@@ -825,7 +1238,12 @@ impl TenantIndex {
             }
         }
         out.sort_by(|a, b| {
-            (&a.identity, &a.role_name, &a.group).cmp(&(&b.identity, &b.role_name, &b.group))
+            (&a.identity, &a.role_name, &a.group, &a.scope).cmp(&(
+                &b.identity,
+                &b.role_name,
+                &b.group,
+                &b.scope,
+            ))
         });
         Some(out)
     }
@@ -844,7 +1262,8 @@ impl TenantIndex {
             match delta {
                 Delta::RolePut { id, .. } | Delta::RoleRemoved { id } => {
                     if let Some(&ix) = self.role_ix.get(id) {
-                        for entry in live().filter(|a| a.role == ix) {
+                        let reached = self.roles_reaching(ix);
+                        for entry in live().filter(|a| reached.contains(&a.role)) {
                             add_assignees(entry.identity, &mut out);
                         }
                     }
@@ -887,6 +1306,7 @@ impl TenantIndex {
 
     /// Gives back spare capacity once a snapshot is loaded.
     pub fn shrink_to_fit(&mut self) {
+        self.scopes.shrink_to_fit();
         self.assignments.shrink_to_fit();
         self.identities.shrink_to_fit();
         self.arena.shrink_to_fit();
@@ -927,6 +1347,7 @@ mod tests {
             name: "reader".into(),
             permissions: vec![p],
             record: None,
+            included: Vec::new(),
         });
         index.apply(&Delta::AssignmentPut {
             id: AssignmentId::new(),
@@ -934,16 +1355,20 @@ mod tests {
             identity: IdentityId::parse("identity", "alice").unwrap(),
             kind: IdentityKind::User,
             expire_time: None,
+            scope: Scope::tenant(),
         });
-        assert!(index.check("alice", "docs:read", now, false).allowed);
+        assert!(index.check("alice", "docs:read", "", now, false).allowed);
 
         // Act, assert
         index.apply(&Delta::TenantState { disabled: true });
-        assert!(!index.check("alice", "docs:read", now, false).allowed);
-        assert_eq!(index.missing("alice", &["docs:read"], now), ["docs:read"]);
-        assert!(index.effective_permissions("alice", now).is_empty());
+        assert!(!index.check("alice", "docs:read", "", now, false).allowed);
+        assert_eq!(
+            index.missing("alice", &["docs:read"], "", now),
+            ["docs:read"]
+        );
+        assert!(index.effective_permissions("alice", "", now).is_empty());
         index.apply(&Delta::TenantState { disabled: false });
-        assert!(index.check("alice", "docs:read", now, false).allowed);
+        assert!(index.check("alice", "docs:read", "", now, false).allowed);
     }
 
     #[test]
@@ -974,6 +1399,7 @@ mod tests {
             name: "reader".into(),
             permissions: vec![p, q],
             record,
+            included: Vec::new(),
         };
         index.apply(&put(Some(Box::new(record.clone()))));
 
@@ -1027,6 +1453,7 @@ mod tests {
             name: "reader".into(),
             permissions: vec![p],
             record: None,
+            included: Vec::new(),
         });
         index.apply(&Delta::AssignmentPut {
             id: a1,
@@ -1034,6 +1461,7 @@ mod tests {
             identity: ident("alice"),
             kind: IdentityKind::User,
             expire_time: None,
+            scope: Scope::tenant(),
         });
         index.apply(&Delta::GroupMembersAdded {
             group: g,
@@ -1045,26 +1473,40 @@ mod tests {
             identity: IdentityId::from(g),
             kind: IdentityKind::Group,
             expire_time: Some(now + chrono::Duration::hours(1)),
+            scope: Scope::tenant(),
         });
         // Act + Assert
         for who in ["alice", "bob", "carol"] {
-            assert!(index.check(who, "docs:read", now, false).allowed, "{who}");
+            assert!(
+                index.check(who, "docs:read", "", now, false).allowed,
+                "{who}"
+            );
         }
         assert!(
             !index
-                .check("bob", "docs:read", now + chrono::Duration::hours(1), false)
+                .check(
+                    "bob",
+                    "docs:read",
+                    "",
+                    now + chrono::Duration::hours(1),
+                    false
+                )
                 .allowed,
             "expired at its instant"
         );
-        assert!(!index.check("dave", "docs:read", now, false).allowed);
-        assert!(index.check("alice", "nope", now, false).unknown_permission);
+        assert!(!index.check("dave", "docs:read", "", now, false).allowed);
+        assert!(
+            index
+                .check("alice", "nope", "", now, false)
+                .unknown_permission
+        );
         index.apply(&Delta::GroupMembersRemoved {
             group: g,
             members: vec![ident("bob")],
         });
-        assert!(!index.check("bob", "docs:read", now, false).allowed);
+        assert!(!index.check("bob", "docs:read", "", now, false).allowed);
         index.apply(&Delta::AssignmentRemoved { id: a1 });
-        assert!(!index.check("alice", "docs:read", now, false).allowed);
+        assert!(!index.check("alice", "docs:read", "", now, false).allowed);
         assert!(
             index.find_identity("alice").is_none(),
             "an identity with nothing left is forgotten"
@@ -1088,6 +1530,7 @@ mod tests {
             name: "r".into(),
             permissions: vec![p],
             record: None,
+            included: Vec::new(),
         });
         let now = Utc::now();
         for round in 0..3 {
@@ -1100,6 +1543,7 @@ mod tests {
                     identity: who,
                     kind: IdentityKind::User,
                     expire_time: None,
+                    scope: Scope::tenant(),
                 });
             }
             assert!(
@@ -1107,6 +1551,7 @@ mod tests {
                     .check(
                         &format!("user-{round}-04999-padding-to-grow-the-arena"),
                         "x",
+                        "",
                         now,
                         false
                     )
@@ -1129,7 +1574,8 @@ mod tests {
             identity: who,
             kind: IdentityKind::User,
             expire_time: None,
+            scope: Scope::tenant(),
         });
-        assert!(index.check("late", "x", now, false).allowed);
+        assert!(index.check("late", "x", "", now, false).allowed);
     }
 }

@@ -4,7 +4,7 @@
 mod freshness;
 mod index;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,12 +13,14 @@ use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
+use crate::domain::scope::covers;
 use crate::domain::{
-    Change, Delta, IdentityId, IdentityImpact, Impact, Revision, RoleId, RoleRef, TenantId,
+    Change, Delta, IdentityId, IdentityImpact, Impact, Revision, RoleId, RoleRef, Scope,
+    ScopedPermission, TenantId,
 };
 
 pub use freshness::Freshness;
-pub use index::{Decision, GrantPath, Holder, RoleLookup, TenantIndex};
+pub use index::{Decision, GrantPath, Holder, MAX_INCLUSION_DEPTH, RoleLookup, TenantIndex};
 
 /// How big the index is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -226,16 +228,17 @@ impl Engine {
         })
     }
 
-    /// Whether `identity` holds `role` by a direct assignment (expired or not), and the
-    /// tenant revision the answer is at.
+    /// Whether `identity` holds `role` at `scope` by a direct assignment (expired or not), and
+    /// the tenant revision the answer is at.
     pub fn has_assignment(
         &self,
         tenant: &TenantId,
         role: RoleId,
         identity: &str,
+        scope: &str,
     ) -> (bool, Revision) {
         self.read_tenant(tenant, |index| {
-            index.is_some_and(|index| index.has_assignment(role, identity))
+            index.is_some_and(|index| index.has_assignment(role, identity, scope))
         })
     }
 
@@ -250,17 +253,21 @@ impl Engine {
         })
     }
 
-    /// Decides one permission for one identity; the `Check` hot path.
+    /// Decides one permission for one identity on one resource (empty: the tenant).
     pub fn check(
         &self,
         tenant: &TenantId,
         identity: &str,
         permission: &str,
+        resource: &str,
         now: DateTime<Utc>,
         explain: bool,
     ) -> Decision {
         match self.tenant(tenant) {
-            Some(slot) => slot.index.read().check(identity, permission, now, explain),
+            Some(slot) => slot
+                .index
+                .read()
+                .check(identity, permission, resource, now, explain),
             None => Decision {
                 unknown_permission: true,
                 ..Decision::default()
@@ -279,6 +286,7 @@ impl Engine {
         asker_needs: Option<&str>,
         identity: &str,
         permission: &str,
+        resource: &str,
         now: DateTime<Utc>,
         explain: bool,
     ) -> (Option<Decision>, Revision) {
@@ -290,11 +298,11 @@ impl Engine {
                 });
             };
             if let Some(needed) = asker_needs
-                && !index.check(asker, needed, now, false).allowed
+                && !index.check(asker, needed, "", now, false).allowed
             {
                 return None;
             }
-            Some(index.check(identity, permission, now, explain))
+            Some(index.check(identity, permission, resource, now, explain))
         })
     }
 
@@ -303,14 +311,14 @@ impl Engine {
     pub fn check_many(
         &self,
         tenant: &TenantId,
-        queries: &[(&str, &str, bool)],
+        queries: &[(&str, &str, &str, bool)],
         now: DateTime<Utc>,
     ) -> (Vec<Decision>, Revision) {
         self.read_tenant(tenant, |index| match index {
             Some(index) => queries
                 .iter()
-                .map(|(identity, permission, explain)| {
-                    index.check(identity, permission, now, *explain)
+                .map(|(identity, permission, resource, explain)| {
+                    index.check(identity, permission, resource, now, *explain)
                 })
                 .collect(),
             None => queries
@@ -323,7 +331,7 @@ impl Engine {
         })
     }
 
-    /// The subset of `permissions` that `identity` does not hold.
+    /// The subset of `permissions` that `identity` does not hold tenant-wide.
     pub fn missing<'p>(
         &self,
         tenant: &TenantId,
@@ -331,35 +339,80 @@ impl Engine {
         permissions: &[&'p str],
         now: DateTime<Utc>,
     ) -> Vec<&'p str> {
+        self.missing_at(tenant, identity, permissions, "", now)
+    }
+
+    /// The subset of `permissions` that `identity` does not hold on `resource`.
+    pub fn missing_at<'p>(
+        &self,
+        tenant: &TenantId,
+        identity: &str,
+        permissions: &[&'p str],
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> Vec<&'p str> {
         match self.tenant(tenant) {
-            Some(slot) => slot.index.read().missing(identity, permissions, now),
+            Some(slot) => slot
+                .index
+                .read()
+                .missing(identity, permissions, resource, now),
             None => permissions.to_vec(),
         }
     }
 
-    /// The identity's effective permissions and the revision they are exact at.
+    /// True when `identity` holds `permission` at some scope of the tenant.
+    pub fn holds_anywhere(
+        &self,
+        tenant: &TenantId,
+        identity: &str,
+        permission: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        self.tenant(tenant)
+            .is_some_and(|slot| slot.index.read().holds_anywhere(identity, permission, now))
+    }
+
+    /// The scopes at or under `under` where `identity` holds `permission` (`None`: no such
+    /// permission), and the revision that is exact at.
+    pub fn granted_scopes(
+        &self,
+        tenant: &TenantId,
+        identity: &str,
+        permission: &str,
+        under: &str,
+        now: DateTime<Utc>,
+    ) -> (Option<Vec<String>>, Revision) {
+        self.read_tenant(tenant, |index| {
+            index.and_then(|i| i.granted_scopes(identity, permission, under, now))
+        })
+    }
+
+    /// The identity's effective permissions on `resource` and the revision they are exact at.
     pub fn effective_permissions(
         &self,
         tenant: &TenantId,
         identity: &str,
+        resource: &str,
         now: DateTime<Utc>,
     ) -> (BTreeMap<String, Vec<(RoleId, String)>>, Revision) {
         self.read_tenant(tenant, |index| {
             index
-                .map(|i| i.effective_permissions(identity, now))
+                .map(|i| i.effective_permissions(identity, resource, now))
                 .unwrap_or_default()
         })
     }
 
-    /// Who holds `permission` (`None`: no such permission) and the revision that is exact at.
+    /// Who holds `permission` on `resource` (`None`: no such permission) and the revision that
+    /// is exact at.
     pub fn holders(
         &self,
         tenant: &TenantId,
         permission: &str,
+        resource: &str,
         now: DateTime<Utc>,
     ) -> (Option<Vec<Holder>>, Revision) {
         self.read_tenant(tenant, |index| {
-            index.and_then(|i| i.holders(permission, now))
+            index.and_then(|i| i.holders(permission, resource, now))
         })
     }
 
@@ -381,23 +434,42 @@ impl Engine {
         identities.dedup();
         let mut impact = Impact::default();
         for identity in identities {
-            let old = before.effective_permissions(identity.as_str(), now);
-            let new = after.effective_permissions(identity.as_str(), now);
-            let gained: Vec<String> = new
-                .keys()
-                .filter(|p| !old.contains_key(*p))
-                .cloned()
-                .collect();
-            let lost: Vec<String> = old
-                .keys()
-                .filter(|p| !new.contains_key(*p))
-                .cloned()
-                .collect();
-            if !gained.is_empty() || !lost.is_empty() {
+            let old = before.held_at(identity.as_str(), now);
+            let new = after.held_at(identity.as_str(), now);
+            // A grant counts where it changes what the identity may do: a scoped grant under
+            // another that still covers it changes nothing.
+            let changed = |from: &BTreeSet<(String, String)>, to: &BTreeSet<(String, String)>| {
+                let mut tenant_wide = Vec::new();
+                let mut scoped = Vec::new();
+                for (permission, scope) in from.difference(to) {
+                    let still_covered = to.iter().any(|(p, s)| p == permission && covers(s, scope));
+                    if still_covered {
+                        continue;
+                    }
+                    if scope.is_empty() {
+                        tenant_wide.push(permission.clone());
+                    } else {
+                        scoped.push(ScopedPermission {
+                            permission: permission.clone(),
+                            scope: Scope::from_validated(scope.as_str()),
+                        });
+                    }
+                }
+                (tenant_wide, scoped)
+            };
+            let (gained, gained_scoped) = changed(&new, &old);
+            let (lost, lost_scoped) = changed(&old, &new);
+            if !gained.is_empty()
+                || !lost.is_empty()
+                || !gained_scoped.is_empty()
+                || !lost_scoped.is_empty()
+            {
                 impact.identities.push(IdentityImpact {
                     identity,
                     gained,
                     lost,
+                    gained_scoped,
+                    lost_scoped,
                 });
             }
         }
@@ -442,6 +514,7 @@ mod tests {
                     name: "reader".into(),
                     permissions: vec![p],
                     record: None,
+                    included: Vec::new(),
                 },
             ],
         )]));
@@ -460,6 +533,7 @@ mod tests {
                         identity: IdentityId::parse("id", "alice").unwrap(),
                         kind: IdentityKind::User,
                         expire_time: None,
+                        scope: Scope::tenant(),
                     };
                     engine.apply(&change(2 * k + 2, &tenant, vec![grant]));
                     let elsewhere = Delta::PermissionPut {
@@ -481,6 +555,7 @@ mod tests {
                 None,
                 "alice",
                 "docs:read",
+                "",
                 Utc::now(),
                 false,
             );
@@ -490,7 +565,7 @@ mod tests {
                 wrong.push((allowed, revision.0));
             }
             let (many, at) =
-                engine.check_many(&tenant, &[("alice", "docs:read", false)], Utc::now());
+                engine.check_many(&tenant, &[("alice", "docs:read", "", false)], Utc::now());
             if many[0].allowed != allowed_at(at.0) && wrong.len() < 5 {
                 wrong.push((many[0].allowed, at.0));
             }

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::Problems;
 use super::{caller, take_caller};
-use crate::domain::{Error, IdentityId, PermissionName, Revision};
+use crate::domain::{Error, IdentityId, PermissionName, Revision, Scope};
 use crate::engine::{Decision, GrantPath};
 use crate::proto::pb;
 use crate::service::{CheckItem, PageRequest, Service};
@@ -29,11 +29,13 @@ pub(super) fn check_item(prefix: &str, req: &pb::CheckRequest) -> Result<CheckIt
     let mut problems = Problems::default();
     let identity = problems.take(IdentityId::parse(&field("identity_id"), &req.identity_id));
     let permission = problems.take(PermissionName::parse(&field("permission"), &req.permission));
+    let resource = problems.take(Scope::parse(&field("resource"), &req.resource));
     problems.finish()?;
-    match (identity, permission) {
-        (Some(identity), Some(permission)) => Ok(CheckItem {
+    match (identity, permission, resource) {
+        (Some(identity), Some(permission), Some(resource)) => Ok(CheckItem {
             identity,
             permission,
+            resource,
             at_least_revision: Revision(req.at_least_revision),
             explain: req.explain,
         }),
@@ -49,6 +51,15 @@ fn grant(g: GrantPath) -> pb::Grant {
             name: g.role_name,
         }),
         group_id: g.group.map(|id| id.to_string()).unwrap_or_default(),
+        scope: g.scope.to_string(),
+        inclusion_path: g.inclusion.into_iter().map(summary).collect(),
+    }
+}
+
+fn summary(r: crate::domain::RoleSummary) -> pb::RoleSummary {
+    pb::RoleSummary {
+        id: r.id.to_string(),
+        name: r.name,
     }
 }
 
@@ -94,6 +105,7 @@ pub(super) fn response(d: Decision, revision: Revision) -> pb::CheckResponse {
             .collect(),
         expired_grants: d.expired.into_iter().map(grant).collect(),
         pending_change_request_ids: d.pending.into_iter().map(|id| id.to_string()).collect(),
+        held_elsewhere: d.elsewhere.into_iter().map(grant).collect(),
     }
 }
 
@@ -144,14 +156,26 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
     ) -> Result<Response<pb::ListEffectivePermissionsResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let identity = IdentityId::parse("identity_id", &req.identity_id)?;
+        let mut problems = Problems::default();
+        let identity = problems.take(IdentityId::parse("identity_id", &req.identity_id));
+        let resource = problems.take(Scope::parse("resource", &req.resource));
+        problems.finish()?;
+        let (Some(identity), Some(resource)) = (identity, resource) else {
+            return Err(Error::invalid("", "is invalid").into());
+        };
         let paging = PageRequest {
             page_size: req.page_size,
             page_token: req.page_token,
         };
         let (page, revision) = self
             .service
-            .list_effective_permissions(&caller, &identity, &paging)
+            .list_effective_permissions(
+                &caller,
+                &identity,
+                &resource,
+                Revision(req.at_least_revision),
+                &paging,
+            )
             .await?;
         Ok(Response::new(pb::ListEffectivePermissionsResponse {
             permissions: page
@@ -179,14 +203,26 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
     ) -> Result<Response<pb::ListPermissionHoldersResponse>, Status> {
         let caller = caller(&request)?;
         let req = request.into_inner();
-        let permission = PermissionName::parse("permission", &req.permission)?;
+        let mut problems = Problems::default();
+        let permission = problems.take(PermissionName::parse("permission", &req.permission));
+        let resource = problems.take(Scope::parse("resource", &req.resource));
+        problems.finish()?;
+        let (Some(permission), Some(resource)) = (permission, resource) else {
+            return Err(Error::invalid("", "is invalid").into());
+        };
         let paging = PageRequest {
             page_size: req.page_size,
             page_token: req.page_token,
         };
         let (page, revision) = self
             .service
-            .list_permission_holders(&caller, &permission, &paging)
+            .list_permission_holders(
+                &caller,
+                &permission,
+                &resource,
+                Revision(req.at_least_revision),
+                &paging,
+            )
             .await?;
         Ok(Response::new(pb::ListPermissionHoldersResponse {
             identities: page
@@ -202,8 +238,45 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                         name: h.role_name,
                     }),
                     group_id: h.group.map(|g| g.to_string()).unwrap_or_default(),
+                    scope: h.scope.to_string(),
                 })
                 .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+            revision: revision.0,
+        }))
+    }
+
+    async fn list_granted_scopes(
+        &self,
+        request: Request<pb::ListGrantedScopesRequest>,
+    ) -> Result<Response<pb::ListGrantedScopesResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        let mut problems = Problems::default();
+        let identity = problems.take(IdentityId::parse("identity_id", &req.identity_id));
+        let permission = problems.take(PermissionName::parse("permission", &req.permission));
+        let under = problems.take(Scope::parse("under", &req.under));
+        problems.finish()?;
+        let (Some(identity), Some(permission), Some(under)) = (identity, permission, under) else {
+            return Err(Error::invalid("", "is invalid").into());
+        };
+        let paging = PageRequest {
+            page_size: req.page_size,
+            page_token: req.page_token,
+        };
+        let (page, revision) = self
+            .service
+            .list_granted_scopes(
+                &caller,
+                &identity,
+                &permission,
+                &under,
+                Revision(req.at_least_revision),
+                &paging,
+            )
+            .await?;
+        Ok(Response::new(pb::ListGrantedScopesResponse {
+            scopes: page.items,
             next_page_token: page.next_page_token.unwrap_or_default(),
             revision: revision.0,
         }))

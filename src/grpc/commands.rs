@@ -13,7 +13,7 @@ use super::convert::{
 use crate::domain::names::parse_description;
 use crate::domain::{
     AssignmentId, ChangeRequest, ChangeRequestId, Error, FieldProblem, GroupId, GroupName,
-    Permission, PermissionName, Role, RoleName,
+    Permission, PermissionName, Role, RoleName, RoleRef, Scope,
 };
 use crate::proto::pb;
 use crate::service::{
@@ -187,6 +187,7 @@ impl TryFrom<pb::CreateRoleRequest> for CreateRole {
                 .transpose(),
         )
             .all_valid()?;
+        let included_roles = role_refs("included_roles", &req.included_roles)?;
         Ok(Self {
             name,
             description,
@@ -194,6 +195,7 @@ impl TryFrom<pb::CreateRoleRequest> for CreateRole {
             requires_approval: req.requires_approval || approval_policy.is_some(),
             approval_policy,
             protected: req.protected,
+            included_roles,
         })
     }
 }
@@ -229,6 +231,11 @@ impl TryFrom<pb::UpdateRoleRequest> for UpdateRole {
                 .or(req.requires_approval),
             approval_policy,
             protected: req.protected,
+            included_roles: req
+                .included_roles
+                .as_ref()
+                .map(|list| role_refs("included_roles.roles", &list.roles))
+                .transpose()?,
             etag: req.etag,
         })
     }
@@ -299,11 +306,30 @@ impl TryFrom<pb::AssignRoleRequest> for AssignRole {
             req.expire_time.as_ref(),
             &req.reason,
             req.force,
+            &req.scope,
         )
     }
 }
 
+/// The most roles one role may include directly.
+const MAX_INCLUDED_ROLES: usize = 32;
+
+/// A list of role references (a composite role's included roles).
+fn role_refs(field: &str, refs: &[pb::RoleRef]) -> Result<Vec<RoleRef>, Error> {
+    if refs.len() > MAX_INCLUDED_ROLES {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_INCLUDED_ROLES} roles"),
+        ));
+    }
+    refs.iter()
+        .enumerate()
+        .map(|(i, r)| role_ref(&format!("{field}[{i}]"), Some(r)))
+        .collect()
+}
+
 /// AssignRole's fields, alone or as a batch item (`prefix` is `items[i].` then).
+#[allow(clippy::too_many_arguments)]
 fn assignment(
     prefix: &str,
     role: Option<&pb::RoleRef>,
@@ -311,19 +337,22 @@ fn assignment(
     expire_time: Option<&prost_types::Timestamp>,
     reason: &str,
     force: bool,
+    scope: &str,
 ) -> Result<AssignRole, Error> {
-    let (role, identity, expire_time, reason) = (
+    let (role, identity, expire_time, reason, scope) = (
         role_ref(&format!("{prefix}role"), role),
         identity(&format!("{prefix}identity"), who),
         expire_time
             .map(|t| from_timestamp(&format!("{prefix}expire_time"), t))
             .transpose(),
         parse_description(&format!("{prefix}reason"), reason),
+        Scope::parse(&format!("{prefix}scope"), scope),
     )
         .all_valid()?;
     Ok(AssignRole {
         role,
         identity,
+        scope,
         expire_time,
         reason,
         force,
@@ -398,6 +427,7 @@ impl TryFrom<pb::BatchAssignRolesRequest> for BatchAssignRoles {
                 item.expire_time.as_ref(),
                 &item.reason,
                 item.force,
+                &item.scope,
             )
         })?;
         Ok(Self { items })

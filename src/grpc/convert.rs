@@ -80,6 +80,7 @@ macro_rules! all_valid {
 all_valid!(a: A, b: B);
 all_valid!(a: A, b: B, c: C);
 all_valid!(a: A, b: B, c: C, d: D);
+all_valid!(a: A, b: B, c: C, d: D, e: E);
 
 pub(crate) fn permission_ref(
     field: &str,
@@ -168,6 +169,14 @@ impl From<Role> for pb::Role {
             etag,
             approval_policy,
             protected: r.protected,
+            included_roles: r
+                .included_roles
+                .into_iter()
+                .map(|i| pb::RoleSummary {
+                    id: i.id.to_string(),
+                    name: i.name,
+                })
+                .collect(),
         }
     }
 }
@@ -182,9 +191,18 @@ impl From<crate::domain::Impact> for pb::Impact {
                     identity_id: x.identity.to_string(),
                     gained: x.gained,
                     lost: x.lost,
+                    gained_scoped: x.gained_scoped.into_iter().map(pb_scoped).collect(),
+                    lost_scoped: x.lost_scoped.into_iter().map(pb_scoped).collect(),
                 })
                 .collect(),
         }
+    }
+}
+
+fn pb_scoped(p: crate::domain::ScopedPermission) -> pb::ScopedPermission {
+    pb::ScopedPermission {
+        permission: p.permission,
+        scope: p.scope.to_string(),
     }
 }
 
@@ -263,6 +281,7 @@ impl From<crate::domain::Assignment> for pb::Assignment {
             create_time: Some(timestamp(a.create_time)),
             update_time: Some(timestamp(a.update_time)),
             revision: a.revision.0,
+            scope: a.scope.to_string(),
         }
     }
 }
@@ -327,6 +346,7 @@ impl From<crate::domain::ChangeRequest> for pb::ChangeRequest {
             revision: c.revision.0,
             policy: Some(pb_approval_policy(c.policy)),
             proposed_change: c.proposed_change.map(|v| v.to_string()).unwrap_or_default(),
+            scope: c.scope.to_string(),
             approvals: c
                 .approvals
                 .into_iter()

@@ -91,7 +91,9 @@ fn code_of(err: &Error) -> Code {
         Error::NotFound { .. } => Code::NotFound,
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::Precondition { .. } => Code::FailedPrecondition,
-        Error::Denied { .. } | Error::Forbidden { .. } => Code::PermissionDenied,
+        Error::Denied { .. } | Error::DeniedAt { .. } | Error::Forbidden { .. } => {
+            Code::PermissionDenied
+        }
         Error::Aborted { .. } => Code::Aborted,
         Error::Unavailable { .. } | Error::Stale { .. } => Code::Unavailable,
         Error::OutOfRange { .. } => Code::OutOfRange,

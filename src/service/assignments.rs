@@ -12,16 +12,19 @@ use crate::domain::builtin::perm;
 use crate::domain::{
     ApprovalKind, ApprovalPolicy, Assignment, AssignmentId, AuditRecord, Caller, ChangeRequest,
     ChangeRequestId, ChangeRequestKind, ChangeRequestStatus, Delta, Error, Identity, IdentityId,
-    IdentityKind, Page, Reason, Ref, Role, RoleRef,
+    IdentityKind, Page, Reason, Ref, Role, RoleRef, Scope,
 };
 use crate::engine::RoleLookup;
 use crate::store::WriteTx;
+use crate::store::assignment_key;
 
 /// AssignRole, validated.
 #[derive(Debug, Clone)]
 pub struct AssignRole {
     pub role: RoleRef,
     pub identity: Identity,
+    /// Where the role applies (the tenant when empty).
+    pub scope: Scope,
     pub expire_time: Option<DateTime<Utc>>,
     pub reason: String,
     pub force: bool,
@@ -63,6 +66,7 @@ pub(super) fn put_delta(a: &Assignment) -> Delta {
         identity: a.identity.id.clone(),
         kind: a.identity.kind,
         expire_time: a.expire_time,
+        scope: a.scope.clone(),
     }
 }
 
@@ -75,6 +79,10 @@ impl Command for AssignRole {
         } else {
             &[perm::ASSIGNMENTS_WRITE]
         }
+    }
+
+    fn scoped(&self) -> bool {
+        true
     }
 
     fn check(&self, service: &Service) -> Result<(), Error> {
@@ -139,8 +147,13 @@ impl AssignRole {
         tx: &mut WriteTx,
         roles: &mut RoleCache,
     ) -> Result<Applied<AssignResult>, Error> {
+        // Delegated administration: the write is judged where it applies.
+        service.authorize_at(caller, perm::ASSIGNMENTS_WRITE, &self.scope)?;
+        if self.force {
+            service.authorize_at(caller, perm::APPROVALS_BYPASS, &self.scope)?;
+        }
         let role = roles.get(service, tx, &self.role).await?;
-        service.ensure_may_hold_out(caller, &role)?;
+        service.ensure_may_hold_out_at(caller, &role, &self.scope)?;
         if self.identity.kind == IdentityKind::Group {
             service.ensure_group_exists(tx, &self.identity.id).await?;
         }
@@ -150,24 +163,27 @@ impl AssignRole {
         // the pair.
         let surely_new = tx.assignments_as_of().is_some_and(|at| {
             !tx.pending().any(|d| {
-                matches!(d, Delta::AssignmentPut { role: r, identity, .. }
-                    if *r == role.id && *identity == self.identity.id)
-            }) && service
-                .engine
-                .has_assignment(tx.tenant(), role.id, self.identity.id.as_str())
-                == (false, at)
+                matches!(d, Delta::AssignmentPut { role: r, identity, scope, .. }
+                    if *r == role.id && *identity == self.identity.id && *scope == self.scope)
+            }) && service.engine.has_assignment(
+                tx.tenant(),
+                role.id,
+                self.identity.id.as_str(),
+                self.scope.as_str(),
+            ) == (false, at)
         });
         let existing = if surely_new {
             None
         } else {
-            tx.find_assignment_of(role.id, &self.identity.id).await?
+            tx.find_assignment_of(role.id, &self.identity.id, &self.scope)
+                .await?
         };
         if let Some(existing) = &existing
             && existing.expire_time.is_none_or(|t| tx.now < t)
         {
             return Err(Error::AlreadyExists {
                 kind: "assignment",
-                key: format!("{} -> {}", role.name, self.identity.id),
+                key: assignment_key(&role.name, &self.identity.id, &self.scope),
                 existing_id: Some(existing.id.to_string()),
             });
         }
@@ -178,12 +194,17 @@ impl AssignRole {
         };
         if let Some(policy) = needs_approval {
             if let Some(pending) = tx
-                .pending_request_for(ChangeRequestKind::Assign, role.id, &self.identity.id)
+                .pending_request_for(
+                    ChangeRequestKind::Assign,
+                    role.id,
+                    &self.identity.id,
+                    &self.scope,
+                )
                 .await?
             {
                 return Err(Error::AlreadyExists {
                     kind: "change request",
-                    key: format!("{} -> {}", role.name, self.identity.id),
+                    key: assignment_key(&role.name, &self.identity.id, &self.scope),
                     existing_id: Some(pending.id.to_string()),
                 });
             }
@@ -199,11 +220,13 @@ impl AssignRole {
                 self.reason,
             );
             cr.policy = policy;
+            cr.scope = self.scope.clone();
             tx.insert_change_request(&cr).await?;
             tx.record(Delta::PendingGrantPut {
                 id: cr.id,
                 role: role.id,
                 identity,
+                scope: self.scope,
             });
             tx.audit(AuditRecord {
                 target_kind: "change_request",
@@ -227,6 +250,7 @@ impl AssignRole {
             role_id: role.id,
             role_name: role.name.clone(),
             identity: self.identity,
+            scope: self.scope,
             is_immutable: false,
             expire_time: self.expire_time,
             reason: self.reason,
@@ -260,6 +284,10 @@ impl Command for RevokeAssignment {
         } else {
             &[perm::ASSIGNMENTS_WRITE]
         }
+    }
+
+    fn scoped(&self) -> bool {
+        true
     }
 
     async fn apply(
@@ -298,8 +326,12 @@ impl RevokeAssignment {
             )
             .with_meta("assignment_id", id.to_string()));
         }
+        service.authorize_at(caller, perm::ASSIGNMENTS_WRITE, &a.scope)?;
+        if force {
+            service.authorize_at(caller, perm::APPROVALS_BYPASS, &a.scope)?;
+        }
         let role = roles.get(service, tx, &Ref::Id(a.role_id)).await?;
-        service.ensure_may_hold_out(caller, &role)?;
+        service.ensure_may_hold_out_at(caller, &role, &a.scope)?;
         let needs_approval = if force {
             None
         } else {
@@ -307,7 +339,7 @@ impl RevokeAssignment {
         };
         if let Some(policy) = needs_approval {
             if let Some(pending) = tx
-                .pending_request_for(ChangeRequestKind::Revoke, role.id, &a.identity.id)
+                .pending_request_for(ChangeRequestKind::Revoke, role.id, &a.identity.id, &a.scope)
                 .await?
             {
                 return Err(Error::AlreadyExists {
@@ -327,6 +359,7 @@ impl RevokeAssignment {
                 reason,
             );
             cr.policy = policy;
+            cr.scope = a.scope.clone();
             tx.insert_change_request(&cr).await?;
             tx.audit(AuditRecord {
                 target_kind: "change_request",
@@ -447,6 +480,10 @@ impl Command for BatchAssignRoles {
         batch_permissions(self.items.iter().any(|i| i.force))
     }
 
+    fn scoped(&self) -> bool {
+        true
+    }
+
     fn check(&self, service: &Service) -> Result<(), Error> {
         for (index, item) in self.items.iter().enumerate() {
             item.check_item(service).map_err(|e| e.in_item(index))?;
@@ -478,6 +515,10 @@ impl Command for BatchRevokeAssignments {
         batch_permissions(self.items.iter().any(|i| i.force))
     }
 
+    fn scoped(&self) -> bool {
+        true
+    }
+
     async fn apply(
         self,
         service: &Service,
@@ -494,11 +535,17 @@ impl Service {
         caller: &Caller,
         id: AssignmentId,
     ) -> Result<Assignment, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
-        self.store
+        self.authorize_somewhere(caller, perm::ASSIGNMENTS_READ)?;
+        let not_found = || Error::not_found("assignment", id.to_string());
+        let a = self
+            .store
             .find_assignment(&caller.tenant, id)
             .await?
-            .ok_or_else(|| Error::not_found("assignment", id.to_string()))
+            .ok_or_else(not_found)?;
+        // A delegated admin sees only what lies in its scopes, and learns nothing of the rest.
+        self.authorize_at(caller, perm::ASSIGNMENTS_READ, &a.scope)
+            .map_err(|_| not_found())?;
+        Ok(a)
     }
 
     pub async fn list_assignments(
@@ -508,7 +555,19 @@ impl Service {
         identity: Option<&IdentityId>,
         paging: &PageRequest,
     ) -> Result<Page<Assignment>, Error> {
-        self.authorize(caller, perm::ASSIGNMENTS_READ)?;
+        self.authorize_somewhere(caller, perm::ASSIGNMENTS_READ)?;
+        // Only what the caller may read: everything with a tenant-wide grant, else what lies
+        // at or under the scopes it holds `assignments:read` at.
+        let (readable, _) = self.engine.granted_scopes(
+            &caller.tenant,
+            caller.subject.as_str(),
+            perm::ASSIGNMENTS_READ,
+            "",
+            self.now(),
+        );
+        let readable: Option<Vec<Scope>> = readable
+            .filter(|scopes| !scopes.iter().any(String::is_empty))
+            .map(|scopes| scopes.into_iter().map(Scope::from_validated).collect());
         let role_id = match role {
             Some(r) => Some(
                 self.store
@@ -519,16 +578,28 @@ impl Service {
             ),
             None => None,
         };
+        // The readable scopes are part of the page's binding: a token is not valid for a
+        // caller whose reach changed.
         let filters = format!(
-            "role={};identity={}",
+            "role={};identity={};within={}",
             role_id.map(|r| r.to_string()).unwrap_or_default(),
-            identity.map(IdentityId::as_str).unwrap_or_default()
+            identity.map(IdentityId::as_str).unwrap_or_default(),
+            readable
+                .as_ref()
+                .map(|s| s.iter().map(Scope::as_str).collect::<Vec<_>>().join(","))
+                .unwrap_or_default()
         );
         let filters = self.bind_page(caller, &filters);
         let query = paging.query(&filters, &self.settings.page_token_key)?;
         let rows = self
             .store
-            .list_assignments(&caller.tenant, role_id, identity, &query)
+            .list_assignments(
+                &caller.tenant,
+                role_id,
+                identity,
+                readable.as_deref(),
+                &query,
+            )
             .await?;
         Ok(page(
             rows,
@@ -567,6 +638,7 @@ impl Service {
             role_name: role.name.clone(),
             identity,
             assignment_expire_time: expire,
+            scope: Scope::tenant(),
             assignment_id: assignment,
             reason,
             requester: caller.subject.to_string(),
@@ -604,11 +676,46 @@ impl Service {
             .max_by_key(ApprovalPolicy::quorum)
     }
 
-    /// No escalation for assignments: handing out (or taking away) a role needs every
-    /// permission it grants, even when assigning it to oneself.
-    pub(super) fn ensure_may_hold_out(&self, caller: &Caller, role: &Role) -> Result<(), Error> {
-        let names: Vec<&str> = role.permissions.iter().map(String::as_str).collect();
-        self.ensure_may_grant(caller, &names)
+    /// No escalation for assignments: handing out (or taking away) a role at `scope` needs
+    /// every permission it grants (through its included roles too) there, even when assigning
+    /// it to oneself.
+    pub(super) fn ensure_may_hold_out_at(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        scope: &Scope,
+    ) -> Result<(), Error> {
+        let granted = self.permissions_granted_by(&caller.tenant, role);
+        let names: Vec<&str> = granted.iter().map(String::as_str).collect();
+        self.ensure_may_grant_at(caller, &names, scope)
+    }
+
+    /// The names of every permission `role` grants, its included roles' with its own.
+    pub(super) fn permissions_granted_by(
+        &self,
+        tenant: &crate::domain::TenantId,
+        role: &Role,
+    ) -> Vec<String> {
+        let mut names = role.permissions.clone();
+        if !role.included_roles.is_empty() {
+            let (included, _) = self.engine.read_tenant(tenant, |index| {
+                index.map_or_else(Vec::new, |index| {
+                    role.included_roles
+                        .iter()
+                        .flat_map(|r| {
+                            let mut all = vec![r.id];
+                            all.extend(index.included_closure(r.id).unwrap_or_default());
+                            all
+                        })
+                        .flat_map(|r| index.permission_names_of(r))
+                        .collect()
+                })
+            });
+            names.extend(included);
+            names.sort();
+            names.dedup();
+        }
+        names
     }
 
     /// An id names one identity: one assigned as a USER cannot be assigned as a

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use super::paging::page;
 use super::{PageRequest, Service};
 use crate::domain::builtin::perm;
-use crate::domain::{Caller, Error, IdentityId, Page, PermissionName, Revision, RoleId, TenantId};
+use crate::domain::{
+    Caller, Error, IdentityId, Page, PermissionName, Revision, RoleId, Scope, TenantId,
+};
 use crate::engine::{Decision, Holder};
 
 /// One Check, validated.
@@ -13,6 +15,8 @@ use crate::engine::{Decision, Holder};
 pub struct CheckItem {
     pub identity: IdentityId,
     pub permission: PermissionName,
+    /// The resource asked about (the tenant when empty).
+    pub resource: Scope,
     pub at_least_revision: Revision,
     pub explain: bool,
 }
@@ -100,6 +104,7 @@ impl Service {
             needs,
             item.identity.as_str(),
             item.permission.as_str(),
+            item.resource.as_str(),
             now,
             item.explain,
         );
@@ -131,28 +136,42 @@ impl Service {
             .unwrap_or_default();
         self.ensure_revision(&caller.tenant, wanted).await?;
         let now = self.now();
-        let queries: Vec<(&str, &str, bool)> = items
+        let queries: Vec<(&str, &str, &str, bool)> = items
             .iter()
-            .map(|i| (i.identity.as_str(), i.permission.as_str(), i.explain))
+            .map(|i| {
+                (
+                    i.identity.as_str(),
+                    i.permission.as_str(),
+                    i.resource.as_str(),
+                    i.explain,
+                )
+            })
             .collect();
         Ok(self.engine.check_many(&caller.tenant, &queries, now))
     }
 
-    /// The identity's effective permissions with the roles granting each, by name.
+    /// The identity's effective permissions on `resource` with the roles granting each, by name.
     pub async fn list_effective_permissions(
         &self,
         caller: &Caller,
         identity: &IdentityId,
+        resource: &Scope,
+        at_least: Revision,
         paging: &PageRequest,
     ) -> Result<(Page<(String, Vec<(RoleId, String)>)>, Revision), Error> {
         self.ensure_fresh()?;
         self.authorize_check(caller, identity)?;
-        let filters = format!("identity={identity}");
+        self.ensure_revision(&caller.tenant, at_least).await?;
+        let filters = format!("identity={identity};resource={resource}");
         let filters = self.bind_page(caller, &filters);
         let query = paging.query(&filters, &self.settings.page_token_key)?;
-        let (all, revision): (BTreeMap<String, Vec<(RoleId, String)>>, _) = self
-            .engine
-            .effective_permissions(&caller.tenant, identity.as_str(), self.now());
+        let (all, revision): (BTreeMap<String, Vec<(RoleId, String)>>, _) =
+            self.engine.effective_permissions(
+                &caller.tenant,
+                identity.as_str(),
+                resource.as_str(),
+                self.now(),
+            );
         let rows: Vec<(String, Vec<(RoleId, String)>)> = match &query.after {
             Some(after) => all.into_iter().filter(|(name, _)| name > after).collect(),
             None => all.into_iter().collect(),
@@ -171,29 +190,37 @@ impl Service {
         ))
     }
 
-    /// Who holds `permission` (rule 11's "who can"), groups expanded to their members.
+    /// Who holds `permission` on `resource` (rule 11's "who can"), through grants at it or
+    /// above it, groups expanded to their members.
     pub async fn list_permission_holders(
         &self,
         caller: &Caller,
         permission: &PermissionName,
+        resource: &Scope,
+        at_least: Revision,
         paging: &PageRequest,
     ) -> Result<(Page<Holder>, Revision), Error> {
         self.ensure_fresh()?;
         self.authorize(caller, perm::CHECKS_RUN)?;
-        let filters = format!("permission={permission}");
+        self.ensure_revision(&caller.tenant, at_least).await?;
+        let filters = format!("permission={permission};resource={resource}");
         let filters = self.bind_page(caller, &filters);
         let query = paging.query(&filters, &self.settings.page_token_key)?;
         let key = |h: &Holder| {
             format!(
-                "{}\u{1f}{}\u{1f}{}",
+                "{}\u{1f}{}\u{1f}{}\u{1f}{}",
                 h.identity,
                 h.role_name,
-                h.group.as_ref().map(IdentityId::as_str).unwrap_or_default()
+                h.group.as_ref().map(IdentityId::as_str).unwrap_or_default(),
+                h.scope
             )
         };
-        let (all, revision) = self
-            .engine
-            .holders(&caller.tenant, permission.as_str(), self.now());
+        let (all, revision) = self.engine.holders(
+            &caller.tenant,
+            permission.as_str(),
+            resource.as_str(),
+            self.now(),
+        );
         let all = all.unwrap_or_default();
         let rows: Vec<Holder> = match &query.after {
             Some(after) => all.into_iter().filter(|h| key(h) > *after).collect(),
@@ -203,6 +230,49 @@ impl Service {
         let rows: Vec<Holder> = rows.into_iter().take(limit).collect();
         Ok((
             page(rows, &query, &filters, &self.settings.page_token_key, key),
+            revision,
+        ))
+    }
+
+    /// The scopes at or under `under` where `identity` holds `permission` ("which departments
+    /// may alice manage"), sorted, paged by scope name. NOT_FOUND for an unknown permission.
+    pub async fn list_granted_scopes(
+        &self,
+        caller: &Caller,
+        identity: &IdentityId,
+        permission: &PermissionName,
+        under: &Scope,
+        at_least: Revision,
+        paging: &PageRequest,
+    ) -> Result<(Page<String>, Revision), Error> {
+        self.ensure_fresh()?;
+        self.authorize_check(caller, identity)?;
+        self.ensure_revision(&caller.tenant, at_least).await?;
+        let filters = format!("identity={identity};permission={permission};under={under}");
+        let filters = self.bind_page(caller, &filters);
+        let query = paging.query(&filters, &self.settings.page_token_key)?;
+        let (all, revision) = self.engine.granted_scopes(
+            &caller.tenant,
+            identity.as_str(),
+            permission.as_str(),
+            under.as_str(),
+            self.now(),
+        );
+        let all = all.ok_or_else(|| Error::not_found("permission", permission.to_string()))?;
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let rows: Vec<String> = all
+            .into_iter()
+            .filter(|s| query.after.as_ref().is_none_or(|after| s > after))
+            .take(limit)
+            .collect();
+        Ok((
+            page(
+                rows,
+                &query,
+                &filters,
+                &self.settings.page_token_key,
+                Clone::clone,
+            ),
             revision,
         ))
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::Service;
 use crate::domain::{
     Assignment, AssignmentId, AuditRecord, Caller, Delta, Error, Identity, IdentityId,
-    IdentityKind, Permission, PermissionId, Ref, Role, RoleId, RoleRecord, Tenant, TenantId,
+    IdentityKind, Permission, PermissionId, Ref, Role, RoleId, RoleRecord, Scope, Tenant, TenantId,
     builtin,
 };
 use crate::store::WriteTx;
@@ -169,6 +169,7 @@ impl Service {
                         name: role.name.clone(),
                         permissions: ids,
                         record: Some(RoleRecord::of(&role)),
+                        included: role.included_roles.iter().map(|r| r.id).collect(),
                     });
                     role
                 }
@@ -192,6 +193,7 @@ impl Service {
                         approval_policy: None,
                         protected: false,
                         permissions: names,
+                        included_roles: Vec::new(),
                         create_time: tx.now,
                         update_time: tx.now,
                         revision: tx.revision,
@@ -202,6 +204,7 @@ impl Service {
                         name: role.name.clone(),
                         permissions: ids,
                         record: Some(RoleRecord::of(&role)),
+                        included: role.included_roles.iter().map(|r| r.id).collect(),
                     });
                     tx.audit(AuditRecord {
                         target_kind: "role",
@@ -221,7 +224,7 @@ impl Service {
             admin_role.ok_or_else(|| Error::Internal(anyhow::anyhow!("no admin system role")))?;
         for subject in admins {
             if tx
-                .find_assignment_of(admin_role.id, subject)
+                .find_assignment_of(admin_role.id, subject, &Scope::tenant())
                 .await?
                 .is_some()
             {
@@ -236,6 +239,7 @@ impl Service {
                     id: (*subject).clone(),
                     kind: IdentityKind::User,
                 },
+                scope: Scope::tenant(),
                 is_immutable: immutable,
                 expire_time: None,
                 reason: reason.into(),
@@ -250,6 +254,7 @@ impl Service {
                 identity: a.identity.id.clone(),
                 kind: a.identity.kind,
                 expire_time: None,
+                scope: Scope::tenant(),
             });
             tx.audit(AuditRecord {
                 target_kind: "assignment",

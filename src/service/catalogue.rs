@@ -1,6 +1,6 @@
 //! Permission and role use-cases (API rules 1, 2, 7, 8, 13 and no escalation).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::paging::page;
 use super::snapshot;
@@ -9,8 +9,9 @@ use crate::domain::builtin::perm;
 use crate::domain::{
     ApprovalPolicy, AuditRecord, Caller, Delta, Error, Page, Permission, PermissionId,
     PermissionName, PermissionRef, Reason, Ref, Revision, Role, RoleId, RoleName, RoleRecord,
-    RoleRef,
+    RoleRef, RoleSummary, Scope,
 };
+use crate::engine::MAX_INCLUSION_DEPTH;
 use crate::engine::RoleLookup;
 use crate::store::WriteTx;
 
@@ -47,6 +48,9 @@ pub struct CreateRole {
     /// Needs `warden:roles:protect`.
     #[serde(default)]
     pub protected: bool,
+    /// Roles to include (composite role).
+    #[serde(default)]
+    pub included_roles: Vec<RoleRef>,
 }
 
 /// UpdateRole, validated; `None` leaves a field as it is.
@@ -61,6 +65,9 @@ pub struct UpdateRole {
     /// Marks or unmarks the role protected; needs `warden:roles:protect`.
     #[serde(default)]
     pub protected: Option<bool>,
+    /// Replaces the included roles when set.
+    #[serde(default)]
+    pub included_roles: Option<Vec<RoleRef>>,
     pub etag: Option<String>,
 }
 
@@ -303,6 +310,7 @@ impl Command for DeletePermission {
                 name: role.name.clone(),
                 permissions: remaining,
                 record: Some(RoleRecord::of(&after)),
+                included: after.included_roles.iter().map(|r| r.id).collect(),
             });
         }
         tx.delete_permission(p.id).await?;
@@ -354,8 +362,11 @@ impl Command for CreateRole {
         }
         let mut sorted: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         sorted.sort();
+        let id = RoleId::new();
+        let included_roles =
+            resolve_inclusions(service, caller, tx, id, &self.included_roles).await?;
         let role = Role {
-            id: RoleId::new(),
+            id,
             tenant: caller.tenant.clone(),
             name: self.name.into_string(),
             description: self.description,
@@ -364,6 +375,7 @@ impl Command for CreateRole {
             approval_policy: self.approval_policy,
             protected: self.protected,
             permissions: sorted,
+            included_roles,
             create_time: tx.now,
             update_time: tx.now,
             revision: tx.revision,
@@ -375,6 +387,7 @@ impl Command for CreateRole {
             name: role.name.clone(),
             permissions: ids,
             record: Some(RoleRecord::of(&role)),
+            included: role.included_roles.iter().map(|r| r.id).collect(),
         });
         tx.audit(AuditRecord {
             target_kind: "role",
@@ -424,7 +437,14 @@ impl Command for UpdateRole {
         let names: Vec<&str> = before.permissions.iter().map(String::as_str).collect();
         service.ensure_may_grant(caller, &names)?;
         ensure_policy_refs(tx, self.approval_policy.as_ref()).await?;
+        let included = match &self.included_roles {
+            Some(refs) => Some(resolve_inclusions(service, caller, tx, before.id, refs).await?),
+            None => None,
+        };
         let after = service.stamp_role(tx, &before, |role| {
+            if let Some(included) = included {
+                role.included_roles = included;
+            }
             if let Some(d) = self.description {
                 role.description = d;
             }
@@ -449,6 +469,7 @@ impl Command for UpdateRole {
             name: after.name.clone(),
             permissions,
             record: Some(RoleRecord::of(&after)),
+            included: after.included_roles.iter().map(|r| r.id).collect(),
         });
         tx.audit(AuditRecord {
             target_kind: "role",
@@ -489,6 +510,26 @@ impl Command for DeleteRole {
             return Err(system_role_immutable(&role));
         }
         ensure_may_change(service, caller, &role)?;
+        let mut includers: Vec<String> = tx
+            .inclusion_graph()
+            .await?
+            .into_values()
+            .filter(|(_, inc)| inc.contains(&role.id))
+            .map(|(name, _)| name)
+            .collect();
+        if !includers.is_empty() {
+            includers.sort();
+            return Err(Error::precondition(
+                Reason::RoleInUse,
+                format!(
+                    "role '{}' is included by {}; remove it from them first",
+                    role.name,
+                    includers.join(", ")
+                ),
+            )
+            .with_meta("role", role.name.clone())
+            .with_meta("included_by", includers.join(",")));
+        }
         let assignments = tx.assignments_of_role(role.id).await?;
         if !assignments.is_empty() && !self.force {
             return Err(Error::precondition(
@@ -505,7 +546,7 @@ impl Command for DeleteRole {
         if !assignments.is_empty() {
             // Revoking every holder at once is revoking each: the caller must hold what the
             // role grants, as RevokeAssignment requires.
-            service.ensure_may_hold_out(caller, &role)?;
+            service.ensure_may_hold_out_at(caller, &role, &Scope::tenant())?;
         }
         for a in assignments {
             if a.is_immutable {
@@ -644,6 +685,149 @@ async fn mutable_role(
 }
 
 /// A tenant's protected role is changed or deleted only by holders of `warden:roles:protect`.
+/// Resolves `refs` as the roles `role` would include, and checks the rules of composite roles:
+/// the roles exist, appear once and are not `role` itself; the inclusion graph stays acyclic
+/// (FAILED_PRECONDITION `ROLE_CYCLE`) and at most `MAX_INCLUSION_DEPTH` levels deep, counted
+/// over every chain through `role` (`ROLE_INCLUSION_TOO_DEEP`); and no escalation: the caller
+/// holds every permission the included roles grant.
+async fn resolve_inclusions(
+    service: &Service,
+    caller: &Caller,
+    tx: &WriteTx,
+    role: RoleId,
+    refs: &[RoleRef],
+) -> Result<Vec<RoleSummary>, Error> {
+    let mut included: Vec<Role> = Vec::with_capacity(refs.len());
+    for (i, r) in refs.iter().enumerate() {
+        let found = tx
+            .find_role(r)
+            .await?
+            .ok_or_else(|| Error::not_found("role", r.key()))?;
+        if found.id == role {
+            return Err(Error::precondition(
+                Reason::RoleCycle,
+                format!("role '{}' cannot include itself", found.name),
+            )
+            .with_meta("role", found.name));
+        }
+        if included.iter().any(|x| x.id == found.id) {
+            return Err(Error::invalid(
+                format!("included_roles[{i}]"),
+                format!("role '{}' is listed twice", found.name),
+            ));
+        }
+        included.push(found);
+    }
+    let mut graph = tx.inclusion_graph().await?;
+    graph.entry(role).or_default().1 = included.iter().map(|r| r.id).collect();
+    let name_of = |id: &RoleId, graph: &HashMap<RoleId, (String, Vec<RoleId>)>| {
+        graph.get(id).map(|(n, _)| n.clone()).unwrap_or_default()
+    };
+    // A cycle through `role`: `role` reachable from what it includes.
+    let mut seen: HashSet<RoleId> = HashSet::new();
+    let mut stack: Vec<RoleId> = graph[&role].1.clone();
+    while let Some(at) = stack.pop() {
+        if at == role {
+            return Err(Error::precondition(
+                Reason::RoleCycle,
+                format!(
+                    "including these roles would make role '{}' include itself",
+                    name_of(&role, &graph)
+                ),
+            )
+            .with_meta("role", name_of(&role, &graph)));
+        }
+        if seen.insert(at) {
+            stack.extend(
+                graph
+                    .get(&at)
+                    .map(|(_, inc)| inc.clone())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    // Levels below `role` plus levels above it (roles including it), now that it is acyclic.
+    fn below(at: RoleId, graph: &HashMap<RoleId, (String, Vec<RoleId>)>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        graph
+            .get(&at)
+            .map(|(_, inc)| {
+                inc.iter()
+                    .map(|r| 1 + below(*r, graph, limit - 1))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+    fn above(at: RoleId, graph: &HashMap<RoleId, (String, Vec<RoleId>)>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        graph
+            .iter()
+            .filter(|(_, (_, inc))| inc.contains(&at))
+            .map(|(id, _)| 1 + above(*id, graph, limit - 1))
+            .max()
+            .unwrap_or(0)
+    }
+    let cap = MAX_INCLUSION_DEPTH + 1;
+    let depth = below(role, &graph, cap) + above(role, &graph, cap);
+    if depth > MAX_INCLUSION_DEPTH {
+        return Err(Error::precondition(
+            Reason::RoleInclusionTooDeep,
+            format!(
+                "role inclusions may be at most {MAX_INCLUSION_DEPTH} levels deep; this would make {depth}"
+            ),
+        )
+        .with_meta("role", name_of(&role, &graph)));
+    }
+    // No escalation: the caller must hold what every included role grants, through its own
+    // inclusions too.
+    let mut names: Vec<String> = Vec::new();
+    let mut visited: HashSet<RoleId> = HashSet::new();
+    let mut pending: Vec<RoleId> = included.iter().map(|r| r.id).collect();
+    for r in &included {
+        names.extend(r.permissions.iter().cloned());
+        visited.insert(r.id);
+    }
+    let mut next: Vec<RoleId> = pending
+        .drain(..)
+        .flat_map(|r| {
+            graph
+                .get(&r)
+                .map(|(_, inc)| inc.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    while let Some(r) = next.pop() {
+        if !visited.insert(r) {
+            continue;
+        }
+        if let Some(found) = tx.find_role(&Ref::Id(r)).await? {
+            names.extend(found.permissions);
+        }
+        next.extend(
+            graph
+                .get(&r)
+                .map(|(_, inc)| inc.clone())
+                .unwrap_or_default(),
+        );
+    }
+    names.sort();
+    names.dedup();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    service.ensure_may_grant(caller, &refs)?;
+    Ok(included
+        .into_iter()
+        .map(|r| RoleSummary {
+            id: r.id,
+            name: r.name,
+        })
+        .collect())
+}
+
 fn ensure_may_change(service: &Service, caller: &Caller, role: &Role) -> Result<(), Error> {
     if role.protected {
         service.authorize(caller, perm::ROLES_PROTECT)
@@ -660,6 +844,7 @@ async fn save_role_permissions(tx: &mut WriteTx, before: &Role, after: &Role) ->
         name: after.name.clone(),
         permissions: ids,
         record: Some(RoleRecord::of(after)),
+        included: after.included_roles.iter().map(|r| r.id).collect(),
     });
     tx.audit(AuditRecord {
         target_kind: "role",

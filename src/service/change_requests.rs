@@ -94,7 +94,7 @@ impl Command for ApproveChangeRequest {
                 after.status = ChangeRequestStatus::Applied;
                 after.resulting_assignment_id = resulting;
             }
-            Err(Error::Denied { missing }) => return Err(Error::Denied { missing }),
+            Err(e @ (Error::Denied { .. } | Error::DeniedAt { .. })) => return Err(e),
             Err(Error::Internal(e)) => return Err(Error::Internal(e)),
             Err(other) => {
                 after.status = ChangeRequestStatus::Failed;
@@ -359,8 +359,9 @@ impl Service {
                 format!("role '{}' was deleted", cr.role_name),
             )
         })?;
-        // Escalation is checked against the approver, who is the one granting now.
-        self.ensure_may_hold_out(approver, &role)?;
+        // Escalation is checked against the approver, who is the one granting now, at the
+        // scope the request would assign at.
+        self.ensure_may_hold_out_at(approver, &role, &cr.scope)?;
         match cr.kind {
             ChangeRequestKind::Assign => {
                 if cr.assignment_expire_time.is_some_and(|t| t <= tx.now) {
@@ -369,7 +370,10 @@ impl Service {
                         "the requested assignment's expire_time has passed",
                     ));
                 }
-                if let Some(existing) = tx.find_assignment_of(role.id, &identity.id).await? {
+                if let Some(existing) = tx
+                    .find_assignment_of(role.id, &identity.id, &cr.scope)
+                    .await?
+                {
                     if existing.expire_time.is_none_or(|t| tx.now < t) {
                         return Err(Error::precondition(
                             Reason::AlreadyExists,
@@ -392,6 +396,7 @@ impl Service {
                     role_id: role.id,
                     role_name: role.name.clone(),
                     identity: identity.clone(),
+                    scope: cr.scope.clone(),
                     is_immutable: false,
                     expire_time: cr.assignment_expire_time,
                     reason: cr.reason.clone(),

@@ -159,6 +159,7 @@ fn effect_on_gated(index: &TenantIndex, tx: &WriteTx) -> GatedEffect {
                 id,
                 permissions,
                 record,
+                included,
                 ..
             } => {
                 let before = view(&mut roles, *id);
@@ -171,7 +172,31 @@ fn effect_on_gated(index: &TenantIndex, tx: &WriteTx) -> GatedEffect {
                             .then(|| r.approval_policy.clone().unwrap_or_default()),
                         None => before_policy.clone(),
                     },
-                    permissions: permissions.iter().copied().collect(),
+                    // What it grants through the roles it includes counts as its own.
+                    permissions: permissions
+                        .iter()
+                        .copied()
+                        .chain(
+                            included
+                                .iter()
+                                .flat_map(|r| index.role_grants(*r).unwrap_or_default()),
+                        )
+                        .collect(),
+                };
+                // Roles including this one change what they grant with it.
+                let includers_gated: Vec<RoleId> = if after.permissions == before_permissions {
+                    Vec::new()
+                } else {
+                    index
+                        .including(*id)
+                        .into_iter()
+                        .filter(|r| {
+                            index.role_gate(r.id).is_some_and(|(policy, _)| {
+                                policy.is_some_and(|p| p.covers(ApprovalKind::Modify))
+                            })
+                        })
+                        .map(|r| r.id)
+                        .collect()
                 };
                 let added: Vec<RoleId> = after
                     .permissions
@@ -193,6 +218,11 @@ fn effect_on_gated(index: &TenantIndex, tx: &WriteTx) -> GatedEffect {
                     && after.permissions != before_permissions
                 {
                     ("changes what an approval-gated role grants", vec![*id])
+                } else if !includers_gated.is_empty() {
+                    (
+                        "changes what an approval-gated role grants through a role it includes",
+                        includers_gated,
+                    )
                 } else if !added.is_empty() {
                     // Into any role, gated or not: another role's policy might be weaker.
                     (

@@ -27,7 +27,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::domain::builtin::perm;
-use crate::domain::{Caller, Change, Clock, Error, Impact, Revision, TenantId};
+use crate::domain::{Caller, Change, Clock, Error, Impact, Revision, Scope, TenantId};
 use crate::engine::Engine;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, WriteTx};
@@ -163,21 +163,80 @@ impl Service {
         }
     }
 
+    /// PERMISSION_DENIED unless the caller holds `permission` at `scope` (delegated
+    /// administration: a grant at a scope covers writes at or under it).
+    fn authorize_at(
+        &self,
+        caller: &Caller,
+        permission: &'static str,
+        scope: &Scope,
+    ) -> Result<(), Error> {
+        if scope.is_tenant() {
+            return self.authorize(caller, permission);
+        }
+        let missing = self.engine.missing_at(
+            &caller.tenant,
+            caller.subject.as_str(),
+            &[permission],
+            scope.as_str(),
+            self.now(),
+        );
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            self.record_denied(caller, format!("lacks {permission} on {scope}"));
+            Err(Error::DeniedAt {
+                missing: vec![permission.to_owned()],
+                scope: scope.to_string(),
+            })
+        }
+    }
+
+    /// PERMISSION_DENIED unless the caller holds `permission` at some scope: the pipeline's
+    /// first check of a scoped write, which then judges it where it applies (`authorize_at`).
+    fn authorize_somewhere(&self, caller: &Caller, permission: &'static str) -> Result<(), Error> {
+        if self.engine.holds_anywhere(
+            &caller.tenant,
+            caller.subject.as_str(),
+            permission,
+            self.now(),
+        ) {
+            Ok(())
+        } else {
+            self.record_denied(caller, format!("lacks {permission}"));
+            Err(Error::Denied {
+                missing: vec![permission.to_owned()],
+            })
+        }
+    }
+
     /// No escalation (as in Kubernetes RBAC): granting a permission through a role needs the
     /// caller to hold it, unless it holds `warden:roles:escalate`.
     fn ensure_may_grant(&self, caller: &Caller, permissions: &[&str]) -> Result<(), Error> {
+        self.ensure_may_grant_at(caller, permissions, &Scope::tenant())
+    }
+
+    /// No escalation judged at `scope`: the caller must hold each permission there (or
+    /// `warden:roles:escalate` there).
+    fn ensure_may_grant_at(
+        &self,
+        caller: &Caller,
+        permissions: &[&str],
+        scope: &Scope,
+    ) -> Result<(), Error> {
         let now = self.now();
         let who = caller.subject.as_str();
+        let at = scope.as_str();
         if self
             .engine
-            .missing(&caller.tenant, who, &[perm::ROLES_ESCALATE], now)
+            .missing_at(&caller.tenant, who, &[perm::ROLES_ESCALATE], at, now)
             .is_empty()
         {
             return Ok(());
         }
         let mut missing: Vec<String> = self
             .engine
-            .missing(&caller.tenant, who, permissions, now)
+            .missing_at(&caller.tenant, who, permissions, at, now)
             .into_iter()
             .map(str::to_owned)
             .collect();
@@ -186,14 +245,26 @@ impl Service {
         }
         missing.sort();
         missing.dedup();
+        let whole = if scope.is_tenant() {
+            String::new()
+        } else {
+            format!(" on {scope}")
+        };
         self.record_denied(
             caller,
             format!(
-                "would grant or take away what it lacks: {}",
+                "would grant or take away what it lacks{whole}: {}",
                 missing.join(", ")
             ),
         );
-        Err(Error::Denied { missing })
+        if scope.is_tenant() {
+            Err(Error::Denied { missing })
+        } else {
+            Err(Error::DeniedAt {
+                missing,
+                scope: scope.to_string(),
+            })
+        }
     }
 
     async fn begin(&self, caller: &Caller) -> Result<WriteTx, Error> {

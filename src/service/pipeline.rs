@@ -42,6 +42,13 @@ pub trait Command: Send + 'static {
     /// first one missing is PERMISSION_DENIED.
     fn permissions(&self) -> &'static [&'static str];
 
+    /// True for writes judged where they apply (assignments at a scope): the pipeline then
+    /// asks only that the caller hold each permission at some scope, and `apply` checks it at
+    /// the write's own scope (`Service::authorize_at`). False: tenant-wide, checked here.
+    fn scoped(&self) -> bool {
+        false
+    }
+
     /// Rules on the request alone (reserved names, an expiry in the past), checked once a
     /// replay missed and before the transaction opens. None by default.
     fn check(&self, _service: &Service) -> Result<(), Error> {
@@ -75,7 +82,11 @@ impl Service {
             });
         }
         for permission in command.permissions() {
-            self.authorize(caller, permission)?;
+            if command.scoped() {
+                self.authorize_somewhere(caller, permission)?;
+            } else {
+                self.authorize(caller, permission)?;
+            }
         }
         // A dry run changes nothing, so it is neither replayed nor remembered.
         let Some(key) = opts.idempotency.clone().filter(|_| !opts.dry_run) else {

@@ -9,8 +9,17 @@ use super::{
     WriteTx, db_error, from_micros, is_unique_violation, micros, rev_from, rev_i64, stored_id,
 };
 use crate::domain::{
-    Assignment, AssignmentId, Error, Identity, IdentityId, IdentityKind, RoleId, TenantId,
+    Assignment, AssignmentId, Error, Identity, IdentityId, IdentityKind, RoleId, Scope, TenantId,
 };
+
+/// How an ALREADY_EXISTS names an assignment: role -> identity, and where, when scoped.
+pub fn assignment_key(role: &str, identity: &IdentityId, scope: &Scope) -> String {
+    if scope.is_tenant() {
+        format!("{role} -> {identity}")
+    } else {
+        format!("{role} -> {identity} on {scope}")
+    }
+}
 
 pub(super) const ACTIVE: &str = "ACTIVE";
 
@@ -29,6 +38,7 @@ pub(super) fn to_assignment(m: assignment::Model, role_name: String) -> Result<A
                 ))
             })?,
         },
+        scope: Scope::from_validated(m.scope),
         is_immutable: m.is_immutable,
         expire_time: m.expire_time.map(from_micros),
         reason: m.reason,
@@ -57,6 +67,7 @@ impl WriteTx {
             role_id: Set(a.role_id.to_string()),
             identity_id: Set(a.identity.id.to_string()),
             identity_kind: Set(a.identity.kind.as_str().to_owned()),
+            scope: Set(a.scope.as_str().to_owned()),
             is_immutable: Set(a.is_immutable),
             expire_time: Set(a.expire_time.map(micros)),
             reason: Set(a.reason.clone()),
@@ -70,10 +81,12 @@ impl WriteTx {
         match result {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => {
-                let existing = self.find_assignment_of(a.role_id, &a.identity.id).await?;
+                let existing = self
+                    .find_assignment_of(a.role_id, &a.identity.id, &a.scope)
+                    .await?;
                 Err(Error::AlreadyExists {
                     kind: "assignment",
-                    key: format!("{} -> {}", a.role_name, a.identity.id),
+                    key: assignment_key(&a.role_name, &a.identity.id, &a.scope),
                     existing_id: existing.map(|e| e.id.to_string()),
                 })
             }
@@ -95,16 +108,18 @@ impl WriteTx {
         Ok(row.and_then(|m| IdentityKind::parse(&m.identity_kind)))
     }
 
-    /// The assignment of `role` to `identity`, if any.
+    /// The assignment of `role` to `identity` at `scope`, if any.
     pub async fn find_assignment_of(
         &self,
         role: RoleId,
         identity: &IdentityId,
+        scope: &Scope,
     ) -> Result<Option<Assignment>, Error> {
         let row = assignment::Entity::find()
             .filter(assignment::Column::TenantId.eq(self.tenant().as_str()))
             .filter(assignment::Column::RoleId.eq(role.to_string()))
             .filter(assignment::Column::IdentityId.eq(identity.as_str()))
+            .filter(assignment::Column::Scope.eq(scope.as_str()))
             .one(&self.txn)
             .await
             .map_err(db_error)?;
@@ -185,17 +200,34 @@ impl super::Store {
         find_assignment(self.conn(), tenant, id).await
     }
 
-    /// Assignments ordered by id (time-ordered), optionally of one role and/or one identity.
+    /// Assignments ordered by id (time-ordered), optionally of one role and/or one identity,
+    /// and (`within`) only those at or under one of the given scopes.
     pub async fn list_assignments(
         &self,
         tenant: &TenantId,
         role: Option<RoleId>,
         identity: Option<&IdentityId>,
+        within: Option<&[Scope]>,
         page: &super::PageQuery,
     ) -> Result<Vec<Assignment>, Error> {
-        use sea_orm::QuerySelect;
+        use sea_orm::{Condition, QuerySelect};
         let mut q =
             assignment::Entity::find().filter(assignment::Column::TenantId.eq(tenant.as_str()));
+        // A tenant-wide scope among them filters nothing.
+        if let Some(scopes) = within.filter(|s| !s.iter().any(Scope::is_tenant)) {
+            let mut any = Condition::any();
+            for scope in scopes {
+                // The scope itself, or a name continuing it past a '/' (whole pairs). Scope
+                // characters include no LIKE wildcard but '_', which is escaped.
+                let escaped = scope.as_str().replace('_', "\\_");
+                any = any.add(assignment::Column::Scope.eq(scope.as_str())).add(
+                    assignment::Column::Scope.like(
+                        sea_orm::sea_query::LikeExpr::new(format!("{escaped}/%")).escape('\\'),
+                    ),
+                );
+            }
+            q = q.filter(any);
+        }
         if let Some(role) = role {
             q = q.filter(assignment::Column::RoleId.eq(role.to_string()));
         }

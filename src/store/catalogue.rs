@@ -14,7 +14,8 @@ use super::{
     rev_i64, stored_id,
 };
 use crate::domain::{
-    Error, Permission, PermissionId, PermissionRef, Ref, Role, RoleId, RoleRef, TenantId,
+    Error, Permission, PermissionId, PermissionRef, Ref, Role, RoleId, RoleRef, RoleSummary,
+    TenantId,
 };
 
 fn to_permission(m: permission::Model) -> Result<Permission, Error> {
@@ -160,11 +161,52 @@ async fn with_permissions(
                 .push(name.clone());
         }
     }
+    // Included roles are stored as ids; their names come in one more query, when any.
+    let mut included: HashMap<String, Vec<RoleId>> = HashMap::new();
+    for m in &rows {
+        let ids: Option<Vec<RoleId>> = super::json_column(m.included_roles.as_deref())?;
+        if let Some(ids) = ids.filter(|ids| !ids.is_empty()) {
+            included.insert(m.id.clone(), ids);
+        }
+    }
+    let included_names: HashMap<String, String> = if included.is_empty() {
+        HashMap::new()
+    } else {
+        let ids: Vec<String> = included
+            .values()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        role::Entity::find()
+            .select_only()
+            .column(role::Column::Id)
+            .column(role::Column::Name)
+            .filter(role::Column::Id.is_in(ids))
+            .into_tuple::<(String, String)>()
+            .all(conn)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .collect()
+    };
     rows.into_iter()
         .map(|m| {
             let mut permissions = by_role.remove(&m.id).unwrap_or_default();
             permissions.sort();
+            let included_roles = included
+                .remove(&m.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| RoleSummary {
+                    name: included_names
+                        .get(&id.to_string())
+                        .cloned()
+                        .unwrap_or_default(),
+                    id,
+                })
+                .collect();
             Ok(Role {
+                included_roles,
                 id: stored_id(RoleId::parse, &m.id)?,
                 tenant: TenantId::parse(&m.tenant_id)?,
                 name: m.name,
@@ -349,6 +391,7 @@ impl WriteTx {
             requires_approval: Set(r.requires_approval),
             approval_policy: Set(super::to_json_column(r.approval_policy.as_ref())),
             protected: Set(r.protected),
+            included_roles: Set(included_json(r)),
             create_time: Set(micros(r.create_time)),
             update_time: Set(micros(r.update_time)),
             revision: Set(rev_i64(r.revision)),
@@ -441,6 +484,7 @@ impl WriteTx {
                 Expr::value(super::to_json_column(r.approval_policy.as_ref())),
             )
             .col_expr(role::Column::Protected, Expr::value(r.protected))
+            .col_expr(role::Column::IncludedRoles, Expr::value(included_json(r)))
             .col_expr(role::Column::UpdateTime, Expr::value(micros(r.update_time)))
             .col_expr(role::Column::Revision, Expr::value(rev_i64(r.revision)))
             .filter(role::Column::Id.eq(r.id.to_string()))
@@ -448,6 +492,30 @@ impl WriteTx {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    /// Every role of the tenant with the ids of the roles it includes (the inclusion graph, for
+    /// cycle, depth and in-use checks; a tenant has few roles).
+    pub async fn inclusion_graph(&self) -> Result<HashMap<RoleId, (String, Vec<RoleId>)>, Error> {
+        let rows: Vec<(String, String, Option<String>)> = role::Entity::find()
+            .select_only()
+            .column(role::Column::Id)
+            .column(role::Column::Name)
+            .column(role::Column::IncludedRoles)
+            .filter(role::Column::TenantId.eq(self.tenant().as_str()))
+            .into_tuple()
+            .all(&self.txn)
+            .await
+            .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id, name, included)| {
+                let included: Option<Vec<RoleId>> = super::json_column(included.as_deref())?;
+                Ok((
+                    stored_id(RoleId::parse, &id)?,
+                    (name, included.unwrap_or_default()),
+                ))
+            })
+            .collect()
     }
 
     pub async fn delete_role(&self, id: RoleId) -> Result<(), Error> {
@@ -470,4 +538,12 @@ impl WriteTx {
             .await
             .map_err(db_error)
     }
+}
+
+/// A role's included role ids as stored: JSON, or null for none.
+fn included_json(r: &Role) -> Option<String> {
+    let ids: Vec<RoleId> = r.included_roles.iter().map(|i| i.id).collect();
+    (!ids.is_empty())
+        .then(|| serde_json::to_string(&ids).ok())
+        .flatten()
 }

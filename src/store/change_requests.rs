@@ -12,7 +12,7 @@ use super::{
 };
 use crate::domain::{
     AssignmentId, ChangeRequest, ChangeRequestId, ChangeRequestKind, ChangeRequestStatus, Error,
-    Identity, IdentityId, IdentityKind, RoleId, TenantId,
+    Identity, IdentityId, IdentityKind, RoleId, Scope, TenantId,
 };
 
 fn kind_str(k: ChangeRequestKind) -> &'static str {
@@ -70,6 +70,7 @@ fn to_change_request(m: change_request::Model) -> Result<ChangeRequest, Error> {
             })
         },
         assignment_expire_time: m.assignment_expire_time.map(from_micros),
+        scope: Scope::from_validated(m.scope),
         assignment_id: m
             .assignment_id
             .as_deref()
@@ -188,6 +189,7 @@ impl WriteTx {
                 .unwrap_or_default()),
             assignment_expire_time: Set(c.assignment_expire_time.map(micros)),
             assignment_id: Set(c.assignment_id.map(|a| a.to_string())),
+            scope: Set(c.scope.as_str().to_owned()),
             reason: Set(c.reason.clone()),
             requester: Set(c.requester.clone()),
             status: Set(status_str(c.status).to_owned()),
@@ -259,8 +261,10 @@ impl WriteTx {
         kind: ChangeRequestKind,
         role: RoleId,
         identity: &IdentityId,
+        scope: &Scope,
     ) -> Result<Option<ChangeRequest>, Error> {
         change_request::Entity::find()
+            .filter(change_request::Column::Scope.eq(scope.as_str()))
             .filter(change_request::Column::TenantId.eq(self.tenant().as_str()))
             .filter(change_request::Column::Status.eq("PENDING"))
             .filter(change_request::Column::Kind.eq(kind_str(kind)))

@@ -29,6 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
 
+pub use assignments::assignment_key;
 pub use batch::{MAX_BATCH, WriteBatch};
 pub use changes::NOTIFY_CHANNEL;
 pub use idempotency::StoredResponse;

@@ -11,7 +11,7 @@ use super::entity::{
 use super::{Store, db_error, from_micros, rev_from, stored_id};
 use crate::domain::{
     AssignmentId, ChangeRequestId, Delta, Error, GroupId, IdentityId, IdentityKind, PermissionId,
-    Revision, RoleId, RoleRecord, TenantId,
+    Revision, RoleId, RoleRecord, Scope, TenantId,
 };
 
 impl Store {
@@ -67,6 +67,7 @@ impl Store {
                         update_time: from_micros(r.update_time),
                         revision: rev_from(r.revision),
                     })),
+                    included: super::json_column(r.included_roles.as_deref())?.unwrap_or_default(),
                 },
             );
             Ok(())
@@ -99,10 +100,11 @@ impl Store {
             .column(assignment::Column::IdentityId)
             .column(assignment::Column::IdentityKind)
             .column(assignment::Column::ExpireTime)
-            .into_tuple::<(String, String, String, String, String, Option<i64>)>();
+            .column(assignment::Column::Scope)
+            .into_tuple::<(String, String, String, String, String, Option<i64>, String)>();
         for_each_row(
             assignments.stream(&txn),
-            |(tenant, id, role, identity, kind, expire)| {
+            |(tenant, id, role, identity, kind, expire, scope)| {
                 tenants.push(
                     tenant,
                     Delta::AssignmentPut {
@@ -111,6 +113,7 @@ impl Store {
                         identity: IdentityId::parse("identity", &identity)?,
                         kind: IdentityKind::parse(&kind).unwrap_or_default(),
                         expire_time: expire.map(from_micros),
+                        scope: Scope::from_validated(scope),
                     },
                 );
                 Ok(())
@@ -128,6 +131,7 @@ impl Store {
                     id: stored_id(ChangeRequestId::parse, &c.id)?,
                     role: stored_id(RoleId::parse, &c.role_id)?,
                     identity: IdentityId::parse("identity", &c.identity_id)?,
+                    scope: Scope::from_validated(c.scope),
                 },
             );
             Ok(())

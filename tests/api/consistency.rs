@@ -28,6 +28,7 @@ fn check_at(identity: &str, permission: &str, revision: u64) -> CheckRequest {
         permission: permission.into(),
         at_least_revision: revision,
         explain: false,
+        ..Default::default()
     }
 }
 
@@ -263,6 +264,7 @@ async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
                     permission: p.into(),
                     at_least_revision: n as u64 + 1,
                     explain: false,
+                    ..Default::default()
                 },
             )
         };

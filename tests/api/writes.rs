@@ -58,7 +58,7 @@ backend_tests! {
             .unwrap()
             .into_inner();
         let impact = preview.impact.unwrap();
-        assert_eq!(impact.identities, vec![IdentityImpact { identity_id: "alice".into(), gained: vec!["docs:write".into()], lost: vec![] }]);
+        assert_eq!(impact.identities, vec![IdentityImpact { identity_id: "alice".into(), gained: vec!["docs:write".into()], lost: vec![], ..Default::default() }]);
         // Adding bob and alice to the group: bob gains both, alice only docs:write.
         let preview = app
             .groups()
@@ -69,8 +69,8 @@ backend_tests! {
         let mut who = preview.impact.unwrap().identities;
         who.sort_by(|a, b| a.identity_id.cmp(&b.identity_id));
         assert_eq!(who, vec![
-            IdentityImpact { identity_id: "alice".into(), gained: vec!["docs:write".into()], lost: vec![] },
-            IdentityImpact { identity_id: "bob".into(), gained: vec!["docs:read".into(), "docs:write".into()], lost: vec![] },
+            IdentityImpact { identity_id: "alice".into(), gained: vec!["docs:write".into()], lost: vec![], ..Default::default() },
+            IdentityImpact { identity_id: "bob".into(), gained: vec!["docs:read".into(), "docs:write".into()], lost: vec![], ..Default::default() },
         ]);
         // Revoking alice's reader role would take docs:read away.
         let list = app.assignments().list_assignments(authed(ADMIN, ListAssignmentsRequest { identity_id: "alice".into(), ..Default::default() })).await.unwrap().into_inner();
@@ -80,7 +80,7 @@ backend_tests! {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(preview.impact.unwrap().identities, vec![IdentityImpact { identity_id: "alice".into(), gained: vec![], lost: vec!["docs:read".into()] }]);
+        assert_eq!(preview.impact.unwrap().identities, vec![IdentityImpact { identity_id: "alice".into(), gained: vec![], lost: vec!["docs:read".into()], ..Default::default() }]);
         // Nothing changed.
         let after = app.authz().check(authed(ADMIN, CheckRequest { identity_id: "x".into(), permission: "docs:read".into(), ..Default::default() })).await.unwrap().into_inner().revision;
         assert_eq!(after, revision);

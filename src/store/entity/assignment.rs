@@ -11,6 +11,8 @@ pub struct Model {
     pub role_id: String,
     pub identity_id: String,
     pub identity_kind: String,
+    /// Empty: the whole tenant.
+    pub scope: String,
     pub is_immutable: bool,
     pub expire_time: Option<i64>,
     pub reason: String,

@@ -15,6 +15,7 @@ pub struct Model {
     pub identity_kind: String,
     pub assignment_expire_time: Option<i64>,
     pub assignment_id: Option<String>,
+    pub scope: String,
     pub reason: String,
     pub requester: String,
     pub status: String,

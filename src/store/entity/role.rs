@@ -15,6 +15,8 @@ pub struct Model {
     /// `ApprovalPolicy` as JSON; null: the default policy.
     pub approval_policy: Option<String>,
     pub protected: bool,
+    /// `Vec<RoleId>` as JSON: the roles this one includes; null: none.
+    pub included_roles: Option<String>,
     pub create_time: i64,
     pub update_time: i64,
     pub revision: i64,

@@ -7,6 +7,7 @@ mod m20261203_000001_tenant_revisions;
 mod m20261203_000002_approval_policies;
 mod m20261203_000003_tenants;
 mod m20261203_000004_protected_roles;
+mod m20261204_000001_scopes_and_inclusions;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_approval_policies::Migration),
             Box::new(m20261203_000003_tenants::Migration),
             Box::new(m20261203_000004_protected_roles::Migration),
+            Box::new(m20261204_000001_scopes_and_inclusions::Migration),
         ]
     }
 }
