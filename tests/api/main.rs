@@ -25,6 +25,7 @@ mod ops;
 mod outage;
 mod protected_roles;
 mod revisions;
+mod scopes;
 mod startup;
 mod tenants;
 mod writes;
