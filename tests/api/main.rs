@@ -11,6 +11,7 @@ mod batches;
 mod boundaries;
 mod catalogue;
 mod check_route;
+mod composite_roles;
 mod consistency;
 mod differential;
 mod durability;
