@@ -41,11 +41,23 @@ json_at() {
   if command -v jq >/dev/null; then
     jq -c "$2" "$1"
   else
+    # The jq subset the checks use: .a.b, .a[0].b and .a|map(.b).
     python3 - "$1" "$2" <<'PY'
-import json, sys
-value = json.load(open(sys.argv[1]))
-for key in [k for k in sys.argv[2].split(".") if k]:
-    value = value.get(key) if isinstance(value, dict) else None
+import json, re, sys
+
+def walk(value, path):
+    for key in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        if key.startswith("["):
+            i = int(key[1:-1])
+            value = value[i] if isinstance(value, list) and i < len(value) else None
+        else:
+            value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+path, _, mapped = sys.argv[2].partition("|map(")
+value = walk(json.load(open(sys.argv[1])), path)
+if mapped:
+    value = [walk(v, mapped.rstrip(")")) for v in (value or [])]
 print(json.dumps(value, separators=(",", ":")))
 PY
   fi
@@ -372,6 +384,52 @@ authed -d "{\"addGroupMembers\":{\"groupId\":\"$TREASURY\",\"identityIds\":[\"ma
   "$ADDR" warden.v1.ChangeRequestService/ProposeChange
 expect_json "ProposeChange of a new approver files a CHANGE request under the wires policy" .kind '"CHANGE"'
 expect_json "... governed by role wires" .role.name '"wires"'
+
+# --- scopes and composite roles (README "Scopes" and "Composite roles") -----------------------------
+echo "smoke: scopes and composite roles"
+authed -d '{"name":"dept:manage"}' "$ADDR" warden.v1.PermissionService/CreatePermission
+authed -d '{"name":"department-manager","permissions":[{"name":"dept:manage"},{"name":"docs:read"}]}' "$ADDR" warden.v1.RoleService/CreateRole
+for d in eng sales; do
+  authed -d "{\"role\":{\"name\":\"department-manager\"},\"identity\":{\"id\":\"alice\"},\"scope\":\"departments/$d\"}" \
+    "$ADDR" warden.v1.AssignmentService/AssignRole
+  expect_json "alice manages departments/$d" .assignment.scope "\"departments/$d\""
+done
+authed -d '{"identityId":"alice","permission":"dept:manage","resource":"departments/eng/projects/apollo","explain":true}' \
+  "$ADDR" warden.v1.AuthorizationService/Check
+expect_json "Check on a project of eng: allowed through departments/eng" .grants[0].scope '"departments/eng"'
+authed -d '{"identityId":"alice","permission":"dept:manage","resource":"departments/engineering","explain":true}' \
+  "$ADDR" warden.v1.AuthorizationService/Check
+expect_json "departments/engineering is another department: explain says where she holds it" \
+  '.heldElsewhere|map(.scope)' '["departments/eng","departments/sales"]'
+authed -d '{"identityId":"alice","permission":"dept:manage"}' "$ADDR" warden.v1.AuthorizationService/ListGrantedScopes
+expect_json "which departments may alice manage" .scopes '["departments/eng","departments/sales"]'
+authed -d '{"role":{"name":"department-manager"},"identity":{"id":"alice"},"scope":"departments//x"}' \
+  "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_error "a malformed scope is InvalidArgument" InvalidArgument 'scope'
+
+authed -d '{"name":"eng-admin","permissions":[{"name":"warden:assignments:write"},{"name":"warden:assignments:read"},{"name":"docs:read"}]}' \
+  "$ADDR" warden.v1.RoleService/CreateRole
+authed -d '{"role":{"name":"eng-admin"},"identity":{"id":"dana"},"scope":"departments/eng"}' "$ADDR" warden.v1.AssignmentService/AssignRole
+DANA_TOKEN="$(token_for dana)"
+as_dana() { call -H "authorization: Bearer $DANA_TOKEN" "$@"; }
+authed -d '{"name":"reader","permissions":[{"name":"docs:read"}]}' "$ADDR" warden.v1.RoleService/CreateRole
+as_dana -d '{"role":{"name":"reader"},"identity":{"id":"bob"},"scope":"departments/eng/projects/apollo"}' \
+  "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_json "the delegated admin assigns inside her scope" .assignment.scope '"departments/eng/projects/apollo"'
+as_dana -d '{"role":{"name":"reader"},"identity":{"id":"bob"},"scope":"departments/sales"}' \
+  "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_error "... and not outside it" PermissionDenied 'departments/sales' PERMISSION_DENIED
+as_dana -d '{"role":{"name":"department-manager"},"identity":{"id":"bob"},"scope":"departments/eng"}' \
+  "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_error "... nor a role granting what she lacks there" PermissionDenied 'dept:manage' PERMISSION_DENIED
+
+authed -d '{"name":"head-of-eng","includedRoles":[{"name":"department-manager"}]}' "$ADDR" warden.v1.RoleService/CreateRole
+expect_json "a composite role includes department-manager" '.includedRoles|map(.name)' '["department-manager"]'
+authed -d '{"role":{"name":"department-manager"},"includedRoles":{"roles":[{"name":"head-of-eng"}]}}' "$ADDR" warden.v1.RoleService/UpdateRole
+expect_error "a cycle is refused" FailedPrecondition '' ROLE_CYCLE
+authed -d '{"role":{"name":"head-of-eng"},"identity":{"id":"erin"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+authed -d '{"identityId":"erin","permission":"dept:manage","explain":true}' "$ADDR" warden.v1.AuthorizationService/Check
+expect_json "the composite role grants what it includes, explain shows the path" '.grants[0].inclusionPath|map(.name)' '["department-manager"]'
 
 # --- shutdown --------------------------------------------------------------------------------------
 echo "smoke: shutdown"
