@@ -6,6 +6,7 @@ pub mod builtin;
 pub mod caller;
 pub mod change;
 pub mod clock;
+pub mod configuration;
 pub mod error;
 pub mod ids;
 pub mod model;

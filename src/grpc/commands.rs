@@ -85,6 +85,7 @@ write_requests!(
     pb::ProposeChangeRequest,
     pb::CreateTenantRequest,
     pb::SetTenantStateRequest,
+    pb::ApplyConfigurationRequest,
 );
 
 /// The write options of a mutating request: its flags and, when it sent an `idempotency-key`

@@ -250,7 +250,7 @@ pub(crate) fn identity(
     })
 }
 
-fn pb_kind(k: crate::domain::IdentityKind) -> i32 {
+pub(crate) fn pb_kind(k: crate::domain::IdentityKind) -> i32 {
     use crate::domain::IdentityKind;
     (match k {
         IdentityKind::User => pb::IdentityKind::User,

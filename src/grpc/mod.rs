@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod authorization;
 mod commands;
+mod configuration;
 mod convert;
 mod edge;
 mod groups;
@@ -178,6 +179,14 @@ pub fn router(
             pb::tenant_service_server::TenantServiceServer::new(tenants::TenantApi {
                 service: service.clone(),
             })
+            .max_decoding_message_size(max),
+        )
+        .add_service(
+            pb::configuration_service_server::ConfigurationServiceServer::new(
+                configuration::ConfigurationApi {
+                    service: service.clone(),
+                },
+            )
             .max_decoding_message_size(max),
         )
         .add_service(

@@ -153,7 +153,9 @@ impl AssignRole {
             service.authorize_at(caller, perm::APPROVALS_BYPASS, &self.scope)?;
         }
         let role = roles.get(service, tx, &self.role).await?;
-        service.ensure_may_hold_out_at(caller, &role, &self.scope)?;
+        service
+            .ensure_may_hold_out_at(tx, caller, &role, &self.scope)
+            .await?;
         if self.identity.kind == IdentityKind::Group {
             service.ensure_group_exists(tx, &self.identity.id).await?;
         }
@@ -331,7 +333,9 @@ impl RevokeAssignment {
             service.authorize_at(caller, perm::APPROVALS_BYPASS, &a.scope)?;
         }
         let role = roles.get(service, tx, &Ref::Id(a.role_id)).await?;
-        service.ensure_may_hold_out_at(caller, &role, &a.scope)?;
+        service
+            .ensure_may_hold_out_at(tx, caller, &role, &a.scope)
+            .await?;
         let needs_approval = if force {
             None
         } else {
@@ -679,43 +683,16 @@ impl Service {
     /// No escalation for assignments: handing out (or taking away) a role at `scope` needs
     /// every permission it grants (through its included roles too) there, even when assigning
     /// it to oneself.
-    pub(super) fn ensure_may_hold_out_at(
+    pub(super) async fn ensure_may_hold_out_at(
         &self,
+        tx: &WriteTx,
         caller: &Caller,
         role: &Role,
         scope: &Scope,
     ) -> Result<(), Error> {
-        let granted = self.permissions_granted_by(&caller.tenant, role);
+        let granted = permissions_granted_by(tx, role).await?;
         let names: Vec<&str> = granted.iter().map(String::as_str).collect();
         self.ensure_may_grant_at(caller, &names, scope)
-    }
-
-    /// The names of every permission `role` grants, its included roles' with its own.
-    pub(super) fn permissions_granted_by(
-        &self,
-        tenant: &crate::domain::TenantId,
-        role: &Role,
-    ) -> Vec<String> {
-        let mut names = role.permissions.clone();
-        if !role.included_roles.is_empty() {
-            let (included, _) = self.engine.read_tenant(tenant, |index| {
-                index.map_or_else(Vec::new, |index| {
-                    role.included_roles
-                        .iter()
-                        .flat_map(|r| {
-                            let mut all = vec![r.id];
-                            all.extend(index.included_closure(r.id).unwrap_or_default());
-                            all
-                        })
-                        .flat_map(|r| index.permission_names_of(r))
-                        .collect()
-                })
-            });
-            names.extend(included);
-            names.sort();
-            names.dedup();
-        }
-        names
     }
 
     /// An id names one identity: one assigned as a USER cannot be assigned as a
@@ -763,4 +740,30 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The names of every permission `role` grants, its included roles' (transitively) with its
+/// own, as the write's transaction sees them (not the index, which may lag another replica's
+/// change to an included role).
+pub(super) async fn permissions_granted_by(tx: &WriteTx, role: &Role) -> Result<Vec<String>, Error> {
+    let mut names = role.permissions.clone();
+    if role.included_roles.is_empty() {
+        return Ok(names);
+    }
+    let graph = tx.inclusion_graph().await?;
+    let mut seen: std::collections::HashSet<crate::domain::RoleId> =
+        std::collections::HashSet::from([role.id]);
+    let mut next: Vec<crate::domain::RoleId> = role.included_roles.iter().map(|r| r.id).collect();
+    while let Some(r) = next.pop() {
+        if !seen.insert(r) {
+            continue;
+        }
+        if let Some(found) = tx.find_role(&Ref::Id(r)).await? {
+            names.extend(found.permissions);
+        }
+        next.extend(graph.get(&r).map(|(_, inc)| inc.clone()).unwrap_or_default());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
 }

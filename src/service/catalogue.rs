@@ -546,7 +546,9 @@ impl Command for DeleteRole {
         if !assignments.is_empty() {
             // Revoking every holder at once is revoking each: the caller must hold what the
             // role grants, as RevokeAssignment requires.
-            service.ensure_may_hold_out_at(caller, &role, &Scope::tenant())?;
+            service
+                .ensure_may_hold_out_at(tx, caller, &role, &Scope::tenant())
+                .await?;
         }
         for a in assignments {
             if a.is_immutable {

@@ -361,7 +361,8 @@ impl Service {
         })?;
         // Escalation is checked against the approver, who is the one granting now, at the
         // scope the request would assign at.
-        self.ensure_may_hold_out_at(approver, &role, &cr.scope)?;
+        self.ensure_may_hold_out_at(tx, approver, &role, &cr.scope)
+            .await?;
         match cr.kind {
             ChangeRequestKind::Assign => {
                 if cr.assignment_expire_time.is_some_and(|t| t <= tx.now) {

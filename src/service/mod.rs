@@ -7,6 +7,7 @@ mod authorization;
 mod bootstrap;
 mod catalogue;
 mod change_requests;
+mod configuration;
 mod denials;
 mod gate;
 mod groups;
@@ -43,6 +44,7 @@ pub use catalogue::{
     AddPermissionsToRole, CreatePermission, CreateRole, DeletePermission, DeleteRole,
     RemovePermissionFromRole, RemovePermissionsFromRole, UpdatePermission, UpdateRole,
 };
+pub use configuration::{ApplyConfiguration, ConfigurationApplied};
 pub use change_requests::{ApproveChangeRequest, CancelChangeRequest, RejectChangeRequest};
 pub use groups::{AddGroupMembers, CreateGroup, DeleteGroup, RemoveGroupMembers};
 pub use idempotency::{IDEMPOTENCY_WINDOW, IdempotencyKey};

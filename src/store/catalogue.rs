@@ -18,7 +18,7 @@ use crate::domain::{
     TenantId,
 };
 
-fn to_permission(m: permission::Model) -> Result<Permission, Error> {
+pub(super) fn to_permission(m: permission::Model) -> Result<Permission, Error> {
     Ok(Permission {
         id: stored_id(PermissionId::parse, &m.id)?,
         tenant: TenantId::parse(&m.tenant_id)?,
@@ -128,7 +128,7 @@ async fn find_role(
 }
 
 /// Turns role rows into roles with their sorted permission names, in two more queries.
-async fn with_permissions(
+pub(super) async fn with_permissions(
     conn: &impl ConnectionTrait,
     rows: Vec<role::Model>,
 ) -> Result<Vec<Role>, Error> {

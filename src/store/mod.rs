@@ -10,6 +10,7 @@ mod batch;
 mod catalogue;
 mod change_requests;
 mod changes;
+mod configuration;
 mod groups;
 mod idempotency;
 mod replicas;
@@ -32,6 +33,7 @@ use crate::domain::{AuditRecord, Caller, Change, Delta, Error, Revision, TenantI
 pub use assignments::assignment_key;
 pub use batch::{MAX_BATCH, WriteBatch};
 pub use changes::NOTIFY_CHANNEL;
+pub use configuration::TenantState;
 pub use idempotency::StoredResponse;
 pub use replicas::ReplicaState;
 pub use snapshot::TenantSnapshot;
@@ -312,7 +314,9 @@ impl WriteTx {
     /// The tenant revision at which the in-memory index holds the roles this write would read,
     /// if there is one.
     pub fn roles_as_of(&self) -> Option<Revision> {
+        // This write's own role changes are not in the index either.
         self.roles_as_of
+            .filter(|_| !self.deltas.iter().any(Delta::changes_roles))
     }
 
     /// The tenant revision at which the in-memory index holds the assignments this write

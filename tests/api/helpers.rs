@@ -268,6 +268,11 @@ impl TestApp {
     pub fn authz(&self) -> authorization_service_client::AuthorizationServiceClient<Channel> {
         authorization_service_client::AuthorizationServiceClient::new(self.channel.clone())
     }
+    pub fn configuration(
+        &self,
+    ) -> configuration_service_client::ConfigurationServiceClient<Channel> {
+        configuration_service_client::ConfigurationServiceClient::new(self.channel.clone())
+    }
     pub fn audit(&self) -> audit_service_client::AuditServiceClient<Channel> {
         audit_service_client::AuditServiceClient::new(self.channel.clone())
     }

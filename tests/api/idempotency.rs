@@ -12,6 +12,7 @@ use crate::helpers::*;
 /// Every mutating RPC, as the table's cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Write {
+    ApplyConfiguration,
     CreatePermission,
     UpdatePermission,
     DeletePermission,
@@ -38,7 +39,8 @@ enum Write {
     RemoveGroupMembers,
 }
 
-const EVERY_WRITE: [Write; 24] = [
+const EVERY_WRITE: [Write; 25] = [
+    Write::ApplyConfiguration,
     Write::CreatePermission,
     Write::UpdatePermission,
     Write::DeletePermission,
@@ -435,6 +437,25 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
                     .into_inner(),
             )
         }
+        // A retry that ran again would plan nothing and answer `changed: false`.
+        Write::ApplyConfiguration => {
+            let request = ApplyConfigurationRequest {
+                configuration: Some(Configuration {
+                    permissions: vec![ConfiguredPermission {
+                        name: "idem:configured".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            text(
+                &app.configuration()
+                    .apply_configuration(keyed_as(ADMIN, key, request))
+                    .await?
+                    .into_inner(),
+            )
+        }
         Write::CreateGroup => {
             let request = CreateGroupRequest {
                 name: "idem-create".into(),
@@ -501,7 +522,7 @@ async fn revision(app: &TestApp) -> u64 {
 #[test]
 fn the_table_lists_every_mutating_rpc() {
     let set = prost_types::FileDescriptorSet::decode(warden::proto::FILE_DESCRIPTOR_SET).unwrap();
-    let reads = ["Get", "List", "Watch", "Check", "BatchCheck"];
+    let reads = ["Get", "List", "Watch", "Check", "BatchCheck", "Export"];
     let mut mutating: Vec<String> = set
         .file
         .iter()

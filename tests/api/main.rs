@@ -12,6 +12,7 @@ mod boundaries;
 mod catalogue;
 mod check_route;
 mod composite_roles;
+mod configuration;
 mod consistency;
 mod differential;
 mod durability;

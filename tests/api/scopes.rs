@@ -259,7 +259,7 @@ backend_tests! {
         assert_eq!(dup.code(), Code::AlreadyExists, "{dup:?}");
         assign_at(&app, ADMIN, "payer", user("alice"), SALES).await.unwrap();
         let pending = check_on(&app, "alice", "pay:run", APOLLO).await;
-        assert_eq!(pending.pending_change_request_ids, [cr.id.clone()]);
+        assert_eq!(pending.pending_change_request_ids, std::slice::from_ref(&cr.id));
         assert!(check_on(&app, "alice", "pay:run", ENGINEERING).await.pending_change_request_ids.is_empty());
         let approved = app.change_requests().approve_change_request(authed(ADMIN2, DecideChangeRequestRequest { change_request_id: cr.id.clone(), ..Default::default() })).await.unwrap().into_inner();
         assert_eq!(approved.status, ChangeRequestStatus::Applied as i32, "{approved:?}");

@@ -27,7 +27,7 @@ const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
 
 /// Warden's own services; of their methods, these change nothing.
 const WARDEN_PREFIX: &str = "/warden.v1.";
-const READ_PREFIXES: [&str; 5] = ["Get", "List", "Watch", "Check", "BatchCheck"];
+const READ_PREFIXES: [&str; 6] = ["Get", "List", "Watch", "Check", "BatchCheck", "Export"];
 /// Reflection's descriptors are not in the sets; its one method is well known.
 const REFLECTION_PATHS: [&str; 2] = [
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
