@@ -591,6 +591,13 @@ impl Service {
         for permission in READS {
             self.authorize(caller, permission)?;
         }
+        // A retry of an applied document answers as the first call did (the no-op check below
+        // would otherwise answer it "unchanged").
+        if let Some(key) = opts.idempotency.as_ref().filter(|_| !opts.dry_run)
+            && let Some(first) = self.replay(caller, key).await?
+        {
+            return Ok(first);
+        }
         let revision = self.engine.applied_revision(&caller.tenant);
         let state = self.store.tenant_state(&caller.tenant).await?;
         if plan(&state, &command.configuration, command.prune).is_empty() {
