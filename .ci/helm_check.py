@@ -3,7 +3,9 @@
 
 Rendering goes through helm_lint.render() (Helm's engine in lint mode, no cluster needed; see
 helm_lint.py). Checked for the default values and for helm/warden/ci-values.yaml, plus a few
-variations: grpc liveness/readiness probes on 50051, the pre-install,pre-upgrade migration hook
+variations: grpc liveness/readiness probes on 50051 (with TLS on, HTTP probes of the admin port's
+/healthz and /readyz instead, the TLS Secrets mounted as directories and WARDEN_TLS_* pointing at
+their files, no cleartext appProtocol), the pre-install,pre-upgrade migration hook
 Job (and the Secret it reads existing before it), non-root read-only security settings on every
 pod, the PodDisruptionBudget, terminationGracePeriodSeconds > preStop sleep + drain,
 enableServiceLinks false, Service ports, optional HPA and ServiceMonitor, the optional dashboard
@@ -166,18 +168,34 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
     c.check(ports.get("grpc") == GRPC_PORT and ports.get("metrics") == METRICS_PORT, "container ports grpc 50051, metrics 9090", str(ports))
 
     live, ready = srv.get("livenessProbe") or {}, srv.get("readinessProbe") or {}
-    c.check(dig(live, "grpc", "port") == GRPC_PORT, "livenessProbe: native gRPC on 50051", str(live))
-    c.check(dig(ready, "grpc", "port") == GRPC_PORT, "readinessProbe: native gRPC on 50051", str(ready))
-    # Readiness follows decisions (they outlive a database outage for WARDEN_MAX_STALENESS);
-    # liveness never depends on the database.
-    want_ready = dig(values, "probes", "readiness", "service", default="warden.v1.AuthorizationService")
-    c.check(dig(ready, "grpc", "service", default=None) == want_ready, f'readinessProbe: health service "{want_ready}"', str(ready))
-    want_live = dig(values, "probes", "liveness", "service", default="liveness")
-    c.check(dig(live, "grpc", "service", default="") == want_live, f'livenessProbe: health service "{want_live}"', str(live))
-    if "startupProbe" in srv:
-        c.check(dig(srv, "startupProbe", "grpc", "port") == GRPC_PORT, "startupProbe: native gRPC on 50051")
+    tls = values["tls"]
+    if tls["existingSecret"]:
+        # Kubernetes' gRPC probes cannot speak TLS: the plaintext admin port answers them, with
+        # the same meanings (/readyz follows AuthorizationService, /healthz never the database).
+        c.check(dig(live, "httpGet", "port") in ("metrics", METRICS_PORT) and dig(live, "httpGet", "path") == "/healthz"
+                and "grpc" not in live, "TLS: livenessProbe GET /healthz on the admin port", str(live))
+        c.check(dig(ready, "httpGet", "port") in ("metrics", METRICS_PORT) and dig(ready, "httpGet", "path") == "/readyz"
+                and "grpc" not in ready, "TLS: readinessProbe GET /readyz on the admin port", str(ready))
+        if "startupProbe" in srv:
+            start = srv["startupProbe"]
+            c.check(dig(start, "httpGet", "path") == "/readyz" and dig(start, "httpGet", "port") in ("metrics", METRICS_PORT)
+                    and "grpc" not in start, "TLS: startupProbe GET /readyz on the admin port", str(start))
+        c.check(not any("grpc" in (srv.get(p) or {}) for p in ("livenessProbe", "readinessProbe", "startupProbe")),
+                "TLS: no native gRPC probe left (they cannot do TLS)")
+    else:
+        c.check(dig(live, "grpc", "port") == GRPC_PORT, "livenessProbe: native gRPC on 50051", str(live))
+        c.check(dig(ready, "grpc", "port") == GRPC_PORT, "readinessProbe: native gRPC on 50051", str(ready))
+        # Readiness follows decisions (they outlive a database outage for WARDEN_MAX_STALENESS);
+        # liveness never depends on the database.
+        want_ready = dig(values, "probes", "readiness", "service", default="warden.v1.AuthorizationService")
+        c.check(dig(ready, "grpc", "service", default=None) == want_ready, f'readinessProbe: health service "{want_ready}"', str(ready))
+        want_live = dig(values, "probes", "liveness", "service", default="liveness")
+        c.check(dig(live, "grpc", "service", default="") == want_live, f'livenessProbe: health service "{want_live}"', str(live))
+        if "startupProbe" in srv:
+            c.check(dig(srv, "startupProbe", "grpc", "port") == GRPC_PORT, "startupProbe: native gRPC on 50051")
 
     env = env_map(srv)
+    check_tls(c, values, pod, srv, env)
 
     def val(name):
         return dig(env, name, "value")
@@ -258,8 +276,12 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
         c.check(jpod.get("restartPolicy") in ("Never", "OnFailure"), "Job restartPolicy Never/OnFailure")
         jenv = env_map(jc)
         c.check(jenv.get("WARDEN_DATABASE_URL") == env.get("WARDEN_DATABASE_URL"), "Job reads the same database Secret")
-        c.check(all(jenv.get(k) == env.get(k) for k in env if k not in ("WARDEN_LISTEN_ADDR", "WARDEN_METRICS_ADDR", "WARDEN_SHUTDOWN_GRACE")),
+        c.check(all(jenv.get(k) == env.get(k) for k in env
+                    if k not in ("WARDEN_LISTEN_ADDR", "WARDEN_METRICS_ADDR", "WARDEN_SHUTDOWN_GRACE") and not k.startswith("WARDEN_TLS_")),
                 "Job has the server's configuration env")
+        # The Job serves nothing: it must not wait for a TLS Secret that may not exist yet.
+        c.check(not any(k.startswith("WARDEN_TLS_") for k in jenv) and not {"tls", "client-ca"} & {v["name"] for v in jpod.get("volumes") or []},
+                "Job has no TLS settings or Secrets")
         check_security(c, "Job", jpod, jc)
         sa = jpod.get("serviceAccountName", "default")
         created = {dig(d, "metadata", "name") for d in of_kind(docs, "ServiceAccount") if not hooks(d)}
@@ -298,6 +320,11 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
         c.check(dig(sports, "metrics", "port") == values["service"]["metricsPort"] == METRICS_PORT and dig(sports, "metrics", "targetPort") in ("metrics", METRICS_PORT),
                 "Service port 9090 named metrics", str(sports.get("metrics")))
         c.check(matches(dig(svc, "spec", "selector"), pod_labels), "Service selects the server pods")
+        proto = dig(sports, "grpc", "appProtocol")
+        if tls["existingSecret"]:
+            c.check(proto is None, "TLS: the gRPC port claims no cleartext appProtocol", repr(proto))
+        else:
+            c.check(proto == (values["service"]["grpcAppProtocol"] or None), f"gRPC appProtocol {values['service']['grpcAppProtocol']!r}", repr(proto))
     headless = [s for s in of_kind(docs, "Service") if dig(s, "spec", "clusterIP") == "None"]
     c.check(len(headless) == (1 if values["service"]["headless"] else 0), f"headless Service {'present' if values['service']['headless'] else 'absent'}")
 
@@ -346,8 +373,43 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
     # --- NOTES.txt --------------------------------------------------------------------------
     notes = rendered["templates"].get("templates/NOTES.txt", "")
     c.check("port-forward svc/" in notes, "NOTES: kubectl port-forward")
-    c.check('grpcurl -plaintext -H "authorization: Bearer $TOKEN" localhost:50051 list' in notes, "NOTES: grpcurl list with a bearer token")
-    c.check("grpcurl -plaintext localhost:50051 grpc.health.v1.Health/Check" in notes, "NOTES: grpcurl health check")
+    flags = "-plaintext"
+    if tls["existingSecret"]:
+        flags = f"-cacert ca.crt -servername {dig(dep, 'metadata', 'name')}."
+        c.check("-plaintext" not in notes, "TLS: NOTES never suggest -plaintext")
+        c.check(("-cert and -key" in notes) == bool(tls["clientCaSecret"]), "TLS: NOTES mention client certificates exactly when a client CA is set")
+    c.check(re.search(re.escape(flags) + r'\S* -H "authorization: Bearer \$TOKEN" localhost:50051 list', notes) is not None,
+            f"NOTES: grpcurl {flags}... list with a bearer token")
+    c.check(re.search(re.escape(flags) + r"\S* localhost:50051 grpc.health.v1.Health/Check", notes) is not None,
+            f"NOTES: grpcurl {flags}... health check")
+
+
+def check_tls(c: Checker, values: dict, pod: dict, srv: dict, env: dict) -> None:
+    """TLS on the gRPC port: the Secrets mounted read-only as directories (a subPath mount never
+    sees a renewal) and WARDEN_TLS_* naming their files; nothing of it when tls is off."""
+    tls = values["tls"]
+    mounts = {m["name"]: m for m in srv.get("volumeMounts") or []}
+    vols = {v["name"]: v for v in pod.get("volumes") or []}
+    val = lambda name: dig(env, name, "value")  # noqa: E731
+    if not tls["existingSecret"]:
+        c.check(not any(k.startswith("WARDEN_TLS_") for k in env) and "tls" not in vols and "client-ca" not in vols,
+                "TLS off: no WARDEN_TLS_* and no TLS volumes")
+        return
+    cert_dir = tls["mountPath"].rstrip("/")
+    c.check(dig(vols, "tls", "secret", "secretName") == tls["existingSecret"], f"TLS: Secret {tls['existingSecret']} is a volume", str(vols.get("tls")))
+    c.check(dig(mounts, "tls", "mountPath") == tls["mountPath"] and dig(mounts, "tls", "readOnly") is True and "subPath" not in mounts.get("tls", {}),
+            "TLS: mounted read-only as a directory (renewals reach the pod)", str(mounts.get("tls")))
+    c.check(val("WARDEN_TLS_CERT_FILE") == f"{cert_dir}/tls.crt" and val("WARDEN_TLS_KEY_FILE") == f"{cert_dir}/tls.key",
+            "TLS: WARDEN_TLS_CERT_FILE / WARDEN_TLS_KEY_FILE name tls.crt and tls.key",
+            f"{val('WARDEN_TLS_CERT_FILE')!r}, {val('WARDEN_TLS_KEY_FILE')!r}")
+    if tls["clientCaSecret"]:
+        ca_dir = tls["clientCaMountPath"].rstrip("/")
+        c.check(dig(vols, "client-ca", "secret", "secretName") == tls["clientCaSecret"], f"mTLS: Secret {tls['clientCaSecret']} is a volume")
+        c.check(dig(mounts, "client-ca", "mountPath") == tls["clientCaMountPath"] and dig(mounts, "client-ca", "readOnly") is True
+                and "subPath" not in mounts.get("client-ca", {}), "mTLS: client CA mounted read-only as a directory")
+        c.check(val("WARDEN_TLS_CLIENT_CA_FILE") == f"{ca_dir}/ca.crt", "mTLS: WARDEN_TLS_CLIENT_CA_FILE names ca.crt", repr(val("WARDEN_TLS_CLIENT_CA_FILE")))
+    else:
+        c.check("WARDEN_TLS_CLIENT_CA_FILE" not in env and "client-ca" not in vols, "no client CA: no WARDEN_TLS_CLIENT_CA_FILE, no volume")
 
 
 def check_dashboards(c: Checker, values: dict, rendered: dict, docs: list[dict]) -> None:
@@ -430,6 +492,8 @@ def main() -> int:
         ("default values + database/issuer/audience/hs256 set", None, good, True),
         ("no preStop pause, 45s drain, no PDB, no migration Job", None,
          {**good, "preStopSleepSeconds": 0, "shutdownGraceSeconds": 45, "pdb": {"enabled": False}, "migration": {"enabled": False}}, True),
+        ("TLS from a cert-manager Secret, no client CA, headless Service", None,
+         {**good, "tls": {"existingSecret": "warden-grpc-tls"}, "service": {"headless": True}}, True),
         ("63-character fullnameOverride, headless Service, dashboards", None,
          {**good, "fullnameOverride": "w" * 63, "service": {"headless": True}, "dashboards": {"enabled": True}}, True),
         ("dashboards in other namespaces, default sidecar label dropped, no PrometheusRule", None,
@@ -457,6 +521,8 @@ def main() -> int:
         ("nested typo `dashboards.prometheusRule.label`", {"dashboards": {"prometheusRule": {"label": {}}}}),
         ("non-string Grafana sidecar label value", {"dashboards": {"grafana": {"labels": {"grafana_dashboard": 1}}}}),
         ("dashboards.enabled as a string", {"dashboards": {"enabled": "yes"}}),
+        ("nested typo `tls.existingSecrets`", {"tls": {"existingSecrets": "x"}}),
+        ("a relative tls.mountPath", {"tls": {"mountPath": "tls"}}),
     ]
     for label, overrides in bad_values:
         with tempfile.TemporaryDirectory(prefix="warden-bad-") as tmp:
@@ -469,6 +535,7 @@ def main() -> int:
         ("no database URL and no existingSecret", {"auth": good["auth"]}, "database.url is required"),
         ("no token key at all", {"database": good["database"], "auth": {"issuer": "i", "audience": "a"}}, "no token key configured"),
         ("no issuer", {"database": good["database"], "auth": {"audience": "a"}}, "auth.issuer is required"),
+        ("a client CA without TLS", {**good, "tls": {"clientCaSecret": "bundle"}}, "tls.clientCaSecret needs tls.existingSecret"),
     ]
     for label, overrides, needle in bad_combos:
         rendered = hl.render(helm, hl.CHART, None, overrides)

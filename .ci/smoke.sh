@@ -5,7 +5,9 @@
 #
 # Starts `warden serve --dev` in a fresh temporary directory (so ./warden-dev.db is new) on a free
 # port, waits for grpc.health.v1 to report SERVING, runs the grpcurl command line that --dev prints
-# exactly as printed, then walks the seeds' role/permission flows and checks every answer.
+# exactly as printed, then walks the seeds' role/permission flows and checks every answer. A second
+# server then serves TLS with client certificates (certificates made with openssl), reached with
+# grpcurl -cacert, and with -cert/-key as a SPIFFE identity.
 # Any failed assertion makes the script exit non-zero and print the server's output; the server is
 # always stopped on exit.
 set -Eeuo pipefail
@@ -72,6 +74,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/warden-smoke.XXXXXX")"
 SERVER_OUT="$WORK/server.stdout"
 SERVER_ERR="$WORK/server.stderr"
 SERVER_PID=""
+TLS_PID=""
 PASSED=0
 FAILED=0
 
@@ -85,12 +88,14 @@ show_server_log() {
 
 cleanup() {
   local status=$?
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  for pid in "$SERVER_PID" "$TLS_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   if [ "$status" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
     show_server_log
     echo "smoke: FAILED ($PASSED passed, $FAILED failed); files kept in $WORK" >&2
@@ -430,6 +435,69 @@ expect_error "a cycle is refused" FailedPrecondition '' ROLE_CYCLE
 authed -d '{"role":{"name":"head-of-eng"},"identity":{"id":"erin"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 authed -d '{"identityId":"erin","permission":"dept:manage","explain":true}' "$ADDR" warden.v1.AuthorizationService/Check
 expect_json "the composite role grants what it includes, explain shows the path" '.grants[0].inclusionPath|map(.name)' '["department-manager"]'
+
+# --- TLS and client certificates (README "TLS and mTLS") ------------------------------------------
+echo "smoke: TLS and client certificates on a second server"
+command -v openssl >/dev/null || die "openssl not found (needed to make the TLS certificates)"
+TLS_DIR="$WORK/tls"
+mkdir -p "$TLS_DIR"
+SPIFFE_ID="spiffe://example.org/ns/prod/sa/billing"
+# issue NAME SERIAL EXTENSIONS: NAME.key and NAME.pem signed by the CA.
+issue() {
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_DIR/$1.key" \
+    -out "$TLS_DIR/$1.csr" -subj "/CN=$1" 2>/dev/null
+  printf '%b' "$3" >"$TLS_DIR/$1.ext"
+  openssl x509 -req -in "$TLS_DIR/$1.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" -set_serial "$2" \
+    -days 1 -extfile "$TLS_DIR/$1.ext" -out "$TLS_DIR/$1.pem" 2>/dev/null
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" \
+  -days 1 -subj "/CN=smoke CA" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null \
+  || die "openssl cannot make the CA"
+issue server 2 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' || die "openssl cannot make the server certificate"
+issue billing 3 "subjectAltName=URI:$SPIFFE_ID\nextendedKeyUsage=clientAuth\n" || die "openssl cannot make the client certificate"
+
+TLS_PORT="$(free_port)"
+TLS_METRICS_PORT="$(free_port)"
+TLS_ADDR="127.0.0.1:$TLS_PORT"
+tls_env=("${server_env[@]}" "WARDEN_METRICS_ADDR=127.0.0.1:$TLS_METRICS_PORT"
+  "WARDEN_TLS_CERT_FILE=$TLS_DIR/server.pem" "WARDEN_TLS_KEY_FILE=$TLS_DIR/server.key"
+  "WARDEN_TLS_CLIENT_CA_FILE=$TLS_DIR/ca.pem")
+(cd "$TLS_DIR" && exec "${tls_env[@]}" "$BINARY" serve --dev --listen-addr "$TLS_ADDR" \
+  >"$TLS_DIR/server.stdout" 2>"$TLS_DIR/server.stderr" </dev/null) &
+TLS_PID=$!
+# tls_call ARGS...: grpcurl over TLS trusting the smoke CA; sets OUT and RC.
+tls_call() {
+  RC=0
+  "$GRPCURL" -cacert "$TLS_DIR/ca.pem" -connect-timeout 5 -max-time 15 "$@" >"$OUT" 2>&1 || RC=$?
+}
+deadline=$((SECONDS + STARTUP_TIMEOUT))
+until tls_call -max-time 2 -d '{}' "$TLS_ADDR" grpc.health.v1.Health/Check && grep -q '"status": "SERVING"' "$OUT"; do
+  if ! kill -0 "$TLS_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+    fail "the TLS server reports SERVING within ${STARTUP_TIMEOUT}s" "$OUT"
+    sed 's/^/       | /' "$TLS_DIR/server.stderr" >&2
+    break
+  fi
+  sleep 0.2
+done
+if [ "$RC" -eq 0 ]; then
+  pass "grpcurl -cacert: health Check over TLS is SERVING"
+  call -max-time 5 -d '{}' "$TLS_ADDR" grpc.health.v1.Health/Check
+  if [ "$RC" -ne 0 ]; then pass "plaintext is refused on the TLS port"; else fail "plaintext is refused on the TLS port" "$OUT"; fi
+  # The same secret signs both servers' tokens; --dev made dev-admin an admin on each.
+  tls_call -H "authorization: Bearer $TOKEN" -d '{"name":"billing:read"}' "$TLS_ADDR" warden.v1.PermissionService/CreatePermission
+  expect_json "a call with a token over TLS: CreatePermission billing:read" .name '"billing:read"'
+  tls_call -H "authorization: Bearer $TOKEN" -d '{"name":"billing-reader","permissions":[{"name":"billing:read"}]}' \
+    "$TLS_ADDR" warden.v1.RoleService/CreateRole
+  tls_call -H "authorization: Bearer $TOKEN" -d "{\"role\":{\"name\":\"billing-reader\"},\"identity\":{\"id\":\"$SPIFFE_ID\"}}" \
+    "$TLS_ADDR" warden.v1.AssignmentService/AssignRole
+  expect_json "AssignRole billing-reader to the SPIFFE ID" .assignment.roleName '"billing-reader"'
+  tls_call -cert "$TLS_DIR/billing.pem" -key "$TLS_DIR/billing.key" \
+    -d "{\"identityId\":\"$SPIFFE_ID\",\"permission\":\"billing:read\"}" "$TLS_ADDR" warden.v1.AuthorizationService/Check
+  expect_json "no token, a client certificate (grpcurl -cert): its SPIFFE ID is the caller, allowed" .allowed 'true'
+fi
+kill -TERM "$TLS_PID" 2>/dev/null || true
+wait "$TLS_PID" 2>/dev/null || true
+TLS_PID=""
 
 # --- shutdown --------------------------------------------------------------------------------------
 echo "smoke: shutdown"

@@ -14,7 +14,7 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::domain::{Clock, SystemClock, TenantId};
 use crate::engine::Engine;
-use crate::grpc::{self, Tracing, Verifier};
+use crate::grpc::{self, Tls, Tracing, Verifier};
 use crate::health::{self, Health};
 use crate::service::{BootstrapAdmin, ReplicaIdentity, Retention, Service, Settings, Sync};
 use crate::shutdown::{Phase, Shutdown};
@@ -35,6 +35,8 @@ pub struct App {
     service: Service,
     sync: Arc<Sync>,
     verifier: Arc<Verifier>,
+    /// TLS on the gRPC port, when configured.
+    tls: Option<Arc<Tls>>,
     shutdown: Shutdown,
     tracing: Tracing,
 }
@@ -68,6 +70,13 @@ impl App {
             Verifier::from_config(&config.auth, default_tenant.clone())
                 .map_err(anyhow::Error::msg)?,
         );
+        // Before the database: a missing or bad certificate file stops start-up at once.
+        let tls = config
+            .tls
+            .enabled()
+            .then(|| Tls::load(&config.tls, !config.grpc_web_allowed_origins.is_empty()))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         // A JWKS URL's keys are needed before the first call can be verified.
         verifier
             .load_remote_keys()
@@ -194,6 +203,7 @@ impl App {
             service,
             sync,
             verifier,
+            tls,
             shutdown,
             tracing,
         })
@@ -262,6 +272,7 @@ impl App {
             )),
         ];
         let jwks_task = self.verifier.refresh_remote_keys();
+        let tls_task = self.tls.as_ref().map(Tls::watch);
         let addr = self.local_addr();
         let metrics_addr = self.metrics_addr();
         let admin_state = AdminState {
@@ -295,9 +306,16 @@ impl App {
         let incoming = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(std::time::Duration::from_secs(60)));
-        tracing::info!(%addr, %metrics_addr, "warden serving");
-        let serve =
-            router.serve_with_incoming_shutdown(incoming, shutdown.reached(Phase::Draining));
+        tracing::info!(%addr, %metrics_addr, tls = self.tls.is_some(), "warden serving");
+        let drained = shutdown.reached(Phase::Draining);
+        let serve = match &self.tls {
+            Some(tls) => futures::future::Either::Left(
+                router.serve_with_incoming_shutdown(tls.incoming(incoming), drained),
+            ),
+            None => futures::future::Either::Right(
+                router.serve_with_incoming_shutdown(incoming, drained),
+            ),
+        };
         // Once Closing has ended every call, connections close on their own; the bound only
         // guards against a peer that stops reading.
         let closed = shutdown.reached(Phase::Closing);
@@ -312,7 +330,7 @@ impl App {
             }
         };
         phases.abort();
-        if let Some(task) = jwks_task {
+        for task in [jwks_task, tls_task].into_iter().flatten() {
             task.abort();
         }
         shutdown.advance(Phase::Stopped);

@@ -19,6 +19,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    /// TLS (and client certificates) on the gRPC port; off unless a certificate is configured.
+    pub tls: TlsConfig,
     pub default_tenant: String,
     /// The tenant whose callers (holding `warden:tenants:*`) manage tenants with TenantService;
     /// none: TenantService refuses every call.
@@ -110,6 +112,30 @@ pub struct AuthConfig {
     pub leeway_seconds: u64,
 }
 
+/// TLS on the gRPC port. The files are PEM and are read again when they change, so a rotated
+/// certificate (cert-manager renewing a Secret) is served to new connections without a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// The server's certificate chain, leaf first; with `key_file`, turns TLS on.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of the certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates client certificates must chain to; set: clients may present one, and a
+    /// verified one authenticates its caller (its SPIFFE ID) where no bearer token is sent.
+    pub client_ca_file: Option<PathBuf>,
+    /// How often the files are compared with what is being served.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+impl TlsConfig {
+    /// True when the gRPC port speaks TLS.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -148,6 +174,7 @@ impl Default for Config {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             default_tenant: "default".into(),
             platform_tenant: None,
             max_staleness: Duration::from_secs(30),
@@ -209,6 +236,17 @@ impl Default for AuthConfig {
     }
 }
 
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            client_ca_file: None,
+            reload_interval: Duration::from_secs(5),
+        }
+    }
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
@@ -224,7 +262,7 @@ impl Default for LimitsConfig {
 }
 
 /// The short environment names OPERATIONS.md documents, and the setting each one sets.
-const ENV_ALIASES: [(&str, &str); 11] = [
+const ENV_ALIASES: [(&str, &str); 14] = [
     ("database_url", "database.url"),
     ("database_max_connections", "database.max_connections"),
     ("auth_hs256_secret", "auth.hs256_secret"),
@@ -235,17 +273,21 @@ const ENV_ALIASES: [(&str, &str); 11] = [
     ("auth_audience", "auth.audience"),
     ("auth_tenant_claim", "auth.tenant_claim"),
     ("auth_leeway_seconds", "auth.leeway_seconds"),
+    ("tls_cert_file", "tls.cert_file"),
+    ("tls_key_file", "tls.key_file"),
+    ("tls_client_ca_file", "tls.client_ca_file"),
     ("log_format", "log_format"),
 ];
 
 /// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
-const ENV_ROOTS: [&str; 21] = [
+const ENV_ROOTS: [&str; 22] = [
     "listen_addr",
     "metrics_addr",
     "database",
     "auth",
+    "tls",
     "default_tenant",
     "platform_tenant",
     "max_staleness",
@@ -386,6 +428,7 @@ impl Config {
                 return Err("auth.audience (WARDEN_AUTH_AUDIENCE): required outside --dev".into());
             }
         }
+        self.validate_tls()?;
         let tenant =
             crate::domain::TenantId::parse(&self.default_tenant).map_err(|e| e.to_string())?;
         for admin in &self.bootstrap_admins {
@@ -416,6 +459,31 @@ impl Config {
         }
         if self.approval_ttl.is_zero() {
             return Err("approval_ttl (WARDEN_APPROVAL_TTL): must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The TLS settings fit together; the files themselves are read when the server is built.
+    fn validate_tls(&self) -> Result<(), String> {
+        let tls = &self.tls;
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => {
+                return Err("tls.key_file (WARDEN_TLS_KEY_FILE): required with tls.cert_file (WARDEN_TLS_CERT_FILE); set both or neither".into());
+            }
+            (None, Some(_)) => {
+                return Err("tls.cert_file (WARDEN_TLS_CERT_FILE): required with tls.key_file (WARDEN_TLS_KEY_FILE); set both or neither".into());
+            }
+            _ => {}
+        }
+        if tls.client_ca_file.is_some() && !tls.enabled() {
+            return Err("tls.client_ca_file (WARDEN_TLS_CLIENT_CA_FILE): client certificates need TLS; set WARDEN_TLS_CERT_FILE and WARDEN_TLS_KEY_FILE too".into());
+        }
+        if tls.reload_interval.is_zero() {
+            return Err(
+                "tls.reload_interval (WARDEN_TLS__RELOAD_INTERVAL): must be positive".into(),
+            );
         }
         Ok(())
     }

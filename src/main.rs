@@ -161,8 +161,17 @@ fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Resu
     );
     println!("Admin token for `{DEV_ADMIN}` (valid 24h):\n\n{token}\n");
     println!("Try it:\n");
+    // With TLS on, -insecure skips checking the server's certificate: fine on a laptop only.
+    let transport = if config.tls.enabled() {
+        println!(
+            "(TLS is on: -insecure skips checking the certificate; use -cacert CA.pem with the CA that signed it)\n"
+        );
+        "-insecure"
+    } else {
+        "-plaintext"
+    };
     println!(
-        "grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{\"name\": \"docs:read\", \"description\": \"Read documents\"}}' {addr} warden.v1.PermissionService/CreatePermission\n"
+        "grpcurl {transport} -H 'authorization: Bearer {token}' -d '{{\"name\": \"docs:read\", \"description\": \"Read documents\"}}' {addr} warden.v1.PermissionService/CreatePermission\n"
     );
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! Bearer-JWT authentication: every RPC but health and reflection carries a valid token, and its
-//! `sub` and tenant claim become the `Caller` (the edge asks, `authenticate` answers).
+//! Authentication: every RPC but health and reflection carries a valid bearer JWT, whose `sub`
+//! and tenant claim become the `Caller`, or comes over a TLS connection whose client certificate
+//! chained to the client CA and names the caller (`tls.rs`). The edge asks, `authenticate`
+//! answers.
 
 use std::fmt;
 use std::sync::Arc;
@@ -422,16 +424,39 @@ pub fn mint_hs256(
 /// The largest bearer token accepted: a JWT with ordinary claims is well under 2 KiB.
 pub(super) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
-/// The caller of a request to `path` with these headers: its bearer token verified, its trace id.
+/// The caller of a request to `path` with these headers and extensions, with its trace id: the
+/// subject of its bearer token, verified; without a token, the identity its connection's client
+/// certificate names, in the default tenant. A token wins over a certificate: a bad token is
+/// refused even on a connection with a good certificate.
 pub(super) async fn authenticate(
     verifier: &Verifier,
     headers: &http::HeaderMap,
+    extensions: &http::Extensions,
     path: &str,
     request_id: String,
 ) -> Result<Caller, Status> {
-    let header = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
-        Status::unauthenticated("missing `authorization: Bearer <token>` metadata")
-    })?;
+    let Some(header) = headers.get(http::header::AUTHORIZATION) else {
+        let subject = match extensions.get::<super::ClientIdentity>() {
+            Some(super::ClientIdentity::Verified(identity)) => identity.clone(),
+            Some(super::ClientIdentity::Unusable(why)) => {
+                return Err(Status::unauthenticated(format!(
+                    "{why}; send `authorization: Bearer <token>` metadata instead"
+                )));
+            }
+            Some(super::ClientIdentity::Anonymous) | None => {
+                return Err(Status::unauthenticated(
+                    "missing `authorization: Bearer <token>` metadata",
+                ));
+            }
+        };
+        return Ok(Caller {
+            subject,
+            tenant: verifier.default_tenant.clone(),
+            request_id,
+            rpc: path.to_owned(),
+            trace_id: trace_id(headers),
+        });
+    };
     let token = header
         .to_str()
         .ok()

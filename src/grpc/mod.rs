@@ -14,6 +14,7 @@ mod permissions;
 mod roles;
 mod status;
 mod tenants;
+mod tls;
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use crate::service::Service;
 
 pub use auth::{Verifier, mint_hs256};
 pub use edge::{EdgeLayer, Tracing};
+pub use tls::{ClientIdentity, Tls, TlsConnection, TlsIncoming};
 
 use crate::shutdown::Shutdown;
 

@@ -193,6 +193,7 @@ pub async fn spawn_on(
 ) -> TestApp {
     init_tracing();
     let config = config(&db.url);
+    let tls = config.tls.enabled();
     let clock_dyn: Arc<dyn Clock> = match &clock {
         Some(c) => Arc::new(c.clone()),
         None => Arc::new(SystemClock),
@@ -207,12 +208,14 @@ pub async fn spawn_on(
     let task = tokio::spawn(app.run_until(async {
         stopped.await.ok();
     }));
-    // The listener is bound before spawning, so connecting cannot race the server.
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects");
+    // The listener is bound before spawning, so connecting cannot race the server. A TLS server
+    // is not reached over plain HTTP/2: its tests put a TLS channel in `channel` themselves.
+    let endpoint = Channel::from_shared(format!("http://{addr}")).unwrap();
+    let channel = if tls {
+        endpoint.connect_lazy()
+    } else {
+        endpoint.connect().await.expect("connects")
+    };
     TestApp {
         addr,
         metrics_addr,

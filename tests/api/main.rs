@@ -30,4 +30,5 @@ mod revisions;
 mod scopes;
 mod startup;
 mod tenants;
+mod tls;
 mod writes;

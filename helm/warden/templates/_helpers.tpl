@@ -174,6 +174,51 @@ plain values. Names follow shared/OPERATIONS.md.
 {{- end }}
 {{- end }}
 
+{{/*
+TLS on the gRPC port (with tls.existingSecret set), for the server only: the migration Job serves
+nothing and must not wait for a Secret that may not exist yet. The Secrets are mounted as
+directories, never with subPath, so renewals reach the pod.
+*/}}
+{{- define "warden.tlsEnv" -}}
+- name: WARDEN_TLS_CERT_FILE
+  value: {{ printf "%s/tls.crt" (trimSuffix "/" .Values.tls.mountPath) | quote }}
+- name: WARDEN_TLS_KEY_FILE
+  value: {{ printf "%s/tls.key" (trimSuffix "/" .Values.tls.mountPath) | quote }}
+{{- if .Values.tls.clientCaSecret }}
+- name: WARDEN_TLS_CLIENT_CA_FILE
+  value: {{ printf "%s/ca.crt" (trimSuffix "/" .Values.tls.clientCaMountPath) | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "warden.tlsVolumes" -}}
+- name: tls
+  secret:
+    secretName: {{ .Values.tls.existingSecret }}
+    defaultMode: 0444
+{{- if .Values.tls.clientCaSecret }}
+- name: client-ca
+  secret:
+    secretName: {{ .Values.tls.clientCaSecret }}
+    defaultMode: 0444
+{{- end }}
+{{- end }}
+
+{{- define "warden.tlsVolumeMounts" -}}
+- name: tls
+  mountPath: {{ .Values.tls.mountPath }}
+  readOnly: true
+{{- if .Values.tls.clientCaSecret }}
+- name: client-ca
+  mountPath: {{ .Values.tls.clientCaMountPath }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The gRPC port's appProtocol: none while it speaks TLS (it is not cleartext HTTP/2 then). */}}
+{{- define "warden.grpcAppProtocol" -}}
+{{- if not .Values.tls.existingSecret }}{{ .Values.service.grpcAppProtocol }}{{ end }}
+{{- end }}
+
 {{/* A map of strings as `k=v, k=v` (sorted), or `none`; for NOTES.txt. */}}
 {{- define "warden.inlineMap" -}}
 {{- $pairs := list }}
@@ -194,6 +239,9 @@ plain values. Names follow shared/OPERATIONS.md.
 {{- end }}
 {{- if not (or .Values.existingSecret .Values.auth.hs256Secret .Values.auth.publicKeys.existingSecret .Values.auth.jwks) }}
 {{- fail "no token key configured: set auth.hs256Secret, auth.publicKeys or auth.jwks (or existingSecret with the HS256 secret)" }}
+{{- end }}
+{{- if and .Values.tls.clientCaSecret (not .Values.tls.existingSecret) }}
+{{- fail "tls.clientCaSecret needs tls.existingSecret: client certificates are only asked for over TLS" }}
 {{- end }}
 {{- if and (not .Values.existingSecret) (not .Values.database.url) }}
 {{- fail "database.url is required unless existingSecret names a Secret holding it" }}

@@ -13,7 +13,8 @@
 //!    into timeouts for everyone); each handler gets `limits.rpc_timeout`. Before auth, because
 //!    shedding must cost less than verifying a token, or overload feeds on itself. Health is
 //!    exempt from both, so an overloaded replica still answers its probes.
-//! 5. **Auth**: the bearer token becomes the `Caller`; health and reflection need none.
+//! 5. **Auth**: the bearer token (or, without one, a verified client certificate) becomes the
+//!    `Caller`; health and reflection need none.
 //! 6. **Route**: Check is answered here, straight off the HTTP/2 body (no streaming codec, no
 //!    extensions map), by the same handler code tonic's route would run; everything else, and
 //!    a compressed Check, goes down tonic's routes with the `Caller` in the extensions.
@@ -268,6 +269,7 @@ impl Shared {
                 auth::authenticate(
                     &self.config.verifier,
                     &parts.headers,
+                    &parts.extensions,
                     parts.uri.path(),
                     call.request_id.clone(),
                 )
