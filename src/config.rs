@@ -110,6 +110,85 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     pub tenant_claim: String,
     pub leeway_seconds: u64,
+    /// More identity providers trusted beside the one above, each with its own audience and
+    /// tenant rule (`WARDEN_AUTH_ISSUERS`: one per line, `key=value` pairs; see `IssuerConfig`).
+    #[serde(deserialize_with = "issuer_entries")]
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// One more trusted identity provider. A token whose `iss` is `issuer` is verified with this
+/// provider's keys (discovered from the issuer, or from `jwks`) and audience only, and its
+/// tenant is `tenant` when set, else its `tenant_claim` claim, else the default tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// An `https://` issuer URL (its keys are found by OpenID Connect discovery).
+    pub issuer: String,
+    pub audience: String,
+    /// A JWKS URL, instead of discovery.
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// Extra trusted roots (PEM) for this provider.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The claim naming the tenant (none: the tenant is `tenant`, or the default tenant).
+    #[serde(default)]
+    pub tenant_claim: Option<String>,
+    /// Every token of this provider is in this tenant.
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+impl IssuerConfig {
+    /// One line of `WARDEN_AUTH_ISSUERS`: `issuer=URL audience=AUD [jwks=URL] [ca_file=PATH]
+    /// [tenant_claim=CLAIM] [tenant=TENANT]`.
+    fn parse_line(line: &str) -> Result<Self, String> {
+        let mut issuer = None;
+        let mut entry = Self {
+            issuer: String::new(),
+            audience: String::new(),
+            jwks: None,
+            ca_file: None,
+            tenant_claim: None,
+            tenant: None,
+        };
+        for pair in line.split_whitespace() {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+            let value = value.to_owned();
+            match key {
+                "issuer" => issuer = Some(value),
+                "audience" => entry.audience = value,
+                "jwks" => entry.jwks = Some(value),
+                "ca_file" => entry.ca_file = Some(PathBuf::from(value)),
+                "tenant_claim" => entry.tenant_claim = Some(value),
+                "tenant" => entry.tenant = Some(value),
+                other => return Err(format!("unknown key {other:?}")),
+            }
+        }
+        entry.issuer = issuer.ok_or("no issuer=")?;
+        Ok(entry)
+    }
+}
+
+/// Issuers come as a TOML array of tables, or as lines of `key=value` pairs (environment).
+fn issuer_entries<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IssuerConfig>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entries {
+        Tables(Vec<IssuerConfig>),
+        Lines(String),
+    }
+    match Entries::deserialize(d)? {
+        Entries::Tables(v) => Ok(v),
+        Entries::Lines(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| IssuerConfig::parse_line(l).map_err(serde::de::Error::custom))
+            .collect(),
+    }
 }
 
 /// TLS on the gRPC port. The files are PEM and are read again when they change, so a rotated
@@ -232,6 +311,7 @@ impl Default for AuthConfig {
             audience: None,
             tenant_claim: "tenant".into(),
             leeway_seconds: 5,
+            issuers: Vec::new(),
         }
     }
 }
@@ -262,7 +342,8 @@ impl Default for LimitsConfig {
 }
 
 /// The short environment names OPERATIONS.md documents, and the setting each one sets.
-const ENV_ALIASES: [(&str, &str); 14] = [
+const ENV_ALIASES: [(&str, &str); 15] = [
+    ("auth_issuers", "auth.issuers"),
     ("database_url", "database.url"),
     ("database_max_connections", "database.max_connections"),
     ("auth_hs256_secret", "auth.hs256_secret"),
@@ -426,6 +507,28 @@ impl Config {
             }
             if self.auth.audience.as_deref().is_none_or(str::is_empty) {
                 return Err("auth.audience (WARDEN_AUTH_AUDIENCE): required outside --dev".into());
+            }
+        }
+        for (i, extra) in self.auth.issuers.iter().enumerate() {
+            let at = format!("auth.issuers[{i}] (WARDEN_AUTH_ISSUERS)");
+            if !extra.issuer.starts_with("https://") && extra.jwks.is_none() {
+                return Err(format!(
+                    "{at}: issuer must be an https:// URL (its keys are discovered), or give jwks="
+                ));
+            }
+            if extra.audience.is_empty() {
+                return Err(format!("{at}: audience is required"));
+            }
+            if Some(&extra.issuer) == self.auth.issuer.as_ref()
+                || self.auth.issuers[..i]
+                    .iter()
+                    .any(|o| o.issuer == extra.issuer)
+            {
+                return Err(format!("{at}: issuer {} is configured twice", extra.issuer));
+            }
+            if let Some(t) = &extra.tenant {
+                crate::domain::TenantId::parse(t)
+                    .map_err(|_| format!("{at}: tenant {t:?} is not a tenant id"))?;
             }
         }
         self.validate_tls()?;

@@ -34,11 +34,23 @@ pub struct Verifier {
     tenant_claim: String,
     default_tenant: TenantId,
     leeway: u64,
+    /// Further identity providers (`auth.issuers`), chosen by a token's `iss`.
+    others: Vec<OtherIssuer>,
     /// Tokens that verified, until they expire: services reuse one token for many calls, and
     /// the signature check would otherwise run on every Check. Keyed by the whole token, so only
     /// the exact bytes that verified can hit. (hashbrown's default hasher: a token is hashed on
     /// every call, and SipHash over a few hundred bytes shows in a Check profile.)
     verified: RwLock<HashMap<Box<str>, Verified>>,
+}
+
+/// A further trusted identity provider: only its keys verify its tokens, for its audience, and
+/// its tenant rule places them.
+struct OtherIssuer {
+    issuer: String,
+    audience: String,
+    remote: super::jwks::RemoteJwks,
+    tenant_claim: Option<String>,
+    tenant: Option<TenantId>,
 }
 
 /// A verified token's caller and its `exp`.
@@ -59,6 +71,10 @@ impl fmt::Debug for Verifier {
             .field("keys", &self.keys.len())
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field(
+                "others",
+                &self.others.iter().map(|o| &o.issuer).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -121,9 +137,39 @@ impl Verifier {
                 keys.extend(jwks_keys(&set, "auth.jwks (WARDEN_AUTH_JWKS)")?);
             }
         }
+        let mut others = Vec::with_capacity(auth.issuers.len());
+        for (i, other) in auth.issuers.iter().enumerate() {
+            let at = format!("auth.issuers[{i}] (WARDEN_AUTH_ISSUERS)");
+            let ca = other
+                .ca_file
+                .as_ref()
+                .map(|path| {
+                    std::fs::read(path)
+                        .map_err(|e| format!("{at}: cannot read ca_file {}: {e}", path.display()))
+                })
+                .transpose()?;
+            let remote = match &other.jwks {
+                Some(url) => super::jwks::RemoteJwks::with_ca(url, ca.as_deref()),
+                None => super::jwks::RemoteJwks::discover(&other.issuer, ca.as_deref()),
+            }
+            .map_err(|e| format!("{at}: {e}"))?;
+            others.push(OtherIssuer {
+                issuer: other.issuer.clone(),
+                audience: other.audience.clone(),
+                remote,
+                tenant_claim: other.tenant_claim.clone(),
+                tenant: other
+                    .tenant
+                    .as_deref()
+                    .map(TenantId::parse)
+                    .transpose()
+                    .map_err(|_| format!("{at}: tenant is not a tenant id"))?,
+            });
+        }
         Ok(Self {
             keys,
             remote,
+            others,
             issuer: auth.issuer.clone().filter(|s| !s.is_empty()),
             audience: auth.audience.clone().filter(|s| !s.is_empty()),
             tenant_claim: auth.tenant_claim.clone(),
@@ -137,9 +183,13 @@ impl Verifier {
     /// Waits only when the token names a key id a JWKS URL may have gained since its last fetch.
     pub async fn verify(&self, token: &str) -> Result<(IdentityId, TenantId), Status> {
         match self.verify_now(token) {
-            Err(Unverified::UnknownKeyId) => {
+            Err(Unverified::UnknownKeyId(of)) => {
+                let remote = match of {
+                    Some(i) => self.others.get(i).map(|o| &o.remote),
+                    None => self.remote.as_ref(),
+                };
                 // Boxed: the HTTP fetch's future would otherwise bloat every call's future.
-                if let Some(remote) = &self.remote
+                if let Some(remote) = remote
                     && Box::pin(remote.fetch_for_unknown_kid()).await
                 {
                     // Tokens of a withdrawn key must not live on in the cache.
@@ -153,6 +203,13 @@ impl Verifier {
 
     /// Fetches the JWKS URL's keys, if one is configured (start-up: an error stops it).
     pub async fn load_remote_keys(&self) -> Result<(), String> {
+        for (i, other) in self.others.iter().enumerate() {
+            other
+                .remote
+                .fetch()
+                .await
+                .map_err(|e| format!("auth.issuers[{i}] ({}): {e}", other.issuer))?;
+        }
         match &self.remote {
             Some(remote) if remote.is_discovery() => remote.fetch().await.map(drop).map_err(|e| {
                 format!(
@@ -169,7 +226,9 @@ impl Verifier {
     /// Fetches the JWKS URL's keys every `jwks::REFRESH_EVERY` until the task is dropped; a failed
     /// fetch keeps the keys and is logged.
     pub fn refresh_remote_keys(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
-        self.remote.as_ref()?;
+        if self.remote.is_none() && self.others.is_empty() {
+            return None;
+        }
         let verifier = Arc::clone(self);
         Some(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(super::jwks::REFRESH_EVERY);
@@ -177,13 +236,16 @@ impl Verifier {
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                let Some(remote) = &verifier.remote else {
-                    return;
-                };
-                match remote.fetch().await {
-                    Ok(true) => verifier.verified.write().clear(),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot refresh the JWKS"),
+                let remotes = verifier
+                    .remote
+                    .iter()
+                    .chain(verifier.others.iter().map(|o| &o.remote));
+                for remote in remotes {
+                    match remote.fetch().await {
+                        Ok(true) => verifier.verified.write().clear(),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot refresh the JWKS"),
+                    }
                 }
             }
         }))
@@ -222,6 +284,12 @@ impl Verifier {
         // decode_header refuses `alg: none` and unknown algorithms outright.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| Status::unauthenticated("malformed bearer token"))?;
+        if !self.others.is_empty()
+            && let Some(iss) = unverified_issuer(token)
+            && let Some(at) = self.others.iter().position(|o| o.issuer == iss)
+        {
+            return self.verify_other(token, &header, at);
+        }
         let remote = self.remote.as_ref().map(super::jwks::RemoteJwks::keys);
         // Only keys made for the header's algorithm are tried, so an RSA public key can never
         // be used as an HMAC secret (algorithm confusion).
@@ -235,7 +303,7 @@ impl Verifier {
             })
             .collect();
         if candidates.is_empty() && header.kid.is_some() && remote.is_some() {
-            return Err(Unverified::UnknownKeyId);
+            return Err(Unverified::UnknownKeyId(None));
         }
         let mut last = Status::unauthenticated(
             "token is signed with an algorithm or key Warden does not accept",
@@ -300,13 +368,102 @@ impl Verifier {
         };
         Ok((subject, tenant))
     }
+
+    /// A token of the further issuer `at`: its keys only, its audience required, its tenant
+    /// rule.
+    fn verify_other(
+        &self,
+        token: &str,
+        header: &jsonwebtoken::Header,
+        at: usize,
+    ) -> Result<(IdentityId, TenantId, i64), Unverified> {
+        let other = &self.others[at];
+        let keys = other.remote.keys();
+        let candidates: Vec<&Key> = keys
+            .iter()
+            .filter(|k| {
+                k.algorithm == header.alg
+                    && (header.kid.is_none() || k.kid.is_none() || k.kid == header.kid)
+            })
+            .collect();
+        if candidates.is_empty() && header.kid.is_some() {
+            return Err(Unverified::UnknownKeyId(Some(at)));
+        }
+        let mut last = Status::unauthenticated(
+            "token is signed with an algorithm or key Warden does not accept",
+        );
+        for key in candidates {
+            let mut validation = Validation::new(key.algorithm);
+            validation.leeway = self.leeway;
+            validation.validate_nbf = true;
+            validation.validate_exp = true;
+            validation.set_issuer(&[&other.issuer]);
+            validation.set_audience(&[&other.audience]);
+            validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+                Ok(data) => {
+                    let (subject, mut tenant) = match &other.tenant_claim {
+                        Some(claim) => self.caller_with_claim(&data.claims, claim)?,
+                        None => self.caller_with_claim(&data.claims, "")?,
+                    };
+                    if let Some(fixed) = &other.tenant {
+                        tenant = fixed.clone();
+                    }
+                    let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                    return Ok((subject, tenant, exp));
+                }
+                Err(e) => last = Status::unauthenticated(describe(&e)),
+            }
+        }
+        Err(last.into())
+    }
+
+    /// `caller_of` with another tenant claim (empty: none, the default tenant).
+    fn caller_with_claim(
+        &self,
+        claims: &Map<String, Value>,
+        claim: &str,
+    ) -> Result<(IdentityId, TenantId), Status> {
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .and_then(|s| IdentityId::parse("sub", s).ok())
+            .ok_or_else(|| {
+                Status::unauthenticated("token `sub` must be 1-256 printable characters")
+            })?;
+        let tenant = match claims.get(claim).filter(|_| !claim.is_empty()) {
+            None => self.default_tenant.clone(),
+            Some(Value::String(t)) => TenantId::parse(t).map_err(|_| {
+                Status::unauthenticated(format!("token claim `{claim}` is not a valid tenant id"))
+            })?,
+            Some(_) => {
+                return Err(Status::unauthenticated(format!(
+                    "token claim `{claim}` must be a string"
+                )));
+            }
+        };
+        Ok((subject, tenant))
+    }
+}
+
+/// The `iss` a token claims, read without verifying anything: only to choose which provider's
+/// keys verify it (the chosen provider's issuer is then required by the verification itself).
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// Why a token did not verify.
 #[derive(Debug)]
 enum Unverified {
-    /// It names a key id no configured key has; a JWKS URL may have gained it since.
-    UnknownKeyId,
+    /// It names a key id no configured key has; a JWKS URL may have gained it since (the
+    /// primary provider's, or that of `auth.issuers[i]`).
+    UnknownKeyId(Option<usize>),
     Refused(Status),
 }
 
@@ -319,7 +476,7 @@ impl From<Status> for Unverified {
 impl Unverified {
     fn into_status(self) -> Status {
         match self {
-            Self::UnknownKeyId => {
+            Self::UnknownKeyId(_) => {
                 Status::unauthenticated("token is signed with a key id Warden does not know")
             }
             Self::Refused(status) => status,

@@ -214,3 +214,128 @@ async fn without_the_private_ca_the_provider_is_not_trusted() {
         "{err:#}"
     );
 }
+
+/// Several issuers at once (`auth.issuers`): each provider's tokens are verified with its own
+/// keys and audience only, and placed in a tenant by its own rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_issuers_each_with_its_audience_and_tenant_rule() {
+    // Arrange: provider A puts tenants in an `org` claim; provider B's tokens are all in `acme`.
+    let (a, b) = (Provider::start().await, Provider::start().await);
+    let (ka, kb) = (SigningKey::new("ka"), SigningKey::new("kb"));
+    a.publish(&[&ka]);
+    b.publish(&[&kb]);
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_a, ca_b) = (dir.path().join("a.pem"), dir.path().join("b.pem"));
+    std::fs::write(&ca_a, &a.ca_pem).unwrap();
+    std::fs::write(&ca_b, &b.ca_pem).unwrap();
+    let db = Arc::new(TestDatabase::create(Backend::Sqlite).await);
+    let lines = format!(
+        "issuer={} audience=warden-a ca_file={} tenant_claim=org\n\
+         # B: a cluster's ServiceAccount issuer, one tenant\n\
+         issuer={} audience=warden-b ca_file={} tenant=acme\n",
+        a.issuer,
+        ca_a.display(),
+        b.issuer,
+        ca_b.display()
+    );
+    let app = spawn_on(
+        Arc::clone(&db),
+        move |url| {
+            let mut config = test_config(url);
+            // The lines as the environment gives them, through the real parser.
+            let parsed: warden::config::AuthConfig = figment::Figment::new()
+                .merge(("issuers", lines))
+                .extract()
+                .unwrap();
+            config.auth.issuers = parsed.issuers;
+            config
+                .bootstrap_admins
+                .extend(["globex/alice".to_owned(), format!("acme/{SERVICE_ACCOUNT}")]);
+            config
+        },
+        None,
+    )
+    .await;
+    let roles = |token: String| {
+        let mut client = app.roles();
+        async move {
+            client
+                .list_roles(with_token(&token, ListRolesRequest::default()))
+                .await
+        }
+    };
+    let signed = |key: &SigningKey, issuer: &str, audience: &str, claims: serde_json::Value| {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        let now = chrono::Utc::now().timestamp();
+        let mut all = json!({ "iss": issuer, "aud": audience, "iat": now, "exp": now + 600 });
+        all.as_object_mut()
+            .unwrap()
+            .extend(claims.as_object().unwrap().clone());
+        jsonwebtoken::encode(&header, &all, &key.encoding).unwrap()
+    };
+
+    // Act + Assert: A's token names its tenant in `org`: alice is globex's admin.
+    roles(signed(
+        &ka,
+        &a.issuer,
+        "warden-a",
+        json!({"sub": "alice", "org": "globex"}),
+    ))
+    .await
+    .unwrap();
+    // In another org she is nobody there.
+    let err = roles(signed(
+        &ka,
+        &a.issuer,
+        "warden-a",
+        json!({"sub": "alice", "org": "initech"}),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // B's tokens are in acme whatever they claim.
+    roles(signed(
+        &kb,
+        &b.issuer,
+        "warden-b",
+        json!({"sub": SERVICE_ACCOUNT, "org": "globex"}),
+    ))
+    .await
+    .unwrap();
+    // Each provider's audience only.
+    let err = roles(signed(
+        &kb,
+        &b.issuer,
+        "warden-a",
+        json!({"sub": SERVICE_ACCOUNT}),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // A's key cannot sign for B's issuer, nor B's for A's.
+    let err = roles(signed(
+        &ka,
+        &b.issuer,
+        "warden-b",
+        json!({"sub": SERVICE_ACCOUNT}),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let err = roles(signed(
+        &kb,
+        &a.issuer,
+        "warden-a",
+        json!({"sub": "alice", "org": "globex"}),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    // The primary configuration (HS256 here) still works beside them.
+    app.roles()
+        .list_roles(authed(ADMIN, ListRolesRequest::default()))
+        .await
+        .unwrap();
+    app.finish().await;
+}
