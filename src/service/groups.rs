@@ -207,16 +207,16 @@ impl Command for AddGroupMembers {
             .find_group(id)
             .await?
             .ok_or_else(|| Error::not_found("group", id.to_string()))?;
-        // Joining a group hands out what the group holds: the same no-escalation rule as assigning.
+        // Joining a group hands out what the group holds: the same no-escalation rule as
+        // assigning, each role with what it includes, judged at the scope the group holds it.
         let held = tx.assignments_of_identity(&IdentityId::from(id)).await?;
-        let mut granted: Vec<String> = Vec::new();
         for a in &held {
             if let Some(role) = tx.find_role(&Ref::Id(a.role_id)).await? {
-                granted.extend(role.permissions);
+                let granted = super::assignments::permissions_granted_by(tx, &role).await?;
+                let names: Vec<&str> = granted.iter().map(String::as_str).collect();
+                service.ensure_may_grant_at(caller, &names, &a.scope)?;
             }
         }
-        let names: Vec<&str> = granted.iter().map(String::as_str).collect();
-        service.ensure_may_grant(caller, &names)?;
         let existing = tx.existing_members(id, &self.members).await?;
         let new: Vec<IdentityId> = self
             .members

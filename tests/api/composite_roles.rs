@@ -136,3 +136,54 @@ backend_tests! {
         app.roles().delete_role(authed(ADMIN, DeleteRoleRequest { role: Some(role_name("r4")), ..Default::default() })).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_a_group_that_holds_a_composite_role_cannot_escalate() {
+    let app = spawn_app(Backend::Sqlite).await;
+    chain(&app).await;
+    let group = app
+        .groups()
+        .create_group(authed(
+            ADMIN,
+            CreateGroupRequest {
+                name: "chain-holders".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    app.assignments()
+        .assign_role(authed(
+            ADMIN,
+            AssignRoleRequest {
+                role: Some(role_name("r3")),
+                identity: Some(Identity {
+                    id: group.id.clone(),
+                    kind: IdentityKind::Group as i32,
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    // A group admin holding r3's own permission but not p4, which r3 grants through r4.
+    app.create_role("group-admin", &["warden:groups:write", "warden:groups:read", "p3"])
+        .await;
+    app.assign("group-admin", "gus").await;
+    let err = app
+        .groups()
+        .add_group_members(authed(
+            "gus",
+            GroupMembersRequest {
+                group_id: group.id.clone(),
+                identity_ids: vec!["gus".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("p4"), "{err:?}");
+    app.finish().await;
+}
