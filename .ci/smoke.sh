@@ -5,7 +5,8 @@
 #
 # Starts `warden serve --dev` in a fresh temporary directory (so ./warden-dev.db is new) on a free
 # port, waits for grpc.health.v1 to report SERVING, runs the grpcurl command line that --dev prints
-# exactly as printed, then walks the seeds' role/permission flows and checks every answer. A second
+# exactly as printed, then walks the seeds' role/permission flows and checks every answer, then
+# drives the binary's own admin CLI (apply, export, check, prune) against it. A second
 # server then serves TLS with client certificates (certificates made with openssl), reached with
 # grpcurl -cacert, and with -cert/-key as a SPIFFE identity.
 # Any failed assertion makes the script exit non-zero and print the server's output; the server is
@@ -436,6 +437,67 @@ authed -d '{"role":{"name":"head-of-eng"},"identity":{"id":"erin"}}' "$ADDR" war
 authed -d '{"identityId":"erin","permission":"dept:manage","explain":true}' "$ADDR" warden.v1.AuthorizationService/Check
 expect_json "the composite role grants what it includes, explain shows the path" '.grants[0].inclusionPath|map(.name)' '["department-manager"]'
 
+# --- the admin CLI and configuration as code (README "Administering from the command line") ------
+echo "smoke: the admin CLI (warden apply, export, check)"
+# cli ARGS...: run the binary as an admin client of the smoke server; sets OUT and RC.
+cli() {
+  RC=0
+  env -u WARDEN_CACERT WARDEN_SERVER="http://$ADDR" WARDEN_TOKEN="$TOKEN" "$BINARY" "$@" >"$OUT" 2>&1 || RC=$?
+}
+# expect_cli DESC EXIT [REGEX]: the last warden call exited EXIT, and printed a line matching REGEX.
+expect_cli() {
+  local desc="$1" want="$2" pattern="${3:-}"
+  if [ "$RC" -ne "$want" ]; then fail "$desc (exit $RC, expected $want)" "$OUT"; return; fi
+  if [ -n "$pattern" ] && ! grep -Eq "$pattern" "$OUT"; then fail "$desc (no line matches /$pattern/)" "$OUT"; return; fi
+  pass "$desc"
+}
+cat >"$WORK/cac.yaml" <<'YAML'
+permissions:
+  - name: cac:read
+  - name: cac:write
+roles:
+  - name: cac-reader
+    permissions: [cac:read]
+  - name: cac-writer
+    permissions: [cac:write]
+    included_roles: [cac-reader]
+assignments:
+  - role: cac-writer
+    identity_id: zoe
+    scope: departments/eng
+YAML
+cli apply -f "$WORK/cac.yaml" --plan
+expect_cli "warden apply --plan prints the plan" 0 '^\+ create role cac-writer \(\+cac:write\)$'
+cli roles get cac-writer
+expect_cli "... and changes nothing (roles get cac-writer exits 2, NOT_FOUND)" 2 'NOT_FOUND'
+cli apply -f "$WORK/cac.yaml"
+expect_cli "warden apply makes the whole file at one revision" 0 '^applied [0-9]+ changes at revision [0-9]+$'
+cli check zoe cac:read --resource departments/eng/projects/apollo
+expect_cli "warden check exits 0 when allowed (through the included role, in scope)" 0 '^allowed'
+cli check zoe cac:read
+expect_cli "warden check exits 7 when denied (tenant-wide)" 7 '^denied'
+RC=0
+env -u WARDEN_CACERT WARDEN_SERVER="http://$ADDR" WARDEN_TOKEN="$TOKEN" "$BINARY" export >"$WORK/exported.yaml" 2>"$OUT" || RC=$?
+[ "$RC" -eq 0 ] || fail "warden export" "$OUT"
+cli apply -f "$WORK/exported.yaml"
+expect_cli "warden export, applied back, makes no changes" 0 '^no changes'
+# The same tenant less cac-writer (its role, permission and assignment), applied with --prune.
+RC=0
+env -u WARDEN_CACERT WARDEN_SERVER="http://$ADDR" WARDEN_TOKEN="$TOKEN" "$BINARY" -o json export >"$WORK/exported.json" 2>"$OUT" || RC=$?
+[ "$RC" -eq 0 ] || fail "warden -o json export" "$OUT"
+python3 - "$WORK/exported.json" "$WORK/smaller.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["permissions"] = [p for p in doc["permissions"] if p["name"] != "cac:write"]
+doc["roles"] = [r for r in doc["roles"] if r["name"] != "cac-writer"]
+doc["assignments"] = [a for a in doc["assignments"] if a["role"] != "cac-writer"]
+json.dump(doc, open(sys.argv[2], "w"))
+PY
+cli apply -f "$WORK/smaller.json" --prune
+expect_cli "warden apply --prune of a smaller file deletes what it no longer lists" 0 '^- delete role cac-writer$'
+cli roles get cac-writer
+expect_cli "... cac-writer is gone (exit 2)" 2 'NOT_FOUND'
+
 # --- TLS and client certificates (README "TLS and mTLS") ------------------------------------------
 echo "smoke: TLS and client certificates on a second server"
 command -v openssl >/dev/null || die "openssl not found (needed to make the TLS certificates)"
@@ -486,6 +548,10 @@ if [ "$RC" -eq 0 ]; then
   # The same secret signs both servers' tokens; --dev made dev-admin an admin on each.
   tls_call -H "authorization: Bearer $TOKEN" -d '{"name":"billing:read"}' "$TLS_ADDR" warden.v1.PermissionService/CreatePermission
   expect_json "a call with a token over TLS: CreatePermission billing:read" .name '"billing:read"'
+  RC=0
+  env WARDEN_TOKEN="$TOKEN" "$BINARY" --server "https://$TLS_ADDR" --cacert "$TLS_DIR/ca.pem" \
+    permissions get billing:read >"$OUT" 2>&1 || RC=$?
+  expect_cli "warden --server https://... --cacert: the CLI over TLS" 0 '^name: +billing:read$'
   tls_call -H "authorization: Bearer $TOKEN" -d '{"name":"billing-reader","permissions":[{"name":"billing:read"}]}' \
     "$TLS_ADDR" warden.v1.RoleService/CreateRole
   tls_call -H "authorization: Bearer $TOKEN" -d "{\"role\":{\"name\":\"billing-reader\"},\"identity\":{\"id\":\"$SPIFFE_ID\"}}" \

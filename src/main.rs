@@ -1,11 +1,12 @@
-//! CLI dispatch only: parse, then serve, migrate or mint a token.
+//! CLI dispatch only: parse, then serve, migrate, mint a token or run an admin command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
-use warden::cli::{Cli, Command};
+use warden::cli::{Cli, Command, ServerCommand};
 use warden::config::{Config, Overrides};
 use warden::{App, telemetry};
 
@@ -18,7 +19,19 @@ const DEV_DATABASE: &str = "sqlite://warden-dev.db?mode=rwc";
 const DEV_ADMIN: &str = "dev-admin";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout and exit 0; a usage error exits 1, as the admin
+        // commands' exit codes say (clap's own would be 2, which they use for NOT_FOUND).
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(warden::cli::USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,22 +42,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(run(cli));
+    let code = match cli.command {
+        Command::Admin(command) => runtime.block_on(warden::cli::run(cli.client, command)),
+        Command::Server(command) => match runtime.block_on(run(cli.config, command)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    };
     // Connection tasks the drain already ended, and blocking database work, get a moment; the
     // process does not wait on anything past that.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    code
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve {
+async fn run(config_file: Option<PathBuf>, command: ServerCommand) -> anyhow::Result<()> {
+    match command {
+        ServerCommand::Serve {
             dev,
             no_migrate,
             listen_addr,
@@ -55,7 +71,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 database_url,
             };
             let mut config =
-                Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
+                Config::load(config_file.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
             config.skip_migrations = no_migrate;
             let telemetry = telemetry::init(config.log_format, config.otlp_endpoint.as_deref())?;
             if dev {
@@ -75,13 +91,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry.shutdown().await;
             served
         }
-        Command::Migrate { database_url } => {
+        ServerCommand::Migrate { database_url } => {
             let overrides = Overrides {
                 listen_addr: None,
                 database_url,
             };
             let config =
-                Config::load(cli.config.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
+                Config::load(config_file.as_deref(), &overrides).map_err(anyhow::Error::msg)?;
             let _telemetry = telemetry::init(config.log_format, None)?;
             let store = warden::app::connect(&config).await?;
             store
@@ -92,8 +108,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Token { sub, tenant, ttl } => {
-            let config = Config::load(cli.config.as_deref(), &Overrides::default())
+        ServerCommand::Token { sub, tenant, ttl } => {
+            let config = Config::load(config_file.as_deref(), &Overrides::default())
                 .map_err(anyhow::Error::msg)?;
             let secret = config
                 .auth

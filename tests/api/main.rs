@@ -11,6 +11,7 @@ mod batches;
 mod boundaries;
 mod catalogue;
 mod check_route;
+mod cli;
 mod composite_roles;
 mod configuration;
 mod consistency;
