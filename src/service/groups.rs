@@ -163,6 +163,7 @@ impl Command for DeleteGroup {
         // Revoking what the group holds is an assignment write too; only known once it is read.
         if !held.is_empty() {
             service.authorize(caller, perm::ASSIGNMENTS_WRITE)?;
+            ensure_may_hand_out(service, caller, tx, id).await?;
         }
         for a in held {
             tx.delete_assignment(a.id).await?;
@@ -207,16 +208,8 @@ impl Command for AddGroupMembers {
             .find_group(id)
             .await?
             .ok_or_else(|| Error::not_found("group", id.to_string()))?;
-        // Joining a group hands out what the group holds: the same no-escalation rule as
-        // assigning, each role with what it includes, judged at the scope the group holds it.
-        let held = tx.assignments_of_identity(&IdentityId::from(id)).await?;
-        for a in &held {
-            if let Some(role) = tx.find_role(&Ref::Id(a.role_id)).await? {
-                let granted = super::assignments::permissions_granted_by(tx, &role).await?;
-                let names: Vec<&str> = granted.iter().map(String::as_str).collect();
-                service.ensure_may_grant_at(caller, &names, &a.scope)?;
-            }
-        }
+        // Joining a group hands out what the group holds.
+        ensure_may_hand_out(service, caller, tx, id).await?;
         let existing = tx.existing_members(id, &self.members).await?;
         let new: Vec<IdentityId> = self
             .members
@@ -256,8 +249,8 @@ impl Command for RemoveGroupMembers {
 
     async fn apply(
         self,
-        _service: &Service,
-        _caller: &Caller,
+        service: &Service,
+        caller: &Caller,
         tx: &mut WriteTx,
     ) -> Result<Applied<Group>, Error> {
         let id = self.group;
@@ -266,6 +259,10 @@ impl Command for RemoveGroupMembers {
             .await?
             .ok_or_else(|| Error::not_found("group", id.to_string()))?;
         let present = tx.existing_members(id, &self.members).await?;
+        // Leaving takes away what the group holds: held to the same rule as revoking.
+        if !present.is_empty() {
+            ensure_may_hand_out(service, caller, tx, id).await?;
+        }
         tx.delete_members(id, &present).await?;
         tx.touch_group(id).await?;
         let after = tx
@@ -287,4 +284,23 @@ impl Command for RemoveGroupMembers {
         });
         Ok(Applied::new("group.members_removed", id, after))
     }
+}
+
+/// No escalation for memberships: joining or leaving group `id` gives or takes away what it
+/// holds, so the caller must hold every permission of each role the group holds (through the
+/// roles it includes too), at the scope the group holds it.
+async fn ensure_may_hand_out(
+    service: &Service,
+    caller: &Caller,
+    tx: &WriteTx,
+    id: GroupId,
+) -> Result<(), Error> {
+    for a in tx.assignments_of_identity(&IdentityId::from(id)).await? {
+        if let Some(role) = tx.find_role(&Ref::Id(a.role_id)).await? {
+            let granted = super::assignments::permissions_granted_by(tx, &role).await?;
+            let names: Vec<&str> = granted.iter().map(String::as_str).collect();
+            service.ensure_may_grant_at(caller, &names, &a.scope)?;
+        }
+    }
+    Ok(())
 }

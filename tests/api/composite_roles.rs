@@ -168,8 +168,11 @@ async fn joining_a_group_that_holds_a_composite_role_cannot_escalate() {
         .await
         .unwrap();
     // A group admin holding r3's own permission but not p4, which r3 grants through r4.
-    app.create_role("group-admin", &["warden:groups:write", "warden:groups:read", "p3"])
-        .await;
+    app.create_role(
+        "group-admin",
+        &["warden:groups:write", "warden:groups:read", "p3"],
+    )
+    .await;
     app.assign("group-admin", "gus").await;
     let err = app
         .groups()
@@ -185,5 +188,31 @@ async fn joining_a_group_that_holds_a_composite_role_cannot_escalate() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("p4"), "{err:?}");
+    // Taking away is held to the same rule: removing a member, or deleting the group.
+    app.groups()
+        .add_group_members(authed(
+            ADMIN,
+            GroupMembersRequest {
+                group_id: group.id.clone(),
+                identity_ids: vec!["hal".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    let err = app
+        .groups()
+        .remove_group_members(authed(
+            "gus",
+            GroupMembersRequest {
+                group_id: group.id.clone(),
+                identity_ids: vec!["hal".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(app.check("hal", "p4").await, "hal is still a member");
     app.finish().await;
 }
