@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Turns one benches/run.sh output directory into the Markdown tables of BENCHMARKS.md.
 
-  report.py OUTDIR     reads OUTDIR/{env.txt,results.tsv,scale.tsv,propagation.json,writes.tsv,otlp-*.json};
-                       prints Markdown
+  report.py OUTDIR     reads OUTDIR/{env.txt,results.tsv,scale.tsv,scopes-scale.tsv,granted-scopes.jsonl,
+                       propagation.json,writes.tsv,otlp-*.json}; prints Markdown
 
 Every figure is the median over the repetitions (req/s also shows min-max). Latencies are h2load's
 per-request times (nearest-rank percentiles of the --log-file, as ../shared/bench/summarize.py).
@@ -23,6 +23,12 @@ SCALE_WITHIN = 0.10
 BYTES_PER_ASSIGNMENT = 150
 COLD_START_S = 3.0
 PROPAGATION_P99_MS = 50.0
+# Issue 13: Check on a resource 4 pairs deep (grants at 3 levels of it) against tenant-wide Check;
+# Check through 4 levels of inclusion: no measurable cost, i.e. its median req/s at or above the
+# slowest repetition of the tenant-wide Check in the same run (within its run-to-run spread).
+SCOPED_RATIO = 0.9
+SCOPES_BYTES_PER_ASSIGNMENT = 160
+LIST_SCOPES_P99_MS = 5.0
 
 
 def med(rows, key):
@@ -169,9 +175,50 @@ def batch_table(groups, verdicts):
     print()
 
 
-def scale_tables(out, groups, verdicts):
-    rows = [(k, v) for k, v in groups.items() if k[0] == "scale"]
-    path = out / "scale.tsv"
+def scoped_table(groups, verdicts):
+    """Issue 13: Check on a resource and through a composite role, beside tenant-wide Check."""
+    cells = OrderedDict()
+    for (sec, mode, config, target), v in groups.items():
+        if sec == "check" and target in ("warden", "warden-scoped", "warden-composite"):
+            cells.setdefault((mode, config), {})[target] = v
+    cells = OrderedDict((k, t) for k, t in cells.items()
+                        if "warden" in t and ("warden-scoped" in t or "warden-composite" in t))
+    if not cells:
+        return
+    print("### Issue 13: Check on a resource 4 pairs deep, and through 4 levels of role inclusion\n")
+    print("Alternated with tenant-wide Check on the same server. `warden-scoped`: user:carol, document.read on "
+          "`a/1/b/2/c/3/d/4`, holding reader at `a/1`, `a/1/b/2`, `a/1/b/2/c/3`; `warden-composite`: user:dave, "
+          "report.read, granted only by composite.l4 four inclusions below the role dave holds.\n")
+    print("| cpu | conns x streams | target | req/s median (min-max) | x tenant-wide | p50 ms | p99 ms | µs CPU/req (x tenant-wide) | other CPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (mode, config), t in cells.items():
+        base = med(t["warden"], "rps")
+        base_min = min(float(r["rps"]) for r in t["warden"])
+        base_cpu = med(t["warden"], "server_cpu") / base
+        for target in ("warden", "warden-scoped", "warden-composite"):
+            if target not in t:
+                continue
+            v = t[target]
+            rps, cpu = med(v, "rps"), med(v, "server_cpu")
+            print(f"| {mode} | {streams(config)} | {target} | {rps_cell(v)} | {rps / base:.3f} | "
+                  f"{med(v, 'p50_us') / 1000:.3f} | {med(v, 'p99_us') / 1000:.3f} | {cpu / rps * 1e6:.1f} "
+                  f"({cpu / rps / base_cpu:.2f}) | {other(v)} |")
+            if target == "warden-scoped":
+                verdicts.append((f"Check on a resource 4 pairs deep (grants at 3 levels), {streams(config)}, {mode}",
+                                 f">= {SCOPED_RATIO} x tenant-wide Check",
+                                 f"{rps / base:.3f} x ({rps:,.0f} vs {base:,.0f} req/s)", rps / base >= SCOPED_RATIO))
+            if target == "warden-composite":
+                verdicts.append((f"Check through 4 levels of inclusion, {streams(config)}, {mode}",
+                                 "no measurable cost (median >= slowest tenant-wide rep)",
+                                 f"{rps / base:.3f} x ({rps:,.0f} vs {base:,.0f} req/s; tenant-wide min {base_min:,.0f})",
+                                 rps >= base_min))
+    print()
+
+
+def scale_tables(out, groups, verdicts, section="scale", title="Scale", prefix="warden_bench",
+                 bytes_target=BYTES_PER_ASSIGNMENT):
+    rows = [(k, v) for k, v in groups.items() if k[0] == section]
+    path = out / f"{section}.tsv"
     events = []
     if path.exists():
         with open(path) as f:
@@ -179,7 +226,7 @@ def scale_tables(out, groups, verdicts):
     if not rows and not events:
         return
     if rows:
-        print("### Scale: Check throughput, small against large index\n")
+        print(f"### {title}: Check throughput, small against large index\n")
         print("| cpu | conns x streams | server | req/s median (min-max) | p50 ms | p99 ms | server CPU | µs CPU/req | other CPU | large / small |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         by_mode = OrderedDict()
@@ -194,7 +241,7 @@ def scale_tables(out, groups, verdicts):
                       f"{med(v, 'p99_us') / 1000:.3f} | {cpu:.2f} | {cpu / rps * 1e6:.1f} | {other(v)} | {rps / small:.3f} |")
             if len(targets) == 2:
                 ratio = med(targets[1][1], "rps") / small
-                verdicts.append((f"Scale: {targets[1][0]} vs {targets[0][0]}, {streams(config)}, {mode}",
+                verdicts.append((f"{title}: {targets[1][0]} vs {targets[0][0]}, {streams(config)}, {mode}",
                                  f"within {SCALE_WITHIN:.0%}", f"{ratio:.3f} x", abs(1 - ratio) <= SCALE_WITHIN))
         print()
     if not events:
@@ -203,7 +250,7 @@ def scale_tables(out, groups, verdicts):
     for e in events:
         d = dbs.setdefault(e["db"], {"tenants": int(e["tenants"]), "assignments": int(e["assignments"])})
         d.setdefault(e["event"], []).append(e["value"])
-    print("### Scale: memory (VmRSS of the idle server 3 s after SERVING)\n")
+    print(f"### {title}: memory (VmRSS of the idle server 3 s after SERVING)\n")
     print("| database | tenants | assignments | VmRSS MiB | VmHWM (peak) MiB | VmRSS after malloc_trim(0) MiB |")
     print("|---|---|---|---|---|---|")
     mem = {}
@@ -216,13 +263,14 @@ def scale_tables(out, groups, verdicts):
         print(f"| {db} | {d['tenants']:,} | {d['assignments']:,} | {rss / 1024:.1f} | {hwm / 1024:.1f} | "
               f"{f'{trim / 1024:.1f}' if trim else '-'} |")
     print()
-    large = mem.get("warden_bench_large")
+    large = mem.get(f"{prefix}_large")
     if large:
         print("Bytes per assignment (difference of VmRSS divided by the difference of assignments):\n")
         print("| baseline | assignments added | bytes/assignment (VmRSS) | bytes/assignment (after malloc_trim) |")
         print("|---|---|---|---|")
-        for base, what in (("warden_bench_catalogue", f"the same {dbs['warden_bench_catalogue']['tenants']:,} tenants' permissions and roles, no assignments"),
-                           ("warden_bench_small", "small database (the tenants' catalogues count too)")):
+        cat = f"{prefix}_catalogue"
+        for base, what in ((cat, f"the same {dbs[cat]['tenants']:,} tenants' permissions and roles, no assignments" if cat in dbs else ""),
+                           (f"{prefix}_small", "small database (the tenants' catalogues count too)")):
             if base not in mem:
                 continue
             b = mem[base]
@@ -230,13 +278,13 @@ def scale_tables(out, groups, verdicts):
             per = (large[1] - b[1]) * 1024 / n
             per_trim = (large[3] - b[3]) * 1024 / n if large[3] and b[3] else None
             print(f"| {base}: {what} | {n:,} | {per:.0f} | {f'{per_trim:.0f}' if per_trim else '-'} |")
-            if base == "warden_bench_catalogue":
-                verdicts.append((f"Index bytes per assignment (VmRSS, {large[0]:,} vs {b[0]:,} assignments)",
-                                 f"<= {BYTES_PER_ASSIGNMENT} B", f"{per:.0f} B"
+            if base == cat:
+                verdicts.append((f"{title}: index bytes per assignment (VmRSS, {large[0]:,} vs {b[0]:,} assignments)",
+                                 f"<= {bytes_target} B", f"{per:.0f} B"
                                  + (f" ({per_trim:.0f} B after malloc_trim)" if per_trim else ""),
-                                 per <= BYTES_PER_ASSIGNMENT))
+                                 per <= bytes_target))
         print()
-    print("### Scale: start-up to gRPC health SERVING\n")
+    print(f"### {title}: start-up to gRPC health SERVING\n")
     print("| database | tenants | assignments | start | port open s | SERVING s |")
     print("|---|---|---|---|---|---|")
     for db, d in dbs.items():
@@ -249,8 +297,62 @@ def scale_tables(out, groups, verdicts):
     cold = [float(v.split()[1]) for d in dbs.values() for v in d.get("cold_start", [])]
     n_cold = next((d["assignments"] for d in dbs.values() if d.get("cold_start")), 0)
     if cold:
-        verdicts.append((f"Cold start, {n_cold:,} assignments on PostgreSQL (median; max)", f"< {COLD_START_S} s",
+        verdicts.append((f"{title}: cold start, {n_cold:,} assignments on PostgreSQL (median; max)", f"< {COLD_START_S} s",
                          f"{statistics.median(cold):.2f} s; {max(cold):.2f} s", max(cold) < COLD_START_S))
+
+
+GS_CASES = OrderedDict((
+    ("check", "Check, tenant-wide (the client and the RPC by themselves)"),
+    ("first", "ListGrantedScopes, first page"),
+    ("all", "ListGrantedScopes, every page of a walk (one call each)"),
+    ("under", "ListGrantedScopes under departments/d42"),
+))
+
+
+def granted_scopes_table(out, verdicts):
+    """Issue 13: ListGrantedScopes latency for an identity holding many scoped grants."""
+    path = out / "granted-scopes.jsonl"
+    if not path.exists():
+        return
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not runs:
+        return
+    seed = out / "granted-scopes-seed.json"
+    seeded = json.loads(seed.read_text()) if seed.exists() else {}
+    by_case = OrderedDict((c, [r for r in runs if r["case"] == c]) for c in GS_CASES)
+    grants = runs[0]["grants"]
+    print(f"### Issue 13: ListGrantedScopes for an identity holding {grants:,} scoped grants\n")
+    print("Sequential calls from one grpcio client on loopback (both cores shared), each timed from the call to its "
+          f"answer; page_size {runs[0]['page_size']:,}"
+          + (f"; seeded through the API in {seeded['seed_s']} s" if seeded else "")
+          + ". Percentiles of each repetition; the median over the repetitions, and the range of p99.\n")
+    print("| case | items per call | calls per rep | reps | p50 ms | p90 ms | p99 ms (range) | p99.9 ms | max ms | server CPU ms/call |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for case, rs in by_case.items():
+        if not rs:
+            continue
+        p99s = [r["p99_ms"] for r in rs]
+        items = rs[0]["items_per_unit"]
+        if case == "all":
+            items = f"{items:,} in {rs[0]['pages_per_walk']} pages"
+        print(f"| {GS_CASES[case]} | {items if isinstance(items, str) else f'{items:,}'} | {rs[0]['calls']:,} | {len(rs)} | "
+              f"{statistics.median(r['p50_ms'] for r in rs):.3f} | {statistics.median(r['p90_ms'] for r in rs):.3f} | "
+              f"{statistics.median(p99s):.3f} ({min(p99s):.3f}-{max(p99s):.3f}) | "
+              f"{statistics.median(r['p999_ms'] for r in rs):.3f} | {max(r['max_ms'] for r in rs):.3f} | "
+              + (f"{statistics.median(r['server_cpu_ms_per_call'] for r in rs):.3f} |" if all('server_cpu_ms_per_call' in r for r in rs) else "- |"))
+    print()
+    walks = by_case.get("all") or []
+    if walks:
+        print(f"A whole walk ({walks[0]['pages_per_walk']} calls): p50 "
+              f"{statistics.median(r['walk_p50_ms'] for r in walks):.3f} ms, p99 "
+              f"{statistics.median(r['walk_p99_ms'] for r in walks):.3f} ms (medians over the repetitions).\n")
+    for case in ("first", "all", "under"):
+        rs = by_case.get(case) or []
+        if rs:
+            p99 = statistics.median(r["p99_ms"] for r in rs)
+            verdicts.append((f"{GS_CASES[case]}, {grants:,} grants, p99 per call", f"< {LIST_SCOPES_P99_MS:.0f} ms",
+                             f"{p99:.3f} ms (reps {min(r['p99_ms'] for r in rs):.3f}-{max(r['p99_ms'] for r in rs):.3f})",
+                             p99 < LIST_SCOPES_P99_MS))
 
 
 def propagation_table(out, verdicts):
@@ -286,9 +388,13 @@ def main(argv):
     verdicts = []
     check_table(groups, verdicts)
     vs_floor_table(groups, verdicts)
+    scoped_table(groups, verdicts)
     otlp_table(out)
     batch_table(groups, verdicts)
     scale_tables(out, groups, verdicts)
+    scale_tables(out, groups, verdicts, section="scopes-scale", title="Scopes scale (issue 13)",
+                 prefix="warden_bench_scopes", bytes_target=SCOPES_BYTES_PER_ASSIGNMENT)
+    granted_scopes_table(out, verdicts)
     propagation_table(out, verdicts)
     writes_table(out, verdicts)
     print("### Against the targets\n")

@@ -4,7 +4,8 @@
 #
 #   bash benches/run.sh                                   everything, about 13 minutes (2 cores)
 #   REPS=1 DURATION=2 WARMUP=1 PROP_ROUNDS=200 SCALE_TENANTS=1000 bash benches/run.sh   smoke run
-#   SECTIONS="check" bash benches/run.sh                  one section (check batch scale propagation)
+#   SECTIONS="check" bash benches/run.sh                  one section (check batch scale scopes-scale
+#                                                         granted-scopes propagation; writes on request)
 #
 # Sections:
 #   check        Check on Warden beside the bare tonic floor and Cerbos of ../shared/bench, same
@@ -16,10 +17,31 @@
 #                its spans over OTLP/gRPC, sampler parentbased_traceidratio at 0.01, to a local
 #                receiver (benches/otlp_sink.py, which counts what it gets), at OTLP_CONFIGS. The
 #                receiver gets the servers' taskset; its CPU is reported apart from the server's.
+#                Issue 13, at SCOPED_CONFIGS, alternated right after Warden's tenant-wide Check:
+#                warden-scoped, Check {user:carol, document.read, resource "a/1/b/2/c/3/d/4"} where
+#                carol holds reader at a/1, a/1/b/2 and a/1/b/2/c/3 (3 levels of the resource) and
+#                nothing tenant-wide; warden-composite, Check {user:dave, report.read} where dave
+#                holds composite.l0 tenant-wide and report.read is granted only by composite.l4,
+#                4 levels of inclusion below it (l0 > l1 > l2 > l3 > l4). Seeded through the API
+#                with grpcurl like the rest; explain verifies the 3 grants and the 4-role path.
 #   batch        BatchCheck of BATCH_ITEMS (100) items on the same server: decisions/s = req/s x items.
 #   scale        PostgreSQL seeded by SQL (benches/seed.sql): Check throughput with 1 M assignments
 #                over 10 k tenants against 1 k assignments (two servers, alternated); RSS with and
 #                without the assignments; cold start to gRPC health SERVING.
+#   scopes-scale The same with every assignment at a scope (issue 13; seed.sql with scopes=...):
+#                SCOPES_TENANTS (1,000) tenants x SCOPES_PER_TENANT (1,000) assignments, each tenant
+#                over SCOPES_PER_TENANT_SCOPES (100) scopes departments/d<tenant>/projects/p<m> (so
+#                1 M assignments over 100 k scopes), against SCOPES_SMALL_TENANTS (1) tenant of the
+#                same shape; memory against the same tenants with no assignments; cold start.
+#                Check {user:alice, document.read, resource departments/d0/projects/p42/documents/doc1}
+#                (alice holds reader at departments/d0/projects/p42 only).
+#   granted-scopes ListGrantedScopes for an identity holding GRANTED_SCOPES (10,000) grants of reader at
+#                distinct scopes (departments/d<k/100>/projects/p<k%100>), seeded through the API
+#                (BatchAssignRoles of 1,000), on SQLite: LIST_CALLS sequential calls per case from
+#                one grpcio client (benches/warden_client.py granted-scopes), each timed, REPS times:
+#                the first page at page_size LIST_PAGE_SIZE (1000, the most), a walk of all pages,
+#                `under` one department (100 scopes), and a plain Check from the same client (what
+#                the client and the RPC cost by themselves). Prints p50/p90/p99/max.
 #   propagation  Two `warden serve` on one PostgreSQL: revoke on A, time until Check on B denies.
 #   writes       AssignRole throughput on PostgreSQL (distinct identities, grpcio client threads,
 #                benches/warden_client.py writes) beside pgbench's simple-update transaction
@@ -43,6 +65,9 @@
 #     tonic-floor there is no floor build and no ratio, without cerbos no npm download),
 #   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
 #   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
+#   SCOPED_CONFIGS ("c1m64": where warden-scoped and warden-composite are measured; empty skips them),
+#   SCOPES_TENANTS (1000), SCOPES_PER_TENANT (1000), SCOPES_PER_TENANT_SCOPES (100),
+#   SCOPES_SMALL_TENANTS (1), GRANTED_SCOPES (10000), LIST_CALLS (2000), LIST_PAGE_SIZE (1000),
 #   PROP_ROUNDS (1000), WRITE_CLIENTS (16), WRITE_DURATION (10 s per measurement), PG_URL (postgres://postgres@127.0.0.1:5432),
 #   REUSE_DB (0; 1 keeps already-seeded scale databases),
 #   QUIET_WAIT (300) and QUIET_BUSY (0.3): before each h2load run, wait up to QUIET_WAIT s until
@@ -59,7 +84,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 
-SECTIONS=${SECTIONS:-"check batch scale propagation"}
+SECTIONS=${SECTIONS:-"check batch scale scopes-scale granted-scopes propagation"}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 REPS=${REPS:-3}
@@ -70,6 +95,7 @@ BATCH_CONFIGS=${BATCH_CONFIGS:-"c1m64 c1m1"}
 FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS-"c1m64"}
 GETROLE_CONFIGS=${GETROLE_CONFIGS-"c1m64"}
 OTLP_CONFIGS=${OTLP_CONFIGS-"c1m64"}
+SCOPED_CONFIGS=${SCOPED_CONFIGS-"c1m64"}
 OTLP_SAMPLER_ARG=0.01
 CHECK_PEERS=${CHECK_PEERS-"tonic-floor cerbos"}
 export BATCH_ITEMS=${BATCH_ITEMS:-100}
@@ -78,6 +104,13 @@ SCALE_TENANTS=${SCALE_TENANTS:-10000}
 SCALE_PER_TENANT=${SCALE_PER_TENANT:-100}
 SMALL_TENANTS=${SMALL_TENANTS:-10}
 COLD_REPS=${COLD_REPS:-3}
+SCOPES_TENANTS=${SCOPES_TENANTS:-1000}
+SCOPES_PER_TENANT=${SCOPES_PER_TENANT:-1000}
+SCOPES_PER_TENANT_SCOPES=${SCOPES_PER_TENANT_SCOPES:-100}
+SCOPES_SMALL_TENANTS=${SCOPES_SMALL_TENANTS:-1}
+GRANTED_SCOPES=${GRANTED_SCOPES:-10000}
+LIST_CALLS=${LIST_CALLS:-2000}
+LIST_PAGE_SIZE=${LIST_PAGE_SIZE:-1000}
 PROP_ROUNDS=${PROP_ROUNDS:-1000}
 WRITE_CLIENTS=${WRITE_CLIENTS:-16}
 WRITE_DURATION=${WRITE_DURATION:-10}
@@ -112,7 +145,7 @@ for t in h2load curl python3 cargo taskset; do
   command -v "$t" >/dev/null || die "$t not found (h2load: apt-get install -y nghttp2-client)"
 done
 if peer cerbos; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
-if has scale || has propagation || has writes; then
+if has scale || has scopes-scale || has propagation || has writes; then
   command -v psql >/dev/null || die "psql not found (PostgreSQL client)"
   psql "$PG_URL/postgres" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
 fi
@@ -170,11 +203,13 @@ python3 "$HERE/wire.py" encode "$OUT/bodies" >> "$OUT/bodies.txt"
     echo "warden: built from $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src build.rs Cargo.toml Cargo.lock proto 2>/dev/null || echo ' + uncommitted changes')"
   fi
   peer cerbos && echo "cerbos: $("$CERBOS_BIN" --version | head -1)"
-  has scale || has propagation && echo "postgresql: $(psql "$PG_URL/postgres" -Atqc 'show server_version')"
+  { has scale || has scopes-scale || has propagation; } && echo "postgresql: $(psql "$PG_URL/postgres" -Atqc 'show server_version')"
   echo "DURATION=$DURATION WARMUP=$WARMUP REPS=$REPS MODES='$MODES' CONFIGS='$CONFIGS' BATCH_CONFIGS='$BATCH_CONFIGS'"
   echo "FLOOR_BEARER_CONFIGS='$FLOOR_BEARER_CONFIGS' GETROLE_CONFIGS='$GETROLE_CONFIGS' OTLP_CONFIGS='$OTLP_CONFIGS' (sampler parentbased_traceidratio $OTLP_SAMPLER_ARG)"
   echo "warden settings: defaults; only database URL, auth (HS256, issuer, audience), bootstrap admins, listen and metrics addresses given; RUST_LOG unset"
   echo "SCALE_TENANTS=$SCALE_TENANTS SCALE_PER_TENANT=$SCALE_PER_TENANT SMALL_TENANTS=$SMALL_TENANTS COLD_REPS=$COLD_REPS PROP_ROUNDS=$PROP_ROUNDS"
+  echo "SCOPED_CONFIGS='$SCOPED_CONFIGS' SCOPES_TENANTS=$SCOPES_TENANTS SCOPES_PER_TENANT=$SCOPES_PER_TENANT SCOPES_PER_TENANT_SCOPES=$SCOPES_PER_TENANT_SCOPES SCOPES_SMALL_TENANTS=$SCOPES_SMALL_TENANTS"
+  echo "GRANTED_SCOPES=$GRANTED_SCOPES LIST_CALLS=$LIST_CALLS LIST_PAGE_SIZE=$LIST_PAGE_SIZE"
 } > "$OUT/env.txt"
 cat "$OUT/env.txt" >&2
 
@@ -347,12 +382,47 @@ warden.v1.RoleService/CreateRole|{"name":"reader","permissions":[{"name":"docume
 warden.v1.RoleService/CreateRole|{"name":"writer","permissions":[{"name":"document.write"}]}
 warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:alice"},"force":true}
 warden.v1.AssignmentService/AssignRole|{"role":{"name":"writer"},"identity":{"id":"user:bob"},"force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol"},"scope":"a/1","force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol"},"scope":"a/1/b/2","force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol"},"scope":"a/1/b/2/c/3","force":true}
+warden.v1.PermissionService/CreatePermission|{"name":"report.read"}
+warden.v1.RoleService/CreateRole|{"name":"composite.l4","permissions":[{"name":"report.read"}]}
+warden.v1.RoleService/CreateRole|{"name":"composite.l3","includedRoles":[{"name":"composite.l4"}]}
+warden.v1.RoleService/CreateRole|{"name":"composite.l2","includedRoles":[{"name":"composite.l3"}]}
+warden.v1.RoleService/CreateRole|{"name":"composite.l1","includedRoles":[{"name":"composite.l2"}]}
+warden.v1.RoleService/CreateRole|{"name":"composite.l0","includedRoles":[{"name":"composite.l1"}]}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"composite.l0"},"identity":{"id":"user:dave"},"force":true}
 EOF
 }
 
-grpcurl_check() { # port token identity -> prints allowed (true/false)
-  "$GRPCURL" -plaintext -H "authorization: Bearer $2" -d "{\"identityId\":\"$3\",\"permission\":\"document.read\"}" \
+grpcurl_check() { # port token identity [permission [resource]] -> prints allowed (true/false)
+  "$GRPCURL" -plaintext -H "authorization: Bearer $2" \
+    -d "{\"identityId\":\"$3\",\"permission\":\"${4:-document.read}\",\"resource\":\"${5:-}\"}" \
     "127.0.0.1:$1" warden.v1.AuthorizationService/Check | python3 -c 'import json,sys; print(str(json.load(sys.stdin).get("allowed", False)).lower())'
+}
+
+# verify_scoped PORT TOKEN: issue 13's targets answer as seeded: carol allowed on the resource 4
+# pairs deep through 3 grants (explain lists them) and denied tenant-wide and beside a/1; dave
+# allowed report.read through the 4 roles below composite.l0 (explain's inclusion path) and
+# denied document.read.
+verify_scoped() {
+  local port=$1 tok=$2 got
+  [[ $(grpcurl_check "$port" "$tok" user:carol document.read a/1/b/2/c/3/d/4) == true ]] || die "grpcurl: carol not allowed on a/1/b/2/c/3/d/4"
+  [[ $(grpcurl_check "$port" "$tok" user:carol document.read) == false ]] || die "grpcurl: carol allowed tenant-wide"
+  [[ $(grpcurl_check "$port" "$tok" user:carol document.read a/2) == false ]] || die "grpcurl: carol allowed on a/2"
+  [[ $(grpcurl_check "$port" "$tok" user:dave report.read) == true ]] || die "grpcurl: dave not allowed report.read"
+  [[ $(grpcurl_check "$port" "$tok" user:dave document.read) == false ]] || die "grpcurl: dave allowed document.read"
+  got=$("$GRPCURL" -plaintext -H "authorization: Bearer $tok" \
+      -d '{"identityId":"user:carol","permission":"document.read","resource":"a/1/b/2/c/3/d/4","explain":true}' \
+      "127.0.0.1:$port" warden.v1.AuthorizationService/Check \
+    | python3 -c 'import json,sys; print(" ".join(sorted(g.get("scope", "") for g in json.load(sys.stdin).get("grants", []))))')
+  [[ $got == "a/1 a/1/b/2 a/1/b/2/c/3" ]] || die "explain: carol's grants are at '$got', not a/1 a/1/b/2 a/1/b/2/c/3"
+  got=$("$GRPCURL" -plaintext -H "authorization: Bearer $tok" -d '{"identityId":"user:dave","permission":"report.read","explain":true}' \
+      "127.0.0.1:$port" warden.v1.AuthorizationService/Check \
+    | python3 -c 'import json,sys; g = json.load(sys.stdin)["grants"]; print(len(g), g[0]["role"]["name"], ">".join(r["name"] for r in g[0].get("inclusionPath", [])))')
+  [[ $got == "1 composite.l0 composite.l1>composite.l2>composite.l3>composite.l4" ]] \
+    || die "explain: dave's grant is '$got', not composite.l0 through composite.l1>l2>l3>l4"
+  log "issue 13 targets: carol allowed on a/1/b/2/c/3/d/4 through grants at a/1 a/1/b/2 a/1/b/2/c/3, denied tenant-wide and on a/2; dave allowed report.read through composite.l0 > l1 > l2 > l3 > l4"
 }
 
 if has check || has batch; then
@@ -361,12 +431,14 @@ if has check || has batch; then
   seeded=0
   OTLP_ON=0; has check && any_in "$OTLP_CONFIGS" "$CONFIGS" && OTLP_ON=1
   GETROLE_ON=0; has check && any_in "$GETROLE_CONFIGS" "$CONFIGS" && GETROLE_ON=1
+  SCOPED_ON=0; has check && any_in "$SCOPED_CONFIGS" "$CONFIGS" && SCOPED_ON=1
   for mode in $MODES; do
     pinflag=0; pin=(); [[ $mode == pinned ]] && { pinflag=1; pin=(taskset -c 0); }
     start_warden "check-$mode" "$CHECK_DB" "$pinflag"; WPID=$W_PID; WPORT=$W_PORT
     if [[ $seeded == 0 ]]; then seed_api "$WPORT" "$CHECK_TOKEN"; seeded=1; fi
     [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden did not allow user:alice"
     [[ $(grpcurl_check "$WPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden did not deny user:bob"
+    [[ $SCOPED_ON == 1 ]] && verify_scoped "$WPORT" "$CHECK_TOKEN"
     if [[ $OTLP_ON == 1 ]]; then
       # The OTLP receiver, then a second server on the same (seeded, WAL) SQLite file exporting to it.
       SPORT_OTLP=$(free_port); OTLP_STATS="$OUT/otlp-sink-$mode.json"
@@ -408,12 +480,20 @@ if has check || has batch; then
     verify_body warden "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     has batch && verify_body warden-batch "$WPORT" "$BATCH_PATH" "$OUT/bodies/warden_batch.bin" check-batch "$CHECK_TOKEN"
     [[ $GETROLE_ON == 1 ]] && verify_body warden-getrole "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" check-getrole "$CHECK_TOKEN"
+    if [[ $SCOPED_ON == 1 ]]; then
+      verify_body warden-scoped "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check_scoped.bin" check-check "$CHECK_TOKEN"
+      verify_body warden-composite "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check_composite.bin" check-check "$CHECK_TOKEN"
+    fi
     [[ $OTLP_ON == 1 ]] && verify_body warden-otlp1 "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     log "$mode: verification passed (grpcurl allow/deny, curl grpc-status 0 + decoded body, h2load smoke data bytes)"
     if has check; then
       for config in $CONFIGS; do
         for rep in $(seq 1 "$REPS"); do
           measure check "$mode" "$config" warden "$rep" "$WPID" "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
+          if [[ $SCOPED_ON == 1 ]] && in_list "$SCOPED_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-scoped "$rep" "$WPID" "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check_scoped.bin" "$CHECK_TOKEN"
+            measure check "$mode" "$config" warden-composite "$rep" "$WPID" "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check_composite.bin" "$CHECK_TOKEN"
+          fi
           peer tonic-floor && measure check "$mode" "$config" tonic-floor "$rep" "$FPID" "$FPORT" "$FLOOR_PATH" "$OUT/bodies/tonic_check.bin"
           peer cerbos && measure check "$mode" "$config" cerbos "$rep" "$CPID" "$CPORT" "$CERBOS_PATH" "$OUT/bodies/cerbos_check.bin"
           if peer tonic-floor && in_list "$FLOOR_BEARER_CONFIGS" "$config"; then
@@ -446,16 +526,20 @@ if has check || has batch; then
   done
 fi
 
-# ---------------------------------------------------------------------------- 7. scale
+# ---------------------------------------------------------------------------- 7. scale, scopes-scale
 SCALE="$OUT/scale.tsv"
-echo -e "db\ttenants\tassignments\tevent\tvalue" > "$SCALE"
 scale_row() { echo -e "$1\t$2\t$3\t$4\t$5" >> "$SCALE"; }
 
-# make_db NAME TENANTS PER_TENANT: migrated by `warden migrate`, then seeded by seed.sql.
+# make_db NAME TENANTS PER_TENANT [SCOPES]: migrated by `warden migrate`, then seeded by seed.sql
+# (SCOPES > 0: every assignment at one of SCOPES scopes per tenant). The seed's parameters go in
+# the database's comment, so REUSE_DB=1 reuses only a database seeded the same way.
 make_db() {
-  local db=$1 url="$PG_URL/$1" want=$(($2 * $3 + 2)) have t0
+  local db=$1 url="$PG_URL/$1" scopes=${4:-0} want=$(($2 * $3 + 2)) have t0 seeded
+  seeded="warden bench seed: tenants=$2 per_tenant=$3 scopes=$scopes"
   if [[ $REUSE_DB == 1 ]] && have=$(psql "$url" -Atqc "select count(*) from assignments where identity_id like 'user:%'" 2>/dev/null) \
-     && [[ $have == "$want" ]]; then
+     && [[ $have == "$want" ]] \
+     && [[ $(psql "$url" -Atqc "select coalesce(shobj_description(oid, 'pg_database'), '') from pg_database where datname = current_database()") == "$seeded" \
+           || ( $scopes == 0 && -z $(psql "$url" -Atqc "select shobj_description(oid, 'pg_database') from pg_database where datname = current_database()") ) ]]; then
     log "$db: reusing ($have assignments)"
     return
   fi
@@ -463,35 +547,51 @@ make_db() {
   psql "$PG_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
   wenv "$url" 1 1; "${WENV[@]}" "$WARDEN" migrate >/dev/null
   t0=$(date +%s.%N)
-  psql "$url" -q -v tenants="$2" -v per_tenant="$3" -v now_us="$(date +%s%6N)" -f "$HERE/seed.sql" > "$OUT/seed-$db.txt"
-  log "$db: seeded $2 tenants x $3 assignments (+2) in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s"
+  psql "$url" -q -v tenants="$2" -v per_tenant="$3" -v scopes="$scopes" -v now_us="$(date +%s%6N)" -f "$HERE/seed.sql" > "$OUT/seed-$db.txt"
+  psql "$url" -qc "COMMENT ON DATABASE $db IS '$seeded'" >/dev/null
+  log "$db: seeded $2 tenants x $3 assignments (+2)$( ((scopes > 0)) && echo ", $scopes scopes per tenant") in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s"
 }
 
 db_assignments() { psql "$PG_URL/$1" -Atqc "select count(*) from assignments"; }
 db_tenants() { psql "$PG_URL/$1" -Atqc "select count(distinct tenant_id) from roles"; }
+db_scopes() { psql "$PG_URL/$1" -Atqc "select count(distinct (tenant_id, scope)) from assignments where scope <> ''"; }
 
-if has scale; then
-  DB_SMALL=warden_bench_small; DB_LARGE=warden_bench_large; DB_CAT=warden_bench_catalogue
-  make_db "$DB_SMALL" "$SMALL_TENANTS" "$SCALE_PER_TENANT"
-  make_db "$DB_CAT" "$SCALE_TENANTS" 0
-  make_db "$DB_LARGE" "$SCALE_TENANTS" "$SCALE_PER_TENANT"
+# scale_run SECTION DB_PREFIX SMALL_TENANTS TENANTS PER_TENANT SCOPES BODY: the scale measurements
+# on PREFIX_small (SMALL_TENANTS tenants), PREFIX_catalogue (TENANTS, no assignments) and
+# PREFIX_large (TENANTS x PER_TENANT), all seeded with SCOPES scopes per tenant (0: tenant-wide):
+# first start, COLD_REPS cold starts of the large one, idle RSS of each, then Check (BODY)
+# throughput on small and large, alternated. Rows go to $OUT/SECTION.tsv and results.tsv.
+scale_run() {
+  local section=$1 prefix=$2 small_t=$3 tenants=$4 per=$5 scopes=$6 body=$7
+  local db_small="${prefix}_small" db_cat="${prefix}_catalogue" db_large="${prefix}_large" db rep mode pinflag config
+  local spid sport lpid lport n_small n_large tok
+  SCALE="$OUT/$section.tsv"
+  echo -e "db\ttenants\tassignments\tevent\tvalue" > "$SCALE"
+  make_db "$db_small" "$small_t" "$per" "$scopes"
+  make_db "$db_cat" "$tenants" 0 "$scopes"
+  make_db "$db_large" "$tenants" "$per" "$scopes"
+  if ((scopes > 0)); then
+    for db in $db_small $db_large; do log "$db: $(db_assignments "$db") assignments at $(db_scopes "$db") distinct (tenant, scope)"; done
+  fi
   # First start of each: bootstraps admin in tenant `default` (a write); recorded, not counted as cold start.
-  for db in $DB_SMALL $DB_CAT $DB_LARGE; do
-    start_warden "first-$db" "$PG_URL/$db" 0
+  for db in $db_small $db_cat $db_large; do
+    start_warden "$section-first-$db" "$PG_URL/$db" 0
     scale_row "$db" "$(db_tenants "$db")" "$(db_assignments "$db")" first_start_serving_s \
       "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["serving_s"])' "$W_START")"
     stop_all
   done
-  # Cold starts on the 1 M database (PostgreSQL's cache is warm: the database was just written/read).
+  # Cold starts on the 1 M database (PostgreSQL's cache is warm: the database was just written/read),
+  # each on a quiet machine as the h2load runs are (the load is CPU-bound: a busy core shows).
   for rep in $(seq 1 "$COLD_REPS"); do
-    start_warden "cold-$rep" "$PG_URL/$DB_LARGE" 0
-    scale_row "$DB_LARGE" "$(db_tenants "$DB_LARGE")" "$(db_assignments "$DB_LARGE")" cold_start \
+    wait_quiet
+    start_warden "$section-cold-$rep" "$PG_URL/$db_large" 0
+    scale_row "$db_large" "$(db_tenants "$db_large")" "$(db_assignments "$db_large")" cold_start \
       "$(python3 -c 'import json,sys; j = json.loads(sys.argv[1]); print(j["port_open_s"], j["serving_s"])' "$W_START")"
     stop_all
   done
   # Memory: each server alone, 3 s after SERVING, idle (no request yet). VmHWM is the peak (the load).
-  for db in $DB_SMALL $DB_CAT $DB_LARGE; do
-    start_warden "rss-$db" "$PG_URL/$db" 0
+  for db in $db_small $db_cat $db_large; do
+    start_warden "$section-rss-$db" "$PG_URL/$db" 0
     sleep 3
     scale_row "$db" "$(db_tenants "$db")" "$(db_assignments "$db")" rss_kib "$(rss_kib "$W_PID" VmRSS) $(rss_kib "$W_PID" VmHWM)"
     if command -v gdb >/dev/null; then
@@ -503,22 +603,56 @@ if has scale; then
     stop_all
   done
   # Throughput: small and large side by side, alternated.
-  SCALE_TOKEN=$(token "$PG_URL/$DB_LARGE")
-  N_SMALL=$(db_assignments "$DB_SMALL"); N_LARGE=$(db_assignments "$DB_LARGE")
+  tok=$(token "$PG_URL/$db_large")
+  n_small=$(db_assignments "$db_small"); n_large=$(db_assignments "$db_large")
   for mode in $MODES; do
     pinflag=0; [[ $mode == pinned ]] && pinflag=1
-    start_warden "scale-small-$mode" "$PG_URL/$DB_SMALL" "$pinflag"; SPID=$W_PID; SPORT=$W_PORT
-    start_warden "scale-large-$mode" "$PG_URL/$DB_LARGE" "$pinflag"; LPID=$W_PID; LPORT=$W_PORT
-    verify_body scale-small "$SPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$SCALE_TOKEN"
-    verify_body scale-large "$LPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$SCALE_TOKEN"
+    start_warden "$section-small-$mode" "$PG_URL/$db_small" "$pinflag"; spid=$W_PID; sport=$W_PORT
+    start_warden "$section-large-$mode" "$PG_URL/$db_large" "$pinflag"; lpid=$W_PID; lport=$W_PORT
+    verify_body "$section-small" "$sport" "$CHECK_PATH" "$body" check-check "$tok"
+    verify_body "$section-large" "$lport" "$CHECK_PATH" "$body" check-check "$tok"
     for config in $SCALE_CONFIGS; do
       for rep in $(seq 1 "$REPS"); do
-        measure scale "$mode" "$config" "warden-$N_SMALL-assignments" "$rep" "$SPID" "$SPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$SCALE_TOKEN"
-        measure scale "$mode" "$config" "warden-$N_LARGE-assignments" "$rep" "$LPID" "$LPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$SCALE_TOKEN"
+        measure "$section" "$mode" "$config" "warden-$n_small-assignments" "$rep" "$spid" "$sport" "$CHECK_PATH" "$body" "$tok"
+        measure "$section" "$mode" "$config" "warden-$n_large-assignments" "$rep" "$lpid" "$lport" "$CHECK_PATH" "$body" "$tok"
       done
     done
     stop_all
   done
+}
+
+if has scale; then
+  scale_run scale warden_bench "$SMALL_TENANTS" "$SCALE_TENANTS" "$SCALE_PER_TENANT" 0 "$OUT/bodies/warden_check.bin"
+fi
+if has scopes-scale; then
+  # Issue 13: the same with every assignment at a scope; Check on a resource under alice's grant.
+  scale_run scopes-scale warden_bench_scopes "$SCOPES_SMALL_TENANTS" "$SCOPES_TENANTS" "$SCOPES_PER_TENANT" \
+    "$SCOPES_PER_TENANT_SCOPES" "$OUT/bodies/warden_check_scopes_scale.bin"
+fi
+
+# ---------------------------------------------------------------------------- 7b. granted-scopes
+# ListGrantedScopes (issue 13): one identity with GRANTED_SCOPES scoped grants, seeded through the
+# API; sequential calls from one grpcio client, each timed alone (h2load's many streams would time
+# the queue behind them), with the server's CPU per call.
+if has granted-scopes; then
+  GS_DB="sqlite://$OUT/granted-scopes.db?mode=rwc"
+  GS_TOKEN=$(token "$GS_DB")
+  start_warden granted-scopes "$GS_DB" 0; GS_PORT=$W_PORT; GS_PID=$W_PID
+  "$GRPCURL" -plaintext -H "authorization: Bearer $GS_TOKEN" -d '{"name":"document.read"}' \
+    "127.0.0.1:$GS_PORT" warden.v1.PermissionService/CreatePermission >/dev/null
+  "$GRPCURL" -plaintext -H "authorization: Bearer $GS_TOKEN" -d '{"name":"reader","permissions":[{"name":"document.read"}]}' \
+    "127.0.0.1:$GS_PORT" warden.v1.RoleService/CreateRole >/dev/null
+  gsc() { python3 "$HERE/warden_client.py" granted-scopes --addr "127.0.0.1:$GS_PORT" --token "$GS_TOKEN" \
+            --stubs "$OUT/stubs" --proto "$ROOT/proto" --grants "$GRANTED_SCOPES" --page-size "$LIST_PAGE_SIZE" "$@"; }
+  gsc --seed | tee "$OUT/granted-scopes-seed.json" >&2
+  : > "$OUT/granted-scopes.jsonl"
+  for rep in $(seq 1 "$REPS"); do
+    for case in check first all under; do
+      wait_quiet
+      gsc --case "$case" --calls "$LIST_CALLS" --rep "$rep" --server-pid "$GS_PID" | tee -a "$OUT/granted-scopes.jsonl" >&2
+    done
+  done
+  stop_all
 fi
 
 # ---------------------------------------------------------------------------- 8. propagation

@@ -2,7 +2,7 @@
 -- (columns as in src/store/migration/m20261123_000001_create_schema.rs). Seeding a million
 -- assignments through the API would take hours; this takes well under a minute.
 --
---   psql -v tenants=10000 -v per_tenant=100 -v now_us=$(date +%s%6N) -f seed.sql URL
+--   psql -v tenants=10000 -v per_tenant=100 -v now_us=$(date +%s%6N) [-v scopes=100] -f seed.sql URL
 --
 -- Shape, per tenant (tenant 0 is `default`, the others t1 .. t<tenants-1>):
 --   10 permissions: document.read, perm.2 .. perm.10
@@ -11,8 +11,17 @@
 --   to role ((n - 1) mod 5) + 1: ACTIVE, USER, no expiry.
 -- Tenant `default` also gets user:alice -> reader and user:bob -> role.2, the identities the
 -- Check and BatchCheck bodies ask about (benches/wire.py).
+-- scopes (issue 13; 0 or unset: every assignment tenant-wide, as before): assignment n of tenant
+-- i is at scope departments/d<i>/projects/p<(n - 1) mod scopes>, so each tenant has `scopes`
+-- distinct scopes and the names are distinct across tenants too (1,000 tenants x 100 scopes:
+-- 100,000 scopes); alice's reader is then at departments/d0/projects/p42 (wire.py's
+-- SCOPED_GRANT) and bob's role.2 at departments/d0/projects/p43.
 -- Ids are md5-derived canonical UUID text (deterministic, so the links need no look-ups).
 \set ON_ERROR_STOP on
+\if :{?scopes}
+\else
+  \set scopes 0
+\endif
 BEGIN;
 CREATE TEMP TABLE bench_tenants ON COMMIT DROP AS
   SELECT i, CASE WHEN i = 0 THEN 'default' ELSE 't' || i END AS tenant
@@ -33,19 +42,22 @@ SELECT md5(t.tenant || '/role/' || k)::uuid::text, md5(t.tenant || '/permission/
 FROM bench_tenants t, generate_series(1, 5) AS k, generate_series(0, 1) AS d;
 
 INSERT INTO assignments (id, tenant_id, role_id, identity_id, identity_kind, is_immutable, expire_time, reason,
-                         status, create_time, update_time, revision)
+                         status, create_time, update_time, revision, scope)
 SELECT md5(t.tenant || '/assignment/' || n)::uuid::text, t.tenant,
        md5(t.tenant || '/role/' || ((n - 1) % 5 + 1))::uuid::text,
        'user:' || lpad((t.i * :per_tenant + n)::text, 8, '0'), 'USER', false, NULL, '',
-       'ACTIVE', :now_us, :now_us, 1
+       'ACTIVE', :now_us, :now_us, 1,
+       CASE WHEN :scopes > 0 THEN 'departments/d' || t.i || '/projects/p' || ((n - 1) % :scopes) ELSE '' END
 FROM bench_tenants t, generate_series(1, :per_tenant) AS n;
 
 INSERT INTO assignments (id, tenant_id, role_id, identity_id, identity_kind, is_immutable, expire_time, reason,
-                         status, create_time, update_time, revision)
+                         status, create_time, update_time, revision, scope)
 VALUES (md5('default/assignment/alice')::uuid::text, 'default', md5('default/role/1')::uuid::text, 'user:alice',
-        'USER', false, NULL, '', 'ACTIVE', :now_us, :now_us, 1),
+        'USER', false, NULL, '', 'ACTIVE', :now_us, :now_us, 1,
+        CASE WHEN :scopes > 0 THEN 'departments/d0/projects/p42' ELSE '' END),
        (md5('default/assignment/bob')::uuid::text, 'default', md5('default/role/2')::uuid::text, 'user:bob',
-        'USER', false, NULL, '', 'ACTIVE', :now_us, :now_us, 1);
+        'USER', false, NULL, '', 'ACTIVE', :now_us, :now_us, 1,
+        CASE WHEN :scopes > 0 THEN 'departments/d0/projects/p43' ELSE '' END);
 
 UPDATE revision_counter SET revision = 1 WHERE id = 1;
 COMMIT;
@@ -53,4 +65,5 @@ COMMIT;
 -- million new rows running into the measurements that follow.
 VACUUM ANALYZE;
 SELECT (SELECT count(*) FROM assignments) AS assignments,
-       (SELECT count(DISTINCT tenant_id) FROM assignments) AS tenants;
+       (SELECT count(DISTINCT tenant_id) FROM assignments) AS tenants,
+       (SELECT count(DISTINCT (tenant_id, scope)) FROM assignments WHERE scope <> '') AS scopes;

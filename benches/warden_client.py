@@ -19,6 +19,19 @@
       Write throughput: N client threads, each with its own channel, call AssignRole with distinct
       identities for S seconds (after a 1 s warm-up); client i writes in the tenant of token
       i mod len(tokens). Prints one JSON line {"clients", "tenants", "ok", "errors", "per_s"}.
+
+  warden_client.py granted-scopes --addr HOST:PORT --token T --grants N --page-size P --stubs DIR
+                   (--seed | --case check|first|all|under --calls C [--rep R])
+      ListGrantedScopes latency (issue 13). --seed: BatchAssignRoles (1,000 items a call) of role
+      `reader` (granting document.read; created beforehand) to user:lister at N distinct scopes
+      departments/d<k/100>/projects/p<k%100>, and reader to user:alice tenant-wide; then walks
+      every page of ListGrantedScopes and checks it lists exactly those N scopes, sorted.
+      --case: C sequential calls on one channel, each timed from just before the call to its
+      answer (after 50 untimed warm-up calls), and prints one JSON line with p50/p90/p99/p99.9/max
+      in ms: `first` the first page (page_size P); `all` walks of every page (each page a call;
+      also the walk's total); `under` under departments/d42 (100 scopes); `check` a tenant-wide
+      Check of user:alice from the same client, the cost of the client and the RPC by themselves.
+      With --server-pid, also the server's CPU (utime + stime) per call over the timed calls.
 """
 import argparse
 import json
@@ -256,6 +269,135 @@ def writes(args):
     return 0
 
 
+LISTER = "user:lister"
+UNDER = "departments/d42"
+
+
+def granted_scope_names(n):
+    return [f"departments/d{k // 100}/projects/p{k % 100}" for k in range(n)]
+
+
+def granted_scopes(args):
+    """ListGrantedScopes for an identity holding --grants scoped grants: --seed, or time --case."""
+    import grpc
+
+    s = load_stubs(args.stubs, args.proto)
+    common, az = s["common_pb2"], s["authorization_pb2"]
+    md = (("authorization", f"Bearer {args.token}"),)
+    ch = grpc.insecure_channel(args.addr)
+    authz = s["authorization_grpc"].AuthorizationServiceStub(ch)
+    scopes = granted_scope_names(args.grants)
+    want_all = sorted(scopes)
+    want_under = sorted(x for x in scopes if x.startswith(UNDER + "/"))
+
+    def walk(revision=0, under=""):
+        """Every page; returns (scopes, per-call seconds)."""
+        out, times, token = [], [], ""
+        while True:
+            req = az.ListGrantedScopesRequest(identity_id=LISTER, permission="document.read", under=under,
+                                              page_size=args.page_size, page_token=token, at_least_revision=revision)
+            t0 = time.perf_counter()
+            r = authz.ListGrantedScopes(req, metadata=md, timeout=30)
+            times.append(time.perf_counter() - t0)
+            out.extend(r.scopes)
+            token = r.next_page_token
+            if not token:
+                return out, times
+
+    if args.seed:
+        assign = s["assignments_grpc"].AssignmentServiceStub(ch)
+        t0 = time.monotonic()
+        revision = 0
+        items = [s["assignments_pb2"].AssignmentItem(role=common.RoleRef(name="reader"),
+                                                     identity=common.Identity(id=LISTER), scope=x, force=True)
+                 for x in scopes]
+        items.append(s["assignments_pb2"].AssignmentItem(role=common.RoleRef(name="reader"),
+                                                         identity=common.Identity(id="user:alice"), force=True))
+        for i in range(0, len(items), 1000):
+            r = assign.BatchAssignRoles(s["assignments_pb2"].BatchAssignRolesRequest(items=items[i:i + 1000]),
+                                        metadata=md, timeout=120)
+            bad = [k for k, x in enumerate(r.results) if not x.HasField("assignment")]
+            if len(r.results) != len(items[i:i + 1000]) or bad:
+                raise SystemExit(f"granted-scopes seed: batch at {i}: {len(r.results)} results, not assigned: {bad[:5]}")
+            revision = max(revision, r.revision)
+        seeded = time.monotonic() - t0
+        got, _ = walk(revision)
+        if got != want_all:
+            raise SystemExit(f"granted-scopes: listed {len(got)} scopes, want the {len(want_all)} seeded")
+        got_under, _ = walk(revision, UNDER)
+        if got_under != want_under:
+            raise SystemExit(f"granted-scopes: under {UNDER} listed {got_under[:3]}..., want {want_under[:3]}...")
+        print(json.dumps({"seeded_grants": len(scopes), "identity": LISTER, "seed_s": round(seeded, 2),
+                          "revision": revision, "listed": len(got), "pages": -(-len(got) // args.page_size),
+                          "under": UNDER, "listed_under": len(got_under)}))
+        return 0
+
+    check_req = az.CheckRequest(identity_id="user:alice", permission="document.read")
+    first_req = az.ListGrantedScopesRequest(identity_id=LISTER, permission="document.read", page_size=args.page_size)
+    under_req = az.ListGrantedScopesRequest(identity_id=LISTER, permission="document.read", under=UNDER,
+                                            page_size=args.page_size)
+    want_first = want_all[: args.page_size]
+
+    def one(case):
+        """One timed unit: a list of per-call seconds, and the items answered."""
+        if case == "check":
+            t0 = time.perf_counter()
+            r = authz.Check(check_req, metadata=md, timeout=30)
+            dt = time.perf_counter() - t0
+            if not r.allowed:
+                raise SystemExit("granted-scopes: alice's Check denied")
+            return [dt], 1
+        if case == "first":
+            t0 = time.perf_counter()
+            r = authz.ListGrantedScopes(first_req, metadata=md, timeout=30)
+            dt = time.perf_counter() - t0
+            if len(r.scopes) != len(want_first) or r.scopes[0] != want_first[0] or r.scopes[-1] != want_first[-1]:
+                raise SystemExit(f"granted-scopes: first page has {len(r.scopes)} scopes")
+            return [dt], len(r.scopes)
+        if case == "under":
+            t0 = time.perf_counter()
+            r = authz.ListGrantedScopes(under_req, metadata=md, timeout=30)
+            dt = time.perf_counter() - t0
+            if len(r.scopes) != len(want_under[: args.page_size]):
+                raise SystemExit(f"granted-scopes: under {UNDER} has {len(r.scopes)} scopes")
+            return [dt], len(r.scopes)
+        got, times = walk()
+        if len(got) != len(want_all):
+            raise SystemExit(f"granted-scopes: the walk listed {len(got)} scopes")
+        return times, len(got)
+
+    def server_cpu_s():
+        if not args.server_pid:
+            return 0.0
+        with open(f"/proc/{args.server_pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    for _ in range(50):
+        one(args.case)
+    calls, walks, items = [], [], 0
+    cpu0 = server_cpu_s()
+    while len(calls) < args.calls:
+        times, n = one(args.case)
+        calls.extend(times)
+        walks.append(sum(times))
+        items = n
+    cpu1 = server_cpu_s()
+    ms = sorted(x * 1e3 for x in calls)
+    out = {"case": args.case, "rep": args.rep, "calls": len(ms), "items_per_unit": items,
+           "page_size": args.page_size, "grants": args.grants,
+           "p50_ms": round(pct(ms, 50), 3), "p90_ms": round(pct(ms, 90), 3), "p99_ms": round(pct(ms, 99), 3),
+           "p999_ms": round(pct(ms, 99.9), 3), "max_ms": round(ms[-1], 3), "mean_ms": round(sum(ms) / len(ms), 3)}
+    if args.server_pid:
+        out["server_cpu_ms_per_call"] = round((cpu1 - cpu0) * 1e3 / len(ms), 3)
+    if args.case == "all":
+        w = sorted(x * 1e3 for x in walks)
+        out.update(walks=len(w), pages_per_walk=len(calls) // len(w), walk_p50_ms=round(pct(w, 50), 3),
+                   walk_p99_ms=round(pct(w, 99), 3), walk_max_ms=round(w[-1], 3))
+    print(json.dumps(out))
+    return 0
+
+
 def batch(args):
     """Times BatchAssignRoles of --items distinct identities, --rounds times, one after another."""
     import grpc
@@ -324,7 +466,23 @@ def main():
     bp.add_argument("--rounds", type=int, default=5)
     bp.add_argument("--stubs", default=os.path.join(tempfile.gettempdir(), "warden-bench-stubs"))
     bp.add_argument("--proto", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
+    gp = sub.add_parser("granted-scopes")
+    gp.add_argument("--addr", required=True)
+    gp.add_argument("--token", required=True)
+    gp.add_argument("--grants", type=int, default=10000)
+    gp.add_argument("--page-size", type=int, default=1000)
+    gp.add_argument("--seed", action="store_true")
+    gp.add_argument("--case", choices=("check", "first", "all", "under"))
+    gp.add_argument("--calls", type=int, default=2000)
+    gp.add_argument("--rep", type=int, default=1)
+    gp.add_argument("--server-pid", type=int, default=0)
+    gp.add_argument("--stubs", default=os.path.join(tempfile.gettempdir(), "warden-bench-stubs"))
+    gp.add_argument("--proto", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "proto"))
     args = p.parse_args()
+    if args.cmd_name == "granted-scopes":
+        if not args.seed and not args.case:
+            p.error("granted-scopes: --seed or --case")
+        return granted_scopes(args)
     if args.cmd_name == "batch":
         return batch(args)
     if args.cmd_name == "writes":

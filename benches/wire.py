@@ -10,6 +10,15 @@ tonic floor and Cerbos, so h2load can send the exact bytes from a file.
                                for user:alice (allowed), odd items for user:bob (denied: bob holds
                                another role), all for document.read
       OUTDIR/warden_getrole.bin warden.v1.GetRoleRequest {role: {name: "reader"}} (an admin read)
+      OUTDIR/warden_check_scoped.bin  CheckRequest {identity_id:"user:carol", permission:"document.read",
+                               resource:"a/1/b/2/c/3/d/4"}: carol holds reader at a/1, a/1/b/2 and
+                               a/1/b/2/c/3 (run.sh's seed_api), nothing tenant-wide
+      OUTDIR/warden_check_composite.bin  CheckRequest {identity_id:"user:dave", permission:"report.read"}:
+                               dave holds composite.l0 tenant-wide, which grants report.read only
+                               through 4 levels of inclusion (l0 > l1 > l2 > l3 > l4 = report.read)
+      OUTDIR/warden_check_scopes_scale.bin  CheckRequest {identity_id:"user:alice",
+                               permission:"document.read", resource:SCOPED_RESOURCE}: in the
+                               scopes-scale databases alice holds reader at SCOPED_GRANT only
   wire.py check-check BODY     exits 0 only if BODY (a raw gRPC response body, as curl saves it)
                                is one uncompressed CheckResponse frame with allowed=true; prints its size
   wire.py check-batch BODY     same for a BatchCheckResponse: BATCH_ITEMS results, each allowed
@@ -17,7 +26,7 @@ tonic floor and Cerbos, so h2load can send the exact bytes from a file.
   wire.py check-getrole BODY   same for a Role: name "reader", granting document.read
 
 Field numbers (proto/warden/v1/authorization.proto):
-  CheckRequest  { identity_id=1; permission=2; at_least_revision=3; explain=4; }
+  CheckRequest  { identity_id=1; permission=2; at_least_revision=3; explain=4; resource=5; }
   CheckResponse { allowed=1; revision=2; reason=3; ... }   reason GRANTED=1 NO_GRANT=2
   BatchCheckRequest { repeated CheckRequest items=1; }  BatchCheckResponse { repeated CheckResponse results=1; }
 (proto/warden/v1/roles.proto, common.proto):
@@ -34,6 +43,14 @@ BATCH_ITEMS = int(os.environ.get("BATCH_ITEMS", "100"))
 ALLOWED = ("user:alice", "document.read")
 DENIED = ("user:bob", "document.read")
 ROLE = "reader"  # seeded by run.sh's seed_api, granting document.read
+# Issue 13: a resource 4 pairs deep, asked about by an identity holding reader at 3 levels of it.
+SCOPED = ("user:carol", "document.read", "a/1/b/2/c/3/d/4")
+# A permission held only through a role with 4 levels of inclusion.
+COMPOSITE = ("user:dave", "report.read")
+# The scopes-scale databases (benches/seed.sql with scopes > 0): alice holds reader at
+# SCOPED_GRANT in tenant `default`; the Check asks about a resource under it.
+SCOPED_GRANT = "departments/d0/projects/p42"
+SCOPED_RESOURCE = SCOPED_GRANT + "/documents/doc1"
 
 
 def varint(n: int) -> bytes:
@@ -54,8 +71,11 @@ def frame(msg: bytes) -> bytes:
     return b"\x00" + struct.pack(">I", len(msg)) + msg
 
 
-def check_request(identity: str, permission: str) -> bytes:
-    return ld(1, identity.encode()) + ld(2, permission.encode())
+def check_request(identity: str, permission: str, resource: str = "") -> bytes:
+    out = ld(1, identity.encode()) + ld(2, permission.encode())
+    if resource:
+        out += ld(5, resource.encode())
+    return out
 
 
 def get_role_request(name: str) -> bytes:
@@ -118,7 +138,11 @@ def main(argv):
         single = frame(check_request(*ALLOWED))
         batch = frame(b"".join(ld(1, check_request(*item)) for item in batch_expectation()))
         get_role = frame(get_role_request(ROLE))
-        for name, body in (("warden_check.bin", single), ("warden_batch.bin", batch), ("warden_getrole.bin", get_role)):
+        bodies = (("warden_check.bin", single), ("warden_batch.bin", batch), ("warden_getrole.bin", get_role),
+                  ("warden_check_scoped.bin", frame(check_request(*SCOPED))),
+                  ("warden_check_composite.bin", frame(check_request(*COMPOSITE))),
+                  ("warden_check_scopes_scale.bin", frame(check_request(*ALLOWED, SCOPED_RESOURCE))))
+        for name, body in bodies:
             (out / name).write_bytes(body)
             print(f"{name}: {len(body)} bytes")
         return 0
