@@ -6,6 +6,7 @@
 //! `departments/eng/projects/x`, never `departments/engineering`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::error::Error;
 
@@ -15,21 +16,31 @@ pub const MAX_SCOPE_PAIRS: usize = 8;
 pub const MAX_SCOPE_BYTES: usize = 512;
 
 /// A validated resource name (or the empty tenant scope). Segments are 1 or more of
-/// `A-Z a-z 0-9 - _ . ~ @ :`, separated by `/`, in pairs.
-#[derive(
-    Debug,
-    Clone,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct Scope(String);
+/// `A-Z a-z 0-9 - _ . ~ @ :`, separated by `/`, in pairs. Shared text: a million assignments
+/// over a hundred thousand scopes hold a hundred thousand names, each once (the index interns
+/// the same allocation the loader read).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(Arc<str>);
+
+impl Default for Scope {
+    fn default() -> Self {
+        Self::tenant()
+    }
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    /// Read back from Warden's own change log and store, where it was validated when written.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+        Ok(Self::from_validated(text.as_ref()))
+    }
+}
 
 /// True for the characters a scope's segments may hold.
 fn segment_byte(b: u8) -> bool {
@@ -39,7 +50,9 @@ fn segment_byte(b: u8) -> bool {
 impl Scope {
     /// The whole tenant.
     pub fn tenant() -> Self {
-        Self(String::new())
+        // One shared empty name: most assignments are tenant-wide.
+        static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+        Self(Arc::clone(&EMPTY))
     }
 
     /// Validates `raw` as a scope; the problem is reported on `field`.
@@ -66,14 +79,17 @@ impl Scope {
             }
         };
         match problem {
-            None => Ok(Self(raw.to_owned())),
+            None => Ok(Self(Arc::from(raw))),
             Some(description) => Err(Error::invalid(field, description)),
         }
     }
 
     /// A scope read back from Warden's own store or change log (validated when written).
-    pub fn from_validated(raw: impl Into<String>) -> Self {
-        Self(raw.into())
+    pub fn from_validated(raw: impl AsRef<str>) -> Self {
+        match raw.as_ref() {
+            "" => Self::tenant(),
+            raw => Self(Arc::from(raw)),
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -148,19 +148,20 @@ pub struct Holder {
     pub scope: Scope,
 }
 
-/// Interned scope names, reference-counted by the assignments at them.
+/// Interned scope names, reference-counted by the assignments at them. The names are the
+/// deltas' own shared text: interning allocates no string.
 #[derive(Debug, Clone)]
 struct Scopes {
-    names: Vec<Box<str>>,
+    names: Vec<Scope>,
     refs: Vec<u32>,
-    ix: HashMap<Box<str>, u32>,
+    ix: HashMap<Scope, u32>,
     free: Vec<u32>,
 }
 
 impl Default for Scopes {
     fn default() -> Self {
         Self {
-            names: vec!["".into()],
+            names: vec![Scope::tenant()],
             refs: vec![0],
             ix: HashMap::new(),
             free: Vec::new(),
@@ -169,8 +170,8 @@ impl Default for Scopes {
 }
 
 impl Scopes {
-    fn intern(&mut self, scope: &str) -> u32 {
-        if scope.is_empty() {
+    fn intern(&mut self, scope: &Scope) -> u32 {
+        if scope.is_tenant() {
             return TENANT_SCOPE;
         }
         let at = match self.ix.get(scope) {
@@ -178,16 +179,16 @@ impl Scopes {
             None => {
                 let at = match self.free.pop() {
                     Some(at) => {
-                        self.names[at as usize] = scope.into();
+                        self.names[at as usize] = scope.clone();
                         at
                     }
                     None => {
-                        self.names.push(scope.into());
+                        self.names.push(scope.clone());
                         self.refs.push(0);
                         u32::try_from(self.names.len() - 1).expect("fewer than 2^32 scopes")
                     }
                 };
-                self.ix.insert(scope.into(), at);
+                self.ix.insert(scope.clone(), at);
                 at
             }
         };
@@ -209,7 +210,7 @@ impl Scopes {
     }
 
     fn name(&self, at: u32) -> &str {
-        &self.names[at as usize]
+        self.names[at as usize].as_str()
     }
 
     fn shrink_to_fit(&mut self) {
@@ -309,7 +310,7 @@ impl TenantIndex {
                 self.remove_assignment(*id);
                 let role = self.role_slot(*role);
                 let who = self.intern(identity.as_str());
-                let scope = self.scopes.intern(scope.as_str());
+                let scope = self.scopes.intern(scope);
                 let entry = AssignmentEntry {
                     id: *id,
                     role,

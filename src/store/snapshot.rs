@@ -91,6 +91,18 @@ impl Store {
                 },
             );
         }
+        // Each distinct scope is read into one shared name, which the index keeps: a million
+        // assignments over a hundred thousand scopes hold a hundred thousand names.
+        let mut scopes: hashbrown::HashMap<String, Scope> = hashbrown::HashMap::new();
+        let mut share = |scope: String| -> Scope {
+            if scope.is_empty() {
+                return Scope::tenant();
+            }
+            scopes
+                .entry(scope)
+                .or_insert_with_key(|name| Scope::from_validated(name))
+                .clone()
+        };
         // Only the columns the index needs: a million rows must load in a few seconds.
         let assignments = assignment::Entity::find()
             .select_only()
@@ -113,7 +125,7 @@ impl Store {
                         identity: IdentityId::parse("identity", &identity)?,
                         kind: IdentityKind::parse(&kind).unwrap_or_default(),
                         expire_time: expire.map(from_micros),
-                        scope: Scope::from_validated(scope),
+                        scope: share(scope),
                     },
                 );
                 Ok(())
