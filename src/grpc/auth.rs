@@ -342,31 +342,7 @@ impl Verifier {
     }
 
     fn caller_of(&self, claims: &Map<String, Value>) -> Result<(IdentityId, TenantId), Status> {
-        let subject = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .and_then(|s| IdentityId::parse("sub", s).ok())
-            .ok_or_else(|| {
-                Status::unauthenticated("token `sub` must be 1-256 printable characters")
-            })?;
-        // A present but malformed tenant claim is refused: falling back to the default tenant
-        // would hand a token meant for another tenant the default tenant's data.
-        let tenant = match claims.get(&self.tenant_claim) {
-            None => self.default_tenant.clone(),
-            Some(Value::String(t)) => TenantId::parse(t).map_err(|_| {
-                Status::unauthenticated(format!(
-                    "token claim `{}` is not a valid tenant id",
-                    self.tenant_claim
-                ))
-            })?,
-            Some(_) => {
-                return Err(Status::unauthenticated(format!(
-                    "token claim `{}` must be a string",
-                    self.tenant_claim
-                )));
-            }
-        };
-        Ok((subject, tenant))
+        self.caller_with_claim(claims, &self.tenant_claim)
     }
 
     /// A token of the further issuer `at`: its keys only, its audience required, its tenant
@@ -402,10 +378,10 @@ impl Verifier {
             validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
                 Ok(data) => {
-                    let (subject, mut tenant) = match &other.tenant_claim {
-                        Some(claim) => self.caller_with_claim(&data.claims, claim)?,
-                        None => self.caller_with_claim(&data.claims, "")?,
-                    };
+                    let (subject, mut tenant) = self.caller_with_claim(
+                        &data.claims,
+                        other.tenant_claim.as_deref().unwrap_or(""),
+                    )?;
                     if let Some(fixed) = &other.tenant {
                         tenant = fixed.clone();
                     }
@@ -418,7 +394,9 @@ impl Verifier {
         Err(last.into())
     }
 
-    /// `caller_of` with another tenant claim (empty: none, the default tenant).
+    /// The token's subject, and its tenant from `claim` (empty: none, the default tenant). A
+    /// present but malformed tenant claim is refused: falling back to the default tenant would
+    /// hand a token meant for another tenant the default tenant's data.
     fn caller_with_claim(
         &self,
         claims: &Map<String, Value>,

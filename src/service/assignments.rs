@@ -745,7 +745,10 @@ impl Service {
 /// The names of every permission `role` grants, its included roles' (transitively) with its
 /// own, as the write's transaction sees them (not the index, which may lag another replica's
 /// change to an included role).
-pub(super) async fn permissions_granted_by(tx: &WriteTx, role: &Role) -> Result<Vec<String>, Error> {
+pub(super) async fn permissions_granted_by(
+    tx: &WriteTx,
+    role: &Role,
+) -> Result<Vec<String>, Error> {
     let mut names = role.permissions.clone();
     if role.included_roles.is_empty() {
         return Ok(names);
@@ -761,7 +764,12 @@ pub(super) async fn permissions_granted_by(tx: &WriteTx, role: &Role) -> Result<
         if let Some(found) = tx.find_role(&Ref::Id(r)).await? {
             names.extend(found.permissions);
         }
-        next.extend(graph.get(&r).map(|(_, inc)| inc.clone()).unwrap_or_default());
+        next.extend(
+            graph
+                .get(&r)
+                .map(|(_, inc)| inc.clone())
+                .unwrap_or_default(),
+        );
     }
     names.sort();
     names.dedup();

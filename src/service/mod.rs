@@ -44,8 +44,8 @@ pub use catalogue::{
     AddPermissionsToRole, CreatePermission, CreateRole, DeletePermission, DeleteRole,
     RemovePermissionFromRole, RemovePermissionsFromRole, UpdatePermission, UpdateRole,
 };
-pub use configuration::{ApplyConfiguration, ConfigurationApplied};
 pub use change_requests::{ApproveChangeRequest, CancelChangeRequest, RejectChangeRequest};
+pub use configuration::{ApplyConfiguration, ConfigurationApplied};
 pub use groups::{AddGroupMembers, CreateGroup, DeleteGroup, RemoveGroupMembers};
 pub use idempotency::{IDEMPOTENCY_WINDOW, IdempotencyKey};
 pub use maintenance::Retention;
