@@ -372,18 +372,21 @@ impl Engine {
             .is_some_and(|slot| slot.index.read().holds_anywhere(identity, permission, now))
     }
 
-    /// The scopes at or under `under` where `identity` holds `permission` (`None`: no such
-    /// permission), and the revision that is exact at.
+    /// The first `limit` scopes after `after`, at or under `under`, where `identity` holds
+    /// `permission` (`None`: no such permission), and the revision that is exact at.
+    #[allow(clippy::too_many_arguments)]
     pub fn granted_scopes(
         &self,
         tenant: &TenantId,
         identity: &str,
         permission: &str,
         under: &str,
+        after: Option<&str>,
+        limit: usize,
         now: DateTime<Utc>,
     ) -> (Option<Vec<String>>, Revision) {
         self.read_tenant(tenant, |index| {
-            index.and_then(|i| i.granted_scopes(identity, permission, under, now))
+            index.and_then(|i| i.granted_scopes(identity, permission, under, after, limit, now))
         })
     }
 

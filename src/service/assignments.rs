@@ -567,6 +567,8 @@ impl Service {
             caller.subject.as_str(),
             perm::ASSIGNMENTS_READ,
             "",
+            None,
+            usize::MAX,
             self.now(),
         );
         let readable: Option<Vec<Scope>> = readable

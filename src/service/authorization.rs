@@ -251,20 +251,17 @@ impl Service {
         let filters = format!("identity={identity};permission={permission};under={under}");
         let filters = self.bind_page(caller, &filters);
         let query = paging.query(&filters, &self.settings.page_token_key)?;
-        let (all, revision) = self.engine.granted_scopes(
+        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
+        let (rows, revision) = self.engine.granted_scopes(
             &caller.tenant,
             identity.as_str(),
             permission.as_str(),
             under.as_str(),
+            query.after.as_deref(),
+            limit,
             self.now(),
         );
-        let all = all.ok_or_else(|| Error::not_found("permission", permission.to_string()))?;
-        let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-        let rows: Vec<String> = all
-            .into_iter()
-            .filter(|s| query.after.as_ref().is_none_or(|after| s > after))
-            .take(limit)
-            .collect();
+        let rows = rows.ok_or_else(|| Error::not_found("permission", permission.to_string()))?;
         Ok((
             page(
                 rows,
