@@ -13,12 +13,12 @@ use tonic::transport::server::TcpIncoming;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::domain::{Clock, SystemClock, TenantId};
-use crate::engine::Engine;
+use crate::engine::{Engine, Freshness};
 use crate::grpc::{self, Tls, Tracing, Verifier};
 use crate::health::{self, Health};
 use crate::service::{BootstrapAdmin, ReplicaIdentity, Retention, Service, Settings, Sync};
 use crate::shutdown::{Phase, Shutdown};
-use crate::store::{Store, StoreOptions};
+use crate::store::{Store, StoreOptions, TenantSnapshot};
 
 /// Once the grace period is over and every call has been ended, how long the connections get to
 /// deliver those last statuses before they are dropped.
@@ -43,15 +43,60 @@ pub struct App {
 
 /// Opens the store described by `config`.
 pub async fn connect(config: &Config) -> anyhow::Result<Store> {
-    let options = StoreOptions {
-        url: config.database.url.clone(),
-        max_connections: config.database.max_connections,
-        connect_timeout: config.database.connect_timeout,
-    };
-    Store::connect(&options)
+    Store::connect(&store_options(config))
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("database.url (WARDEN_DATABASE_URL)")
+}
+
+fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        url: config.database.url.clone(),
+        max_connections: config.database.max_connections,
+        connect_timeout: config.database.connect_timeout,
+    }
+}
+
+/// Why the index could not be loaded from the database.
+enum Unreachable {
+    /// The database does not answer: a local snapshot may stand in.
+    Database(anyhow::Error),
+    /// It answers, and something else is wrong: start-up stops.
+    No(anyhow::Error),
+}
+
+/// Connects, migrates (or checks the schema is current) and reads the index's content.
+async fn load_from_database(config: &Config) -> Result<(Store, Vec<TenantSnapshot>), Unreachable> {
+    let store = connect(config).await.map_err(Unreachable::Database)?;
+    let loaded = async {
+        if config.skip_migrations {
+            if store
+                .has_pending_migrations()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?
+            {
+                anyhow::bail!(
+                    "the database schema is behind this version; run `warden migrate` first"
+                );
+            }
+        } else {
+            store
+                .migrate()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        }
+        store
+            .load_snapshot()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+    .await;
+    match loaded {
+        Ok(snapshot) => Ok((store, snapshot)),
+        // Gone while starting: as unreachable as never there.
+        Err(e) if store.ping().await.is_err() => Err(Unreachable::Database(e)),
+        Err(e) => Err(Unreachable::No(e)),
+    }
 }
 
 impl App {
@@ -94,40 +139,51 @@ impl App {
             config.sampler().map_err(anyhow::Error::msg)?,
         );
         let shutdown = Shutdown::new();
-        let store = connect(&config).await?;
-        if config.skip_migrations {
-            if store
-                .has_pending_migrations()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:#}"))?
-            {
-                anyhow::bail!(
-                    "the database schema is behind this version; run `warden migrate` first"
+        let (store, engine, freshness, from_local) = match load_from_database(&config).await {
+            Ok((store, snapshot)) => {
+                let engine = Engine::from_snapshot(
+                    snapshot
+                        .into_iter()
+                        .map(|t| (t.tenant, t.revision, t.deltas))
+                        .collect(),
                 );
+                // Just loaded from the database: current now.
+                let freshness = Freshness::new(config.max_staleness, chrono::Utc::now());
+                (store, engine, freshness, false)
             }
-        } else {
-            store
-                .migrate()
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        }
-        let snapshot = store
-            .load_snapshot()
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let engine = Arc::new(Engine::from_snapshot(
-            snapshot
-                .into_iter()
-                .map(|t| (t.tenant, t.revision, t.deltas))
-                .collect(),
-        ));
+            Err(Unreachable::Database(cause)) => match config.snapshot_path.as_deref() {
+                Some(path) if path.exists() => {
+                    let local = crate::engine::read_snapshot(path).map_err(|e| {
+                        anyhow::anyhow!(
+                            "the database is unreachable ({cause:#}) and the local snapshot cannot be read: {e}"
+                        )
+                    })?;
+                    tracing::warn!(
+                        error = format!("{cause:#}"),
+                        path = %path.display(),
+                        known_current_at = %local.current_at,
+                        "database unreachable at start; answering decisions from the local snapshot within the staleness allowance"
+                    );
+                    let store = Store::connect_lazy(&store_options(&config))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                    let freshness =
+                        Freshness::from_snapshot(config.max_staleness, local.current_at);
+                    (store, Engine::from_snapshot(local.tenants), freshness, true)
+                }
+                _ => return Err(cause),
+            },
+            Err(Unreachable::No(e)) => return Err(e),
+        };
+        let engine = Arc::new(engine);
         admin::install();
-        // Just loaded from the database: current now.
-        let freshness = Arc::new(crate::engine::Freshness::new(
-            config.max_staleness,
-            chrono::Utc::now(),
-        ));
+        let freshness = Arc::new(freshness);
         let sync = Arc::new(Sync::new(store.clone(), Arc::clone(&engine), freshness));
+        if from_local {
+            // The change log may no longer reach back to the snapshot: the first catch-up
+            // reloads every tenant from the database instead.
+            sync.reload_on_next_catch_up();
+        }
         let settings = Settings {
             consistency_wait: config.consistency_wait,
             approval_ttl: config.approval_ttl,
@@ -169,14 +225,18 @@ impl App {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("platform_tenant: {e}"))?,
         );
-        service
-            .bootstrap(&admins)
-            .await
-            .map_err(|e| anyhow::anyhow!("bootstrap failed: {e:#}"))?;
-        service
-            .report_applied()
-            .await
-            .map_err(|e| anyhow::anyhow!("replica registration failed: {e:#}"))?;
+        // A replica started from its snapshot has no database to write to yet: the admins were
+        // bootstrapped by whoever wrote the data it holds, and the heartbeat registers it later.
+        if !from_local {
+            service
+                .bootstrap(&admins)
+                .await
+                .map_err(|e| anyhow::anyhow!("bootstrap failed: {e:#}"))?;
+            service
+                .report_applied()
+                .await
+                .map_err(|e| anyhow::anyhow!("replica registration failed: {e:#}"))?;
+        }
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -240,6 +300,8 @@ impl App {
         let shutdown = self.shutdown.clone();
         let (health, health_server) =
             Health::new(shutdown.clone(), Arc::clone(self.sync.freshness())).await;
+        // Started from the local snapshot: the admin services are not serving yet.
+        health.refresh().await;
         let router = grpc::router(
             self.service.clone(),
             Arc::clone(&self.verifier),
@@ -271,6 +333,15 @@ impl App {
                 shutdown.clone(),
             )),
         ];
+        let snapshot_task = self.config.snapshot_path.clone().map(|path| {
+            tokio::spawn(crate::engine::keep_snapshot(
+                Arc::clone(&self.engine),
+                Arc::clone(self.sync.freshness()),
+                path,
+                self.config.snapshot_interval,
+                shutdown.clone(),
+            ))
+        });
         let jwks_task = self.verifier.refresh_remote_keys();
         let tls_task = self.tls.as_ref().map(Tls::watch);
         let addr = self.local_addr();
@@ -335,6 +406,10 @@ impl App {
         }
         shutdown.advance(Phase::Stopped);
         for task in background {
+            let _ = task.await;
+        }
+        // The last write of the snapshot, with the index as the server stopped.
+        if let Some(task) = snapshot_task {
             let _ = task.await;
         }
         if let Ok(Err(e)) = admin_task.await {

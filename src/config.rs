@@ -33,6 +33,12 @@ pub struct Config {
     /// index (measured from the last completed catch-up); zero: none.
     #[serde(with = "humantime_serde")]
     pub max_staleness: Duration,
+    /// Where the replica keeps a copy of its index (`WARDEN_SNAPSHOT_PATH`), to start from when
+    /// the database is unreachable at start; none (the default): no snapshot.
+    pub snapshot_path: Option<std::path::PathBuf>,
+    /// How often the snapshot is rewritten while the index moves.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
     #[serde(deserialize_with = "list_or_csv")]
     pub bootstrap_admins: Vec<String>,
     pub log_format: LogFormat,
@@ -257,6 +263,8 @@ impl Default for Config {
             default_tenant: "default".into(),
             platform_tenant: None,
             max_staleness: Duration::from_secs(30),
+            snapshot_path: None,
+            snapshot_interval: Duration::from_secs(30),
             grpc_web_allowed_origins: Vec::new(),
             bootstrap_admins: Vec::new(),
             log_format: LogFormat::Text,
@@ -363,7 +371,7 @@ const ENV_ALIASES: [(&str, &str); 15] = [
 /// Top-level settings and sections the environment may set. Anything else under `WARDEN_` is
 /// ignored rather than fatal: Kubernetes injects `WARDEN_SERVICE_HOST` and friends for a
 /// Service named `warden`.
-const ENV_ROOTS: [&str; 22] = [
+const ENV_ROOTS: [&str; 24] = [
     "listen_addr",
     "metrics_addr",
     "database",
@@ -372,6 +380,8 @@ const ENV_ROOTS: [&str; 22] = [
     "default_tenant",
     "platform_tenant",
     "max_staleness",
+    "snapshot_path",
+    "snapshot_interval",
     "grpc_web_allowed_origins",
     "bootstrap_admins",
     "log_format",
@@ -532,6 +542,7 @@ impl Config {
             }
         }
         self.validate_tls()?;
+        self.validate_snapshot()?;
         let tenant =
             crate::domain::TenantId::parse(&self.default_tenant).map_err(|e| e.to_string())?;
         for admin in &self.bootstrap_admins {
@@ -568,6 +579,23 @@ impl Config {
 }
 
 impl Config {
+    /// The snapshot can be written where it is configured.
+    fn validate_snapshot(&self) -> Result<(), String> {
+        if self.snapshot_interval.is_zero() {
+            return Err("snapshot_interval (WARDEN_SNAPSHOT_INTERVAL): must be positive".into());
+        }
+        if let Some(path) = &self.snapshot_path {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if path.as_os_str().is_empty() || path.is_dir() || dir.is_some_and(|d| !d.is_dir()) {
+                return Err(format!(
+                    "snapshot_path (WARDEN_SNAPSHOT_PATH): {} must be a file in an existing directory",
+                    path.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The TLS settings fit together; the files themselves are read when the server is built.
     fn validate_tls(&self) -> Result<(), String> {
         let tls = &self.tls;

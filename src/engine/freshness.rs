@@ -25,6 +25,25 @@ impl Freshness {
         }
     }
 
+    /// A replica that starts from a local snapshot while the database is unreachable: the
+    /// allowance runs from when the snapshot was known current.
+    pub fn from_snapshot(max_staleness: Duration, current_at: DateTime<Utc>) -> Self {
+        Self {
+            max_staleness,
+            database_up: AtomicBool::new(false),
+            current_at: AtomicI64::new(current_at.timestamp_micros()),
+        }
+    }
+
+    /// The moment up to which the index is known to hold every committed change: `now` while
+    /// the database answers, else the last completed catch-up.
+    pub fn known_current_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        if self.database_up() {
+            return now;
+        }
+        DateTime::from_timestamp_micros(self.current_at.load(Ordering::Acquire)).unwrap_or(now)
+    }
+
     /// A catch-up from the change log completed at `now`: the index held everything committed
     /// before it started.
     pub fn mark_current(&self, now: DateTime<Utc>) {

@@ -1,6 +1,7 @@
 //! The in-memory authorization index and the decisions made from it. Never touches the database:
 //! it is fed committed changes, in revision order, by `service::sync`.
 
+mod disk;
 mod freshness;
 mod index;
 
@@ -19,6 +20,7 @@ use crate::domain::{
     ScopedPermission, TenantId,
 };
 
+pub use disk::{LocalSnapshot, Written, keep_snapshot, read_snapshot};
 pub use freshness::Freshness;
 pub use index::{Decision, GrantPath, Holder, MAX_INCLUSION_DEPTH, RoleLookup, TenantIndex};
 
@@ -158,6 +160,31 @@ impl Engine {
         self.moved
             .lock()
             .insert(change.tenant.clone(), slot.revision());
+        self.applied_changes.send_modify(|n| *n += 1);
+    }
+
+    /// Replaces the tenant's index with one built from `deltas`, exact at `revision` (a reload
+    /// from the database). The revision is published as it is, even below the one before: the
+    /// database is the truth.
+    pub fn replace_tenant(&self, tenant: &TenantId, revision: Revision, deltas: &[Delta]) {
+        let mut fresh = TenantIndex::default();
+        for delta in deltas {
+            fresh.apply(delta);
+        }
+        fresh.shrink_to_fit();
+        let slot = self.tenant_or_insert(tenant);
+        {
+            let mut index = slot.index.write();
+            *index = fresh;
+            slot.disabled.store(index.is_disabled(), Ordering::Release);
+            slot.applied.send_if_modified(|applied| {
+                let moved = *applied != revision;
+                *applied = revision;
+                slot.applied_now.store(revision.0, Ordering::Release);
+                moved
+            });
+        }
+        self.moved.lock().insert(tenant.clone(), revision);
         self.applied_changes.send_modify(|n| *n += 1);
     }
 

@@ -25,6 +25,9 @@ pub struct Sync {
     applying: parking_lot::Mutex<HashMap<TenantId, Arc<Mutex<()>>>>,
     /// Advanced by every completed catch-up.
     freshness: Arc<Freshness>,
+    /// Set when the index came from the local snapshot: the next catch-up reloads every tenant
+    /// from the database, since the change log may no longer reach back that far.
+    reload: std::sync::atomic::AtomicBool,
 }
 
 impl Sync {
@@ -34,7 +37,41 @@ impl Sync {
             engine,
             applying: parking_lot::Mutex::new(HashMap::new()),
             freshness,
+            reload: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Makes the next catch-up a full reload from the database.
+    pub fn reload_on_next_catch_up(&self) {
+        self.reload
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Replaces every tenant's index with the database's content, each under its applier lock
+    /// (so no change is applied to the old content meanwhile). Tenants the database no longer
+    /// has are emptied.
+    async fn reload(&self) -> Result<(), Error> {
+        let snapshot = self.store.load_snapshot().await?;
+        let mut gone: std::collections::HashSet<TenantId> = self
+            .engine
+            .applied_revisions()
+            .into_iter()
+            .map(|(tenant, _)| tenant)
+            .collect();
+        for tenant in snapshot {
+            gone.remove(&tenant.tenant);
+            let lock = self.tenant_lock(&tenant.tenant);
+            let _guard = lock.lock().await;
+            self.engine
+                .replace_tenant(&tenant.tenant, tenant.revision, &tenant.deltas);
+        }
+        for tenant in gone {
+            let lock = self.tenant_lock(&tenant);
+            let _guard = lock.lock().await;
+            self.engine
+                .replace_tenant(&tenant, crate::domain::Revision(0), &[]);
+        }
+        Ok(())
     }
 
     /// How current the index is known to be.
@@ -100,6 +137,14 @@ impl Sync {
     pub async fn catch_up(&self) -> Result<(u64, u64), Error> {
         // Everything committed before this instant is in the index once the loop completes.
         let started = chrono::Utc::now();
+        if self.reload.load(std::sync::atomic::Ordering::Acquire) {
+            self.reload().await?;
+            self.reload
+                .store(false, std::sync::atomic::Ordering::Release);
+            tracing::info!(
+                "index reloaded from the database after starting from the local snapshot"
+            );
+        }
         let latest = self.store.tenant_revisions().await?;
         let mut behind = 0u64;
         let mut total = 0u64;

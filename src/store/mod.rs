@@ -67,7 +67,18 @@ impl Store {
     /// Opens the pool. SQLite gets WAL, foreign keys and a busy timeout so that concurrent
     /// writers queue instead of failing.
     pub async fn connect(options: &StoreOptions) -> Result<Self, Error> {
+        Self::open(options, false).await
+    }
+
+    /// A store whose connections are made when first used: for a replica that starts from its
+    /// local snapshot while the database is unreachable.
+    pub async fn connect_lazy(options: &StoreOptions) -> Result<Self, Error> {
+        Self::open(options, true).await
+    }
+
+    async fn open(options: &StoreOptions, lazy: bool) -> Result<Self, Error> {
         let mut opts = ConnectOptions::new(options.url.expose_secret().to_owned());
+        opts.connect_lazy(lazy);
         opts.max_connections(options.max_connections)
             .min_connections(1)
             .connect_timeout(options.connect_timeout)
