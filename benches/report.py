@@ -175,6 +175,32 @@ def batch_table(groups, verdicts):
     print()
 
 
+def tls_table(groups, verdicts):
+    """Issue 14: Check over TLS beside plaintext Check, alternated, same seeded SQLite file."""
+    cells = OrderedDict()
+    for (sec, mode, config, target), v in groups.items():
+        if sec == "check" and target in ("warden", "warden-tls"):
+            cells.setdefault((mode, config), {})[target] = v
+    cells = OrderedDict((k, t) for k, t in cells.items() if "warden" in t and "warden-tls" in t)
+    if not cells:
+        return
+    print("### Issue 14: Check over TLS beside plaintext\n")
+    print("A second `warden serve` on the same SQLite file with WARDEN_TLS_CERT_FILE/KEY_FILE (P-256 certificate), "
+          "h2load over TLS (h2 by ALPN), alternated with the plaintext server.\n")
+    print("| cpu | conns x streams | plaintext req/s | TLS req/s (x plaintext) | µs CPU/req plaintext / TLS | p99 ms plaintext / TLS | other CPU (TLS) |")
+    print("|---|---|---|---|---|---|---|")
+    for (mode, config), t in cells.items():
+        plain, tls = med(t["warden"], "rps"), med(t["warden-tls"], "rps")
+        cpu_p = med(t["warden"], "server_cpu") / plain * 1e6
+        cpu_t = med(t["warden-tls"], "server_cpu") / tls * 1e6
+        print(f"| {mode} | {streams(config)} | {plain:,.0f} | {tls:,.0f} ({tls / plain:.2f}) | {cpu_p:.1f} / {cpu_t:.1f} | "
+              f"{med(t['warden'], 'p99_us') / 1000:.3f} / {med(t['warden-tls'], 'p99_us') / 1000:.3f} | {other(t['warden-tls'])} |")
+        if config == "c1m64":
+            verdicts.append((f"Check over TLS vs plaintext, 1 x 64 streams, {mode}", ">= 0.75 x plaintext",
+                             f"{tls / plain:.2f} x ({tls:,.0f} vs {plain:,.0f} req/s)", tls / plain >= 0.75))
+    print()
+
+
 def scoped_table(groups, verdicts):
     """Issue 13: Check on a resource and through a composite role, beside tenant-wide Check."""
     cells = OrderedDict()
@@ -389,6 +415,7 @@ def main(argv):
     check_table(groups, verdicts)
     vs_floor_table(groups, verdicts)
     scoped_table(groups, verdicts)
+    tls_table(groups, verdicts)
     otlp_table(out)
     batch_table(groups, verdicts)
     scale_tables(out, groups, verdicts)

@@ -17,6 +17,9 @@
 #                its spans over OTLP/gRPC, sampler parentbased_traceidratio at 0.01, to a local
 #                receiver (benches/otlp_sink.py, which counts what it gets), at OTLP_CONFIGS. The
 #                receiver gets the servers' taskset; its CPU is reported apart from the server's.
+#                warden-tls, Check on a third `warden serve` on the same SQLite file with TLS on
+#                (WARDEN_TLS_CERT_FILE/KEY_FILE, a P-256 certificate made here with openssl; h2load
+#                negotiates h2 over TLS 1.3 by ALPN), at TLS_CONFIGS.
 #                Issue 13, at SCOPED_CONFIGS, alternated right after Warden's tenant-wide Check:
 #                warden-scoped, Check {user:carol, document.read, resource "a/1/b/2/c/3/d/4"} where
 #                carol holds reader at a/1, a/1/b/2 and a/1/b/2/c/3 (3 levels of the resource) and
@@ -65,6 +68,7 @@
 #     tonic-floor there is no floor build and no ratio, without cerbos no npm download),
 #   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
 #   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
+#   TLS_CONFIGS ("c1m64": where Check over TLS is measured; empty skips it),
 #   SCOPED_CONFIGS ("c1m64": where warden-scoped and warden-composite are measured; empty skips them),
 #   SCOPES_TENANTS (1000), SCOPES_PER_TENANT (1000), SCOPES_PER_TENANT_SCOPES (100),
 #   SCOPES_SMALL_TENANTS (1), GRANTED_SCOPES (10000), LIST_CALLS (2000), LIST_PAGE_SIZE (1000),
@@ -96,6 +100,7 @@ FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS-"c1m64"}
 GETROLE_CONFIGS=${GETROLE_CONFIGS-"c1m64"}
 OTLP_CONFIGS=${OTLP_CONFIGS-"c1m64"}
 SCOPED_CONFIGS=${SCOPED_CONFIGS-"c1m64"}
+TLS_CONFIGS=${TLS_CONFIGS-"c1m64"}
 OTLP_SAMPLER_ARG=0.01
 CHECK_PEERS=${CHECK_PEERS-"tonic-floor cerbos"}
 export BATCH_ITEMS=${BATCH_ITEMS:-100}
@@ -275,11 +280,12 @@ rss_kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 # grpc-status 0 in the trailers, decoded answer as expected; then h2load -n 2000 must move
 # exactly 2000 x the response frame (an error is trailers-only: no DATA).
 verify_body() {
-  local name=$1 port=$2 path=$3 body=$4 kind=$5 tok=${6:-} dir="$OUT/verify" auth=() frame
+  local name=$1 port=$2 path=$3 body=$4 kind=$5 tok=${6:-} scheme=${7:-http} dir="$OUT/verify" auth=() frame h2=(--http2-prior-knowledge)
   mkdir -p "$dir"
   [[ -n $tok ]] && auth=(-H "authorization: Bearer $tok")
-  curl -sS --http2-prior-knowledge -X POST -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
-    --data-binary "@$body" -D "$dir/curl-$name.headers" -o "$dir/curl-$name.body" "http://127.0.0.1:$port$path"
+  [[ $scheme == https ]] && h2=(--http2 --cacert "$OUT/tls/ca.pem")   # h2 by ALPN, the certificate verified
+  curl -sS "${h2[@]}" -X POST -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
+    --data-binary "@$body" -D "$dir/curl-$name.headers" -o "$dir/curl-$name.body" "$scheme://127.0.0.1:$port$path"
   grep -qi '^grpc-status: 0' "$dir/curl-$name.headers" || die "curl: $name: no grpc-status 0 trailer"
   case $kind in
     tonic | cerbos | health) python3 "$SHARED_BENCH/encode_requests.py" check "$kind" "$dir/curl-$name.body" >&2 ;;
@@ -287,7 +293,7 @@ verify_body() {
   esac
   frame=$(stat -c %s "$dir/curl-$name.body")
   h2load -n 2000 -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
-    "http://127.0.0.1:$port$path" > "$dir/h2load-smoke-$name.txt"
+    "$scheme://127.0.0.1:$port$path" > "$dir/h2load-smoke-$name.txt"
   read -r _ ok fail err tmo data < <(python3 "$SHARED_BENCH/summarize.py" h2load "$dir/h2load-smoke-$name.txt")
   [[ $ok == 2000 && $fail == 0 && $err == 0 && $data == $((2000 * frame)) ]] \
     || die "h2load smoke $name: ok=$ok fail=$fail err=$err data=$data (want $((2000 * frame)))"
@@ -315,7 +321,7 @@ echo -e "section\tmode\tconfig\ttarget\trep\trps\tp50_us\tp90_us\tp99_us\tp999_u
 
 # measure SECTION MODE CONFIG TARGET REP PID PORT PATH BODY [TOKEN]
 measure() {
-  local section=$1 mode=$2 config=$3 t=$4 rep=$5 pid=$6 port=$7 path=$8 body=$9 tok=${10:-}
+  local section=$1 mode=$2 config=$3 t=$4 rep=$5 pid=$6 port=$7 path=$8 body=$9 tok=${10:-} scheme=${11:-http}
   local c m pin=() auth=() dir="$OUT/runs" name
   [[ $config =~ ^c([0-9]+)m([0-9]+)$ ]] || die "bad config $config"
   c=${BASH_REMATCH[1]}; m=${BASH_REMATCH[2]}
@@ -328,7 +334,7 @@ measure() {
   s0=$(cpu_ticks "$pid"); i0=$(idle_ticks); w0=$(date +%s.%N)
   tm=$( { TIMEFORMAT='%U %S'; time "${pin[@]}" h2load -D "$DURATION" --warm-up-time="$WARMUP" -c "$c" -m "$m" -t 1 \
           -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
-          --log-file="$name.reqlog" "http://127.0.0.1:$port$path" > "$name.h2load.txt" 2>&1; } 2>&1 )
+          --log-file="$name.reqlog" "$scheme://127.0.0.1:$port$path" > "$name.h2load.txt" 2>&1; } 2>&1 )
   s1=$(cpu_ticks "$pid"); i1=$(idle_ticks); w1=$(date +%s.%N)
   local wall srv h2c busy rps ok fail err tmo data n bad p50 p90 p99 p999 mx
   wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN{print b - a}')
@@ -432,6 +438,19 @@ if has check || has batch; then
   OTLP_ON=0; has check && any_in "$OTLP_CONFIGS" "$CONFIGS" && OTLP_ON=1
   GETROLE_ON=0; has check && any_in "$GETROLE_CONFIGS" "$CONFIGS" && GETROLE_ON=1
   SCOPED_ON=0; has check && any_in "$SCOPED_CONFIGS" "$CONFIGS" && SCOPED_ON=1
+  TLS_ON=0; has check && any_in "$TLS_CONFIGS" "$CONFIGS" && TLS_ON=1
+  if [[ $TLS_ON == 1 ]]; then
+    # A CA and a server certificate for 127.0.0.1 (P-256, as cert-manager issues by default).
+    mkdir -p "$OUT/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$OUT/tls/ca.key" -out "$OUT/tls/ca.pem" \
+      -days 2 -subj "/CN=bench CA" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null \
+      || die "openssl cannot make the CA"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$OUT/tls/server.key" -out "$OUT/tls/server.csr" \
+      -subj "/CN=localhost" 2>/dev/null || die "openssl cannot make the server key"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$OUT/tls/server.ext"
+    openssl x509 -req -in "$OUT/tls/server.csr" -CA "$OUT/tls/ca.pem" -CAkey "$OUT/tls/ca.key" -set_serial 2 -days 2 \
+      -extfile "$OUT/tls/server.ext" -out "$OUT/tls/server.pem" 2>/dev/null || die "openssl cannot sign the server certificate"
+  fi
   for mode in $MODES; do
     pinflag=0; pin=(); [[ $mode == pinned ]] && { pinflag=1; pin=(taskset -c 0); }
     start_warden "check-$mode" "$CHECK_DB" "$pinflag"; WPID=$W_PID; WPORT=$W_PORT
@@ -451,6 +470,11 @@ if has check || has batch; then
       log "$mode: OTLP receiver pid $SINK_PID :$SPORT_OTLP; warden-otlp1 pid $OPID :$OPORT"
       [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden-otlp1 did not allow user:alice"
       [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden-otlp1 did not deny user:bob"
+    fi
+    if [[ $TLS_ON == 1 ]]; then
+      start_warden "check-tls-$mode" "$CHECK_DB" "$pinflag" "WARDEN_TLS_CERT_FILE=$OUT/tls/server.pem" "WARDEN_TLS_KEY_FILE=$OUT/tls/server.key"
+      TPID=$W_PID; TPORT=$W_PORT
+      log "$mode: warden-tls pid $TPID :$TPORT"
     fi
     if peer tonic-floor; then
       FPORT=$(free_port)
@@ -485,6 +509,7 @@ if has check || has batch; then
       verify_body warden-composite "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check_composite.bin" check-check "$CHECK_TOKEN"
     fi
     [[ $OTLP_ON == 1 ]] && verify_body warden-otlp1 "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
+    [[ $TLS_ON == 1 ]] && verify_body warden-tls "$TPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN" https
     log "$mode: verification passed (grpcurl allow/deny, curl grpc-status 0 + decoded body, h2load smoke data bytes)"
     if has check; then
       for config in $CONFIGS; do
@@ -505,6 +530,9 @@ if has check || has batch; then
           if [[ $OTLP_ON == 1 ]] && in_list "$OTLP_CONFIGS" "$config"; then
             measure check "$mode" "$config" warden-otlp1 "$rep" "$OPID" "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"
           fi
+          if [[ $TLS_ON == 1 ]] && in_list "$TLS_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-tls "$rep" "$TPID" "$TPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN" https
+          fi
           if peer cerbos; then : > "$OUT/cerbos-$mode.log"; fi   # Cerbos logs every request at its default level; keep the file small
         done
       done
@@ -520,7 +548,7 @@ if has check || has batch; then
     stop_all
     # Warden logs at its default level (info): a few lines at start and stop, nothing per request
     # (the ERROR/WARN count shows e.g. RPCs logged as failed when h2load leaves streams in flight).
-    for f in "$OUT/check-$mode.stderr" "$OUT/check-otlp1-$mode.stderr"; do
+    for f in "$OUT/check-$mode.stderr" "$OUT/check-otlp1-$mode.stderr" "$OUT/check-tls-$mode.stderr"; do
       [[ -f $f ]] && log "$(basename "$f"): $(wc -l < "$f") lines ($(grep -c 'ERROR\|WARN' "$f" || true) at ERROR/WARN), $(stat -c %s "$f") bytes"
     done
   done
