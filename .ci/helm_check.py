@@ -249,6 +249,15 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
     c.check(res == values["resources"], "resources from values", str(res))
     vols = {v["name"]: v for v in pod.get("volumes") or []}
     c.check("emptyDir" in (vols.get("tmp") or {}), "writable /tmp (emptyDir) under the read-only root")
+    mounts = {m["name"]: m for m in srv.get("volumeMounts") or []}
+    if values["snapshot"]["enabled"]:
+        path = val("WARDEN_SNAPSHOT_PATH") or ""
+        c.check(path.startswith(dig(mounts, "snapshot", "mountPath", default="?") + "/")
+                and dig(vols, "snapshot", "emptyDir", "sizeLimit") == values["snapshot"]["sizeLimit"],
+                "snapshot: WARDEN_SNAPSHOT_PATH inside its emptyDir (survives container restarts)", f"{path!r} {vols.get('snapshot')}")
+        c.check(val("WARDEN_SNAPSHOT_INTERVAL") == values["snapshot"]["interval"], "WARDEN_SNAPSHOT_INTERVAL from values")
+    else:
+        c.check("WARDEN_SNAPSHOT_PATH" not in env and "snapshot" not in vols, "no snapshot unless snapshot.enabled")
     anti = dig(pod, "affinity", "podAntiAffinity", default={})
     mode = values["podAntiAffinity"]
     if not values["affinity"] and mode != "none":
@@ -277,7 +286,8 @@ def check_render(c: Checker, label: str, values: dict, rendered: dict, expect_cl
         jenv = env_map(jc)
         c.check(jenv.get("WARDEN_DATABASE_URL") == env.get("WARDEN_DATABASE_URL"), "Job reads the same database Secret")
         c.check(all(jenv.get(k) == env.get(k) for k in env
-                    if k not in ("WARDEN_LISTEN_ADDR", "WARDEN_METRICS_ADDR", "WARDEN_SHUTDOWN_GRACE") and not k.startswith("WARDEN_TLS_")),
+                    if k not in ("WARDEN_LISTEN_ADDR", "WARDEN_METRICS_ADDR", "WARDEN_SHUTDOWN_GRACE")
+                    and not k.startswith(("WARDEN_TLS_", "WARDEN_SNAPSHOT_"))),
                 "Job has the server's configuration env")
         # The Job serves nothing: it must not wait for a TLS Secret that may not exist yet.
         c.check(not any(k.startswith("WARDEN_TLS_") for k in jenv) and not {"tls", "client-ca"} & {v["name"] for v in jpod.get("volumes") or []},

@@ -266,7 +266,9 @@ start_warden() {
   [[ $3 == 1 ]] && pin=(taskset -c 0)
   W_PORT=$(free_port); W_MPORT=$(free_port)
   wenv "$url" "$W_PORT" "$W_MPORT" "${@:4}"
-  W_START=$("${WENV[@]}" python3 "$HERE/warden_client.py" spawn --addr "127.0.0.1:$W_PORT" \
+  local tls=()
+  [[ " ${*:4} " == *" WARDEN_TLS_CERT_FILE="* ]] && tls=(--cacert "$OUT/tls/ca.pem")
+  W_START=$("${WENV[@]}" python3 "$HERE/warden_client.py" spawn --addr "127.0.0.1:$W_PORT" "${tls[@]}" \
     --stdout "$OUT/$name.stdout" --stderr "$OUT/$name.stderr" -- "${pin[@]}" "$WARDEN" serve)
   W_PID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$W_START")
   PIDS+=("$W_PID")

@@ -77,7 +77,11 @@ def spawn(args):
             dead_or_late("open port")
             time.sleep(0.002)
     port_open = time.monotonic() - t0
-    channel = grpc.insecure_channel(args.addr)
+    if args.cacert:  # a TLS server: health over TLS, its certificate checked against the CA
+        with open(args.cacert, "rb") as f:
+            channel = grpc.secure_channel(args.addr, grpc.ssl_channel_credentials(root_certificates=f.read()))
+    else:
+        channel = grpc.insecure_channel(args.addr)
     health = channel.unary_unary("/grpc.health.v1.Health/Check")  # raw bytes in and out
     while True:
         try:
@@ -441,6 +445,7 @@ def main():
     sp.add_argument("--stdout", required=True)
     sp.add_argument("--stderr", required=True)
     sp.add_argument("--timeout", type=float, default=120)
+    sp.add_argument("--cacert", help="the server speaks TLS: CA certificate (PEM) to check it with")
     sp.add_argument("cmd", nargs=argparse.REMAINDER)
     pp = sub.add_parser("propagation")
     pp.add_argument("--a", required=True)
