@@ -182,7 +182,7 @@ impl App {
         if from_local {
             // The change log may no longer reach back to the snapshot: the first catch-up
             // reloads every tenant from the database instead.
-            sync.reload_on_next_catch_up();
+            sync.reload_on_next_catch_up().await;
         }
         let settings = Settings {
             consistency_wait: config.consistency_wait,

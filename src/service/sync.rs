@@ -27,7 +27,7 @@ pub struct Sync {
     freshness: Arc<Freshness>,
     /// Set when the index came from the local snapshot: the next catch-up reloads every tenant
     /// from the database, since the change log may no longer reach back that far.
-    reload: std::sync::atomic::AtomicBool,
+    reload: Mutex<bool>,
 }
 
 impl Sync {
@@ -37,14 +37,13 @@ impl Sync {
             engine,
             applying: parking_lot::Mutex::new(HashMap::new()),
             freshness,
-            reload: std::sync::atomic::AtomicBool::new(false),
+            reload: Mutex::new(false),
         }
     }
 
     /// Makes the next catch-up a full reload from the database.
-    pub fn reload_on_next_catch_up(&self) {
-        self.reload
-            .store(true, std::sync::atomic::Ordering::Release);
+    pub async fn reload_on_next_catch_up(&self) {
+        *self.reload.lock().await = true;
     }
 
     /// Replaces every tenant's index with the database's content, each under its applier lock
@@ -137,13 +136,18 @@ impl Sync {
     pub async fn catch_up(&self) -> Result<(u64, u64), Error> {
         // Everything committed before this instant is in the index once the loop completes.
         let started = chrono::Utc::now();
-        if self.reload.load(std::sync::atomic::Ordering::Acquire) {
-            self.reload().await?;
-            self.reload
-                .store(false, std::sync::atomic::Ordering::Release);
-            tracing::info!(
-                "index reloaded from the database after starting from the local snapshot"
-            );
+        {
+            // Held through the reload, so a catch-up racing it (the reconnection's and the
+            // periodic one) waits instead of reporting current an index that is not reloaded
+            // yet; a failed reload stays pending for the next one.
+            let mut pending = self.reload.lock().await;
+            if *pending {
+                self.reload().await?;
+                *pending = false;
+                tracing::info!(
+                    "index reloaded from the database after starting from the local snapshot"
+                );
+            }
         }
         let latest = self.store.tenant_revisions().await?;
         let mut behind = 0u64;
