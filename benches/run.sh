@@ -120,6 +120,7 @@ PROP_ROUNDS=${PROP_ROUNDS:-1000}
 WRITE_CLIENTS=${WRITE_CLIENTS:-16}
 WRITE_DURATION=${WRITE_DURATION:-10}
 BATCH_ROUNDS=${BATCH_ROUNDS:-5}
+APPLY_REPS=${APPLY_REPS:-3}
 QUIET_WAIT=${QUIET_WAIT:-300}
 QUIET_BUSY=${QUIET_BUSY:-0.3}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -150,7 +151,7 @@ for t in h2load curl python3 cargo taskset; do
   command -v "$t" >/dev/null || die "$t not found (h2load: apt-get install -y nghttp2-client)"
 done
 if peer cerbos; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
-if has scale || has scopes-scale || has propagation || has writes; then
+if has scale || has scopes-scale || has propagation || has writes || has apply; then
   command -v psql >/dev/null || die "psql not found (PostgreSQL client)"
   psql "$PG_URL/postgres" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
 fi
@@ -739,6 +740,73 @@ if has writes; then
   python3 "$HERE/warden_client.py" batch --addr "127.0.0.1:$WPORT_W" --token "$one_tenant" \
     --items 1000 --rounds "$BATCH_ROUNDS" --stubs "$OUT/stubs" --proto "$ROOT/proto" \
     | tee "$OUT/batch.json" >&2
+  stop_all
+fi
+
+# ---------------------------------------------------------------------------- apply (issue 16)
+# `warden apply -f` of one document of 10,000 objects (1,000 permissions, 1,000 roles of 3
+# permissions with every tenth including the role before it, 500 groups of 4 members, 7,500
+# assignments: a third at a scope, a tenth with an expiry) to a fresh tenant on PostgreSQL, timed
+# around the CLI process, APPLY_REPS times (a new tenant each); then the same file again (a no-op:
+# no new revision) and export -> apply.
+if has apply; then
+  DB_A=warden_bench_apply
+  psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $DB_A WITH (FORCE)" >/dev/null
+  psql "$PG_URL/postgres" -qc "CREATE DATABASE $DB_A" >/dev/null
+  admins=admin
+  for i in $(seq 1 "$APPLY_REPS"); do admins+=",apply$i/admin"; done
+  start_warden apply "$PG_URL/$DB_A" 0 "WARDEN_BOOTSTRAP_ADMINS=$admins"; WPORT_A=$W_PORT
+  python3 - "$OUT/apply-10k.yaml" <<'PY'
+import sys
+lines = ["permissions:"]
+lines += [f"  - name: app{i // 100}:action{i % 100}" for i in range(1000)]
+lines.append("roles:")
+for r in range(1000):
+    lines.append(f"  - name: role{r}")
+    lines.append("    permissions: [" + ", ".join(f"app{(r * 3 + k) % 1000 // 100}:action{(r * 3 + k) % 100}" for k in range(3)) + "]")
+    if r % 10 == 9:
+        lines.append(f"    included_roles: [role{r - 1}]")
+lines.append("groups:")
+for g in range(500):
+    lines.append(f"  - name: group{g}")
+    lines.append("    members: [" + ", ".join(f"user:g{g}m{m}" for m in range(4)) + "]")
+lines.append("assignments:")
+for a in range(7500):
+    lines.append(f"  - role: role{a % 1000}")
+    if a % 15 == 14:
+        lines.append(f"    group: group{a // 15}")  # each group once: no duplicate assignment
+    else:
+        lines.append(f"    identity_id: user:u{a}")
+    if a % 3 == 1:
+        lines.append(f"    scope: departments/d{a % 50}/projects/p{a % 7}")
+    if a % 10 == 3:
+        lines.append("    expire_time: 2099-01-01T00:00:00Z")
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PY
+  objects=$(grep -c '^  - ' "$OUT/apply-10k.yaml")
+  {
+    printf 'case\tobjects\tseconds\texit\n'
+    for i in $(seq 1 "$APPLY_REPS"); do
+      wenv "$PG_URL/$DB_A" 1 1
+      tok=$("${WENV[@]}" "$WARDEN" token --sub admin --tenant "apply$i" --ttl "$TOKEN_TTL")
+      wait_quiet
+      rc=0; t0=$(date +%s.%N)
+      "$WARDEN" apply -f "$OUT/apply-10k.yaml" --server "http://127.0.0.1:$WPORT_A" --token "$tok" > "$OUT/apply-$i.out" 2>&1 || rc=$?
+      t1=$(date +%s.%N)
+      printf 'apply, fresh tenant apply%s\t%s\t%s\t%s\n' "$i" "$objects" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')" "$rc"
+    done
+    rc=0; t0=$(date +%s.%N)
+    "$WARDEN" apply -f "$OUT/apply-10k.yaml" --server "http://127.0.0.1:$WPORT_A" --token "$tok" > "$OUT/apply-again.out" 2>&1 || rc=$?
+    t1=$(date +%s.%N)
+    printf 'the same file again (no-op)\t%s\t%s\t%s\n' "$objects" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')" "$rc"
+    "$WARDEN" export --server "http://127.0.0.1:$WPORT_A" --token "$tok" > "$OUT/apply-export.yaml"
+    rc=0; t0=$(date +%s.%N)
+    "$WARDEN" apply -f "$OUT/apply-export.yaml" --server "http://127.0.0.1:$WPORT_A" --token "$tok" > "$OUT/apply-export.out" 2>&1 || rc=$?
+    t1=$(date +%s.%N)
+    printf 'its export applied (no-op)\t%s\t%s\t%s\n' "$objects" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b - a}')" "$rc"
+  } | tee "$OUT/apply.tsv" >&2
+  log "apply: last output: $(tail -n 3 "$OUT/apply-$APPLY_REPS.out" | tr '\n' ' ')"
+  log "apply again: $(tail -n 2 "$OUT/apply-again.out" | tr '\n' ' ')"
   stop_all
 fi
 

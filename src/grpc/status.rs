@@ -46,17 +46,54 @@ pub(crate) fn shutting_down() -> Status {
     )
 }
 
+/// A status travels in one HTTP/2 header block, which clients cap (16 KiB by default in
+/// Go's and Rust's, the whole connection failing with COMPRESSION_ERROR beyond it). A document
+/// of thousands of objects can have thousands of problems: the status names the first ones
+/// and says how many there are.
+const MAX_VIOLATIONS: usize = 50;
+/// The longest `grpc-message`, and the longest ErrorInfo metadata value, in bytes.
+const MAX_MESSAGE_BYTES: usize = 2048;
+const MAX_METADATA_BYTES: usize = 1024;
+
+/// `text` cut at a character boundary to at most `max` bytes, marked when cut.
+fn bounded(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut at = max.saturating_sub(3);
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+        text.push('…');
+    }
+    text
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let code = code_of(&err);
         if let Error::Invalid(problems) = &err {
-            let fields: Vec<FieldViolation> = problems
+            let shown = &problems[..problems.len().min(MAX_VIOLATIONS)];
+            let fields: Vec<FieldViolation> = shown
                 .iter()
                 .map(|p| FieldViolation::new(p.field.clone(), p.description.clone()))
                 .collect();
+            let message = if shown.len() < problems.len() {
+                let listed: Vec<String> = shown
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.description))
+                    .collect();
+                format!(
+                    "request is invalid ({} problems, the first {} listed): {}",
+                    problems.len(),
+                    shown.len(),
+                    listed.join("; ")
+                )
+            } else {
+                err.to_string()
+            };
             return Status::with_error_details(
                 code,
-                err.to_string(),
+                bounded(message, MAX_MESSAGE_BYTES),
                 ErrorDetails::with_bad_request(fields),
             );
         }
@@ -74,13 +111,14 @@ impl From<Error> for Status {
             "warden",
             err.metadata()
                 .into_iter()
+                .map(|(k, v)| (k, bounded(v, MAX_METADATA_BYTES)))
                 .collect::<std::collections::HashMap<_, _>>(),
         );
         if code == Code::Unavailable {
             // Clients' retry policies retry UNAVAILABLE; this says when.
             details.set_retry_info(Some(std::time::Duration::from_secs(1)));
         }
-        Status::with_error_details(code, err.to_string(), details)
+        Status::with_error_details(code, bounded(err.to_string(), MAX_MESSAGE_BYTES), details)
     }
 }
 

@@ -3,6 +3,7 @@
 //! changes nothing.
 
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::backend_tests;
 use crate::helpers::*;
@@ -243,6 +244,19 @@ backend_tests! {
         ] {
             assert_invalid(&err, field);
         }
+        // Thousands of problems: the first ones are named, the count is said, and the status
+        // still fits the client's header limit (the connection survives).
+        let many = Configuration {
+            permissions: (0..3000).map(|_| permission("docs:read")).collect(),
+            ..Default::default()
+        };
+        let err = apply(&app, ADMIN, many, false, false).await.unwrap_err();
+        assert_invalid(&err, "configuration.permissions[1].name");
+        let shown = err.get_details_bad_request().unwrap().field_violations.len();
+        assert!((1..=50).contains(&shown), "{shown} violations");
+        assert!(err.message().contains("2999 problems"), "{}", err.message());
+        assert!(err.message().len() <= 2048, "{} bytes", err.message().len());
+        assert!(apply(&app, ADMIN, Configuration::default(), false, true).await.is_ok(), "the channel still works");
         // Reading the tenant is needed to apply or export.
         let err = app.configuration().export_configuration(authed("nobody", ExportConfigurationRequest {})).await.unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied);
