@@ -100,12 +100,25 @@ impl Command for AssignRole {
     }
 }
 
-/// The roles a write has read so far: a batch naming one role a thousand times reads it once.
-/// Valid for one transaction (assignments never change a role).
+/// The roles a write has read so far, and what each grants with its inclusions: a batch (or a
+/// configuration) naming one role a thousand times reads it once. Valid while the write changes
+/// no role (assignments never do; ApplyConfiguration makes its role changes first).
 #[derive(Default)]
-struct RoleCache(HashMap<RoleRef, Role>);
+pub(super) struct RoleCache(
+    HashMap<RoleRef, Role>,
+    HashMap<crate::domain::RoleId, Vec<String>>,
+);
 
 impl RoleCache {
+    /// What `role` grants, its included roles' permissions with it.
+    async fn granted(&mut self, tx: &WriteTx, role: &Role) -> Result<&[String], Error> {
+        if !self.1.contains_key(&role.id) {
+            let granted = permissions_granted_by(tx, role).await?;
+            self.1.insert(role.id, granted);
+        }
+        Ok(self.1.get(&role.id).map(Vec::as_slice).unwrap_or_default())
+    }
+
     /// The role from the index when it is at exactly the revision the write sees (no round
     /// trip), else from the database.
     async fn get(&mut self, service: &Service, tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
@@ -131,6 +144,22 @@ impl RoleCache {
 }
 
 impl AssignRole {
+    /// The command run inside a larger write (ApplyConfiguration) as its own RPC would run it,
+    /// authorized and checked, sharing that write's role reads.
+    pub(super) async fn run_within(
+        self,
+        service: &Service,
+        caller: &Caller,
+        tx: &mut WriteTx,
+        roles: &mut RoleCache,
+    ) -> Result<AssignResult, Error> {
+        for permission in self.permissions() {
+            service.authorize_somewhere(caller, permission)?;
+        }
+        self.check_item(service)?;
+        Ok(self.assign(service, caller, tx, roles).await?.value)
+    }
+
     fn check_item(&self, service: &Service) -> Result<(), Error> {
         if self.expire_time.is_some_and(|t| t <= service.now()) {
             return Err(Error::invalid("expire_time", "must be in the future"));
@@ -153,9 +182,13 @@ impl AssignRole {
             service.authorize_at(caller, perm::APPROVALS_BYPASS, &self.scope)?;
         }
         let role = roles.get(service, tx, &self.role).await?;
-        service
-            .ensure_may_hold_out_at(tx, caller, &role, &self.scope)
-            .await?;
+        let granted: Vec<&str> = roles
+            .granted(tx, &role)
+            .await?
+            .iter()
+            .map(String::as_str)
+            .collect();
+        service.ensure_may_grant_at(caller, &granted, &self.scope)?;
         if self.identity.kind == IdentityKind::Group {
             service.ensure_group_exists(tx, &self.identity.id).await?;
         }

@@ -11,6 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::assignments::RoleCache;
 use super::{
     AddGroupMembers, AddPermissionsToRole, Applied, AssignResult, AssignRole, Command, CreateGroup,
     CreatePermission, CreateRole, DeleteGroup, DeletePermission, DeleteRole, Outcome,
@@ -515,6 +516,8 @@ impl Command for ApplyConfiguration {
                 .ok_or_else(|| Error::not_found("group", name.to_owned()))
         };
         let mut out = ConfigurationApplied::default();
+        // Filled by the assignment steps, which come after every role change.
+        let mut roles = RoleCache::default();
         for (described, step) in steps {
             match step {
                 Step::CreatePermission(c) => drop(run(service, caller, tx, c).await?),
@@ -562,7 +565,8 @@ impl Command for ApplyConfiguration {
                         reason: a.reason,
                         force: false,
                     };
-                    if let AssignResult::Pending(cr) = run(service, caller, tx, command).await? {
+                    let result = command.run_within(service, caller, tx, &mut roles).await?;
+                    if let AssignResult::Pending(cr) = result {
                         out.change_requests.push(*cr);
                     }
                 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
@@ -418,22 +418,26 @@ impl WriteTx {
         role: RoleId,
         permissions: &[PermissionId],
     ) -> Result<(), Error> {
-        for p in permissions {
-            let exists = role_permission::Entity::find_by_id((role.to_string(), p.to_string()))
-                .count(&self.txn)
-                .await
-                .map_err(db_error)?
-                > 0;
-            if !exists {
+        // One statement per 500 links; links the role already has are left as they are.
+        for chunk in permissions.chunks(500) {
+            role_permission::Entity::insert_many(chunk.iter().map(|p| {
                 role_permission::ActiveModel {
                     role_id: Set(role.to_string()),
                     permission_id: Set(p.to_string()),
                     tenant_id: Set(self.tenant().to_string()),
                 }
-                .insert(&self.txn)
-                .await
-                .map_err(db_error)?;
-            }
+            }))
+            .on_conflict(
+                OnConflict::columns([
+                    role_permission::Column::RoleId,
+                    role_permission::Column::PermissionId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(&self.txn)
+            .await
+            .map_err(db_error)?;
         }
         Ok(())
     }

@@ -168,13 +168,14 @@ impl WriteTx {
         group: GroupId,
         members: &[IdentityId],
     ) -> Result<(), Error> {
-        for m in members {
-            group_member::ActiveModel {
+        // One statement per 500 members (the caller passes only new ones).
+        for chunk in members.chunks(500) {
+            group_member::Entity::insert_many(chunk.iter().map(|m| group_member::ActiveModel {
                 group_id: Set(group.to_string()),
                 identity_id: Set(m.to_string()),
                 tenant_id: Set(self.tenant().to_string()),
-            }
-            .insert(&self.txn)
+            }))
+            .exec_without_returning(&self.txn)
             .await
             .map_err(db_error)?;
         }
