@@ -110,6 +110,14 @@ pub(super) struct RoleCache(
 );
 
 impl RoleCache {
+    /// Notes `role` as the write now sees it (a configuration's own role changes, and the roles
+    /// it read at its start); forgets what any role grants, which may have changed with it.
+    pub(super) fn put(&mut self, role: Role) {
+        self.1.clear();
+        self.0.insert(RoleRef::Id(role.id), role.clone());
+        self.0.insert(RoleRef::Name(role.name.clone()), role);
+    }
+
     /// What `role` grants, its included roles' permissions with it.
     async fn granted(&mut self, tx: &WriteTx, role: &Role) -> Result<&[String], Error> {
         if !self.1.contains_key(&role.id) {

@@ -516,18 +516,28 @@ impl Command for ApplyConfiguration {
                 .ok_or_else(|| Error::not_found("group", name.to_owned()))
         };
         let mut out = ConfigurationApplied::default();
-        // Filled by the assignment steps, which come after every role change.
+        // The roles as this write sees them, for the assignment steps: read at its start, then
+        // each role step's result (no round trip per assignment for its role).
         let mut roles = RoleCache::default();
+        for role in &state.roles {
+            roles.put(role.clone());
+        }
         for (described, step) in steps {
             match step {
                 Step::CreatePermission(c) => drop(run(service, caller, tx, c).await?),
                 Step::UpdatePermission(c) => drop(run(service, caller, tx, c).await?),
-                Step::DeletePermission(c) => run(service, caller, tx, c).await?,
-                Step::CreateRole(c) => drop(run(service, caller, tx, c).await?),
-                Step::UpdateRole(c) => drop(run(service, caller, tx, c).await?),
-                Step::AddPermissions(c) => drop(run(service, caller, tx, c).await?),
-                Step::RemovePermissions(c) => drop(run(service, caller, tx, c).await?),
-                Step::DeleteRole(c) => run(service, caller, tx, c).await?,
+                Step::DeletePermission(c) => {
+                    run(service, caller, tx, c).await?;
+                    roles = RoleCache::default();
+                }
+                Step::CreateRole(c) => roles.put(run(service, caller, tx, c).await?),
+                Step::UpdateRole(c) => roles.put(run(service, caller, tx, c).await?),
+                Step::AddPermissions(c) => roles.put(run(service, caller, tx, c).await?),
+                Step::RemovePermissions(c) => roles.put(run(service, caller, tx, c).await?),
+                Step::DeleteRole(c) => {
+                    run(service, caller, tx, c).await?;
+                    roles = RoleCache::default();
+                }
                 Step::CreateGroup(c) => {
                     let made = run(service, caller, tx, c).await?;
                     group_ids.insert(made.name.clone(), made.id);
