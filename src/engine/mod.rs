@@ -59,6 +59,61 @@ impl TenantSlot {
     }
 }
 
+/// Builds each tenant's index from its deltas, on up to as many threads as there are cores: a
+/// cold start with a million assignments is the load from the database and this. Tenants are
+/// independent; each thread takes the biggest tenant left to the least loaded worker's share.
+fn build_indexes(
+    tenants: Vec<(TenantId, Revision, Vec<Delta>)>,
+) -> Vec<(TenantId, Revision, TenantIndex)> {
+    fn build(
+        share: Vec<(TenantId, Revision, Vec<Delta>)>,
+    ) -> Vec<(TenantId, Revision, TenantIndex)> {
+        share
+            .into_iter()
+            .map(|(tenant, revision, deltas)| {
+                let mut index = TenantIndex::default();
+                for delta in &deltas {
+                    index.apply(delta);
+                }
+                drop(deltas);
+                index.shrink_to_fit();
+                (tenant, revision, index)
+            })
+            .collect()
+    }
+    let total: usize = tenants.iter().map(|t| t.2.len()).sum();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(8)
+        .min(tenants.len());
+    // Small loads are not worth a thread.
+    if workers < 2 || total < 100_000 {
+        return build(tenants);
+    }
+    let mut tenants = tenants;
+    tenants.sort_by_key(|t| std::cmp::Reverse(t.2.len()));
+    let mut shares: Vec<(usize, Vec<(TenantId, Revision, Vec<Delta>)>)> =
+        (0..workers).map(|_| (0, Vec::new())).collect();
+    for tenant in tenants {
+        let lightest = shares
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("at least two shares");
+        lightest.0 += tenant.2.len();
+        lightest.1.push(tenant);
+    }
+    std::thread::scope(|scope| {
+        let running: Vec<_> = shares
+            .into_iter()
+            .map(|(_, share)| scope.spawn(move || build(share)))
+            .collect();
+        running
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("an index build panicked"))
+            .collect()
+    })
+}
+
 /// Every tenant's index, each with the revision of that tenant applied so far. Revisions are
 /// per tenant: the engine never orders one tenant's changes against another's.
 #[derive(Debug)]
@@ -75,12 +130,7 @@ impl Engine {
     pub fn from_snapshot(tenants: Vec<(TenantId, Revision, Vec<Delta>)>) -> Self {
         let mut map = HashMap::with_capacity(tenants.len());
         let mut moved = HashMap::with_capacity(tenants.len());
-        for (tenant, revision, deltas) in tenants {
-            let mut index = TenantIndex::default();
-            for delta in &deltas {
-                index.apply(delta);
-            }
-            index.shrink_to_fit();
+        for (tenant, revision, index) in build_indexes(tenants) {
             // Every tenant is reported by the first heartbeat.
             moved.insert(tenant.clone(), revision);
             map.insert(tenant, Arc::new(TenantSlot::new(index, revision)));
