@@ -13,6 +13,7 @@ use tonic_types::StatusExt as _;
 use super::args::AdminCommand;
 use super::client::Client;
 use super::{ClientArgs, commands, configuration};
+use crate::grpc::code_name;
 
 pub(crate) const OK: u8 = 0;
 pub const USAGE: u8 = 1;
@@ -134,29 +135,6 @@ fn report(failure: &Failure) -> u8 {
             }
             code_for(status.code())
         }
-    }
-}
-
-/// The canonical name (`NOT_FOUND`), as grpcurl and the gRPC docs spell it.
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

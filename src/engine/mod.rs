@@ -59,6 +59,19 @@ impl TenantSlot {
     }
 }
 
+/// A tenant, the revision its content is exact at, and that content.
+type TenantContent<T> = (TenantId, Revision, T);
+
+/// One tenant's index, built from the deltas of a snapshot or a reload.
+fn index_of(deltas: &[Delta]) -> TenantIndex {
+    let mut index = TenantIndex::default();
+    for delta in deltas {
+        index.apply(delta);
+    }
+    index.shrink_to_fit();
+    index
+}
+
 /// Builds each tenant's index from its deltas, on up to as many threads as there are cores: a
 /// cold start with a million assignments is the load from the database and this. Tenants are
 /// independent; each thread takes the biggest tenant left to the least loaded worker's share.
@@ -70,15 +83,7 @@ fn build_indexes(
     ) -> Vec<(TenantId, Revision, TenantIndex)> {
         share
             .into_iter()
-            .map(|(tenant, revision, deltas)| {
-                let mut index = TenantIndex::default();
-                for delta in &deltas {
-                    index.apply(delta);
-                }
-                drop(deltas);
-                index.shrink_to_fit();
-                (tenant, revision, index)
-            })
+            .map(|(tenant, revision, deltas)| (tenant, revision, index_of(&deltas)))
             .collect()
     }
     let total: usize = tenants.iter().map(|t| t.2.len()).sum();
@@ -92,7 +97,7 @@ fn build_indexes(
     }
     let mut tenants = tenants;
     tenants.sort_by_key(|t| std::cmp::Reverse(t.2.len()));
-    let mut shares: Vec<(usize, Vec<(TenantId, Revision, Vec<Delta>)>)> =
+    let mut shares: Vec<(usize, Vec<TenantContent<Vec<Delta>>>)> =
         (0..workers).map(|_| (0, Vec::new())).collect();
     for tenant in tenants {
         let lightest = shares
@@ -217,11 +222,7 @@ impl Engine {
     /// from the database). The revision is published as it is, even below the one before: the
     /// database is the truth.
     pub fn replace_tenant(&self, tenant: &TenantId, revision: Revision, deltas: &[Delta]) {
-        let mut fresh = TenantIndex::default();
-        for delta in deltas {
-            fresh.apply(delta);
-        }
-        fresh.shrink_to_fit();
+        let fresh = index_of(deltas);
         let slot = self.tenant_or_insert(tenant);
         {
             let mut index = slot.index.write();

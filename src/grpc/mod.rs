@@ -32,6 +32,7 @@ use crate::service::Service;
 
 pub use auth::{Verifier, mint_hs256};
 pub use edge::{EdgeLayer, Tracing};
+pub use status::code_name;
 pub use tls::{ClientIdentity, Tls, TlsConnection, TlsIncoming};
 
 use crate::shutdown::Shutdown;

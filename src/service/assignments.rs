@@ -104,33 +104,37 @@ impl Command for AssignRole {
 /// configuration) naming one role a thousand times reads it once. Valid while the write changes
 /// no role (assignments never do; ApplyConfiguration makes its role changes first).
 #[derive(Default)]
-pub(super) struct RoleCache(
-    HashMap<RoleRef, Role>,
-    HashMap<crate::domain::RoleId, Vec<String>>,
-);
+pub(super) struct RoleCache {
+    roles: HashMap<RoleRef, Role>,
+    granted: HashMap<crate::domain::RoleId, Vec<String>>,
+}
 
 impl RoleCache {
     /// Notes `role` as the write now sees it (a configuration's own role changes, and the roles
     /// it read at its start); forgets what any role grants, which may have changed with it.
     pub(super) fn put(&mut self, role: Role) {
-        self.1.clear();
-        self.0.insert(RoleRef::Id(role.id), role.clone());
-        self.0.insert(RoleRef::Name(role.name.clone()), role);
+        self.granted.clear();
+        self.roles.insert(RoleRef::Id(role.id), role.clone());
+        self.roles.insert(RoleRef::Name(role.name.clone()), role);
     }
 
     /// What `role` grants, its included roles' permissions with it.
     async fn granted(&mut self, tx: &WriteTx, role: &Role) -> Result<&[String], Error> {
-        if !self.1.contains_key(&role.id) {
+        if !self.granted.contains_key(&role.id) {
             let granted = permissions_granted_by(tx, role).await?;
-            self.1.insert(role.id, granted);
+            self.granted.insert(role.id, granted);
         }
-        Ok(self.1.get(&role.id).map(Vec::as_slice).unwrap_or_default())
+        Ok(self
+            .granted
+            .get(&role.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default())
     }
 
     /// The role from the index when it is at exactly the revision the write sees (no round
     /// trip), else from the database.
     async fn get(&mut self, service: &Service, tx: &WriteTx, r: &RoleRef) -> Result<Role, Error> {
-        if let Some(role) = self.0.get(r) {
+        if let Some(role) = self.roles.get(r) {
             return Ok(role.clone());
         }
         let indexed = match tx.roles_as_of() {
@@ -146,7 +150,7 @@ impl RoleCache {
             None => tx.find_role(r).await?,
         };
         let role = found.ok_or_else(|| Error::not_found("role", r.key()))?;
-        self.0.insert(r.clone(), role.clone());
+        self.roles.insert(r.clone(), role.clone());
         Ok(role)
     }
 }

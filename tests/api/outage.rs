@@ -254,9 +254,7 @@ async fn a_replica_restarted_during_an_outage_serves_from_its_snapshot_and_witho
 
     // Assert: without a snapshot a replica cannot start while the database is away.
     let refused = warden::App::build(replica_a(false)).await;
-    let err = refused
-        .err()
-        .expect("no database and no snapshot: start-up fails");
+    let err = refused.expect_err("no database and no snapshot: start-up fails");
     assert!(
         format!("{err:#}").contains("WARDEN_DATABASE_URL"),
         "names the setting: {err:#}"
