@@ -296,8 +296,8 @@ expect_json "CreatePermission payments:send" .name '"payments:send"'
 authed -d '{"name":"payments","permissions":[{"name":"payments:send"}],"requiresApproval":true}' "$ADDR" warden.v1.RoleService/CreateRole
 expect_json "CreateRole payments requires approval" .requiresApproval 'true'
 
-authed -d '{"role":{"name":"payments"},"identity":{"id":"alice"},"reason":"quarter close"}' "$ADDR" warden.v1.AssignmentService/AssignRole
-expect_json "AssignRole on an approval-gated role answers with a PENDING change request" .changeRequest.status '"PENDING"'
+authed -d '{"role":{"name":"payments"},"identity":{"id":"alice","kind":"IDENTITY_KIND_USER"},"reason":"quarter close"}' "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_json "AssignRole on an approval-gated role answers with a PENDING change request" .changeRequest.status '"CHANGE_REQUEST_STATUS_PENDING"'
 CR_ID="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
 
 authed -d '{"identityId":"alice","permission":"payments:send"}' "$ADDR" warden.v1.AuthorizationService/Check
@@ -307,12 +307,12 @@ authed -d "{\"changeRequestId\":\"$CR_ID\"}" "$ADDR" warden.v1.ChangeRequestServ
 expect_error "the requester cannot approve its own request" PermissionDenied '' SELF_APPROVAL
 
 approver -d "{\"changeRequestId\":\"$CR_ID\",\"comment\":\"ok\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
-expect_json "a second admin approves: the request is APPLIED" .status '"APPLIED"'
+expect_json "a second admin approves: the request is APPLIED" .status '"CHANGE_REQUEST_STATUS_APPLIED"'
 
 authed -d '{"identityId":"alice","permission":"payments:send","explain":true}' "$ADDR" warden.v1.AuthorizationService/Check
 expect_json "Check after approval: alice can send payments" .allowed 'true'
 
-authed -d '{"role":{"name":"payments"},"identity":{"id":"alice"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+authed -d '{"role":{"name":"payments"},"identity":{"id":"alice","kind":"IDENTITY_KIND_USER"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_error "assigning the role again is AlreadyExists" AlreadyExists '' ALREADY_EXISTS
 
 # --- approval policies (issue 11) ---
@@ -340,11 +340,11 @@ authed -d "{\"name\":\"wires\",\"permissions\":[{\"name\":\"wire:send\"}],\"appr
   "$ADDR" warden.v1.RoleService/CreateRole
 expect_json "CreateRole wires with a 2-of-treasury policy" .approvalPolicy.quorum '2'
 
-authed -d '{"role":{"name":"wires"},"identity":{"id":"bob"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+authed -d '{"role":{"name":"wires"},"identity":{"id":"bob","kind":"IDENTITY_KIND_USER"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_json "AssignRole wires to bob is PENDING under the policy" .changeRequest.policy.quorum '2'
 WIRE_CR="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
 as_a1 -d "{\"changeRequestId\":\"$WIRE_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
-expect_json "a1's approval is recorded; the request stays PENDING" .status '"PENDING"'
+expect_json "a1's approval is recorded; the request stays PENDING" .status '"CHANGE_REQUEST_STATUS_PENDING"'
 authed -d '{"identityId":"bob","permission":"wire:send"}' "$ADDR" warden.v1.AuthorizationService/Check
 expect_json "one approval of two grants nothing" .allowed 'null' 'false'
 as_a1 -d "{\"changeRequestId\":\"$WIRE_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
@@ -352,25 +352,25 @@ expect_error "a1 cannot approve twice" FailedPrecondition '' ALREADY_APPROVED
 approver -d "{\"changeRequestId\":\"$WIRE_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
 expect_error "an admin outside the approver group cannot approve" PermissionDenied '' NOT_AN_APPROVER
 as_a2 -d "{\"changeRequestId\":\"$WIRE_CR\",\"comment\":\"second\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
-expect_json "a2's approval reaches the quorum: APPLIED" .status '"APPLIED"'
+expect_json "a2's approval reaches the quorum: APPLIED" .status '"CHANGE_REQUEST_STATUS_APPLIED"'
 authed -d '{"identityId":"bob","permission":"wire:send"}' "$ADDR" warden.v1.AuthorizationService/Check
 expect_json "bob can send wires after two approvals" .allowed 'true'
 
 # A request that fails at apply time because the world changed meanwhile.
-authed -d '{"role":{"name":"wires"},"identity":{"id":"carol"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+authed -d '{"role":{"name":"wires"},"identity":{"id":"carol","kind":"IDENTITY_KIND_USER"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 CHANGED_CR="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
 as_a1 -d "{\"changeRequestId\":\"$CHANGED_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
-expect_json "first approval of carol's request" .status '"PENDING"'
-authed -d '{"role":{"name":"wires"},"identity":{"id":"carol"},"force":true}' "$ADDR" warden.v1.AssignmentService/AssignRole
+expect_json "first approval of carol's request" .status '"CHANGE_REQUEST_STATUS_PENDING"'
+authed -d '{"role":{"name":"wires"},"identity":{"id":"carol","kind":"IDENTITY_KIND_USER"},"force":true}' "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_json "meanwhile a bypass holder assigns wires to carol directly" .assignment.roleName '"wires"'
 as_a2 -d "{\"changeRequestId\":\"$CHANGED_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
-expect_json "the quorum is reached but the world changed: FAILED" .status '"FAILED"'
+expect_json "the quorum is reached but the world changed: FAILED" .status '"CHANGE_REQUEST_STATUS_FAILED"'
 
 # Expiry: a policy that leaves a request pending for 2 s; the sweeper auto-rejects it.
 authed -d '{"name":"audit:export"}' "$ADDR" warden.v1.PermissionService/CreatePermission
 authed -d '{"name":"auditors","permissions":[{"name":"audit:export"}],"approvalPolicy":{"expireAfter":"2s"}}' "$ADDR" warden.v1.RoleService/CreateRole
 expect_json "CreateRole auditors with a 2 s expiry" .approvalPolicy.expireAfter '"2s"'
-authed -d '{"role":{"name":"auditors"},"identity":{"id":"dave"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+authed -d '{"role":{"name":"auditors"},"identity":{"id":"dave","kind":"IDENTITY_KIND_USER"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 EXPIRING_CR="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
 sleep 3
 approver -d "{\"changeRequestId\":\"$EXPIRING_CR\"}" "$ADDR" warden.v1.ChangeRequestService/ApproveChangeRequest
@@ -380,15 +380,15 @@ status='""'
 for _ in $(seq 1 40); do
   authed -d "{\"changeRequestId\":\"$EXPIRING_CR\"}" "$ADDR" warden.v1.ChangeRequestService/GetChangeRequest
   status="$(json_at "$OUT" .status)"
-  [ "$status" = '"EXPIRED"' ] && break
+  [ "$status" = '"CHANGE_REQUEST_STATUS_EXPIRED"' ] && break
   sleep 0.5
 done
-expect_json "the sweeper auto-rejects it: EXPIRED" .status '"EXPIRED"'
+expect_json "the sweeper auto-rejects it: EXPIRED" .status '"CHANGE_REQUEST_STATUS_EXPIRED"'
 
 # Recruiting an approver is itself gated: proposed instead of made.
 authed -d "{\"addGroupMembers\":{\"groupId\":\"$TREASURY\",\"identityIds\":[\"mallory\"]},\"reason\":\"new approver\"}" \
   "$ADDR" warden.v1.ChangeRequestService/ProposeChange
-expect_json "ProposeChange of a new approver files a CHANGE request under the wires policy" .kind '"CHANGE"'
+expect_json "ProposeChange of a new approver files a CHANGE request under the wires policy" .kind '"CHANGE_REQUEST_KIND_CHANGE"'
 expect_json "... governed by role wires" .role.name '"wires"'
 
 # --- scopes and composite roles (README "Scopes" and "Composite roles") -----------------------------
@@ -409,23 +409,23 @@ expect_json "departments/engineering is another department: explain says where s
   '.heldElsewhere|map(.scope)' '["departments/eng","departments/sales"]'
 authed -d '{"identityId":"alice","permission":"dept:manage"}' "$ADDR" warden.v1.AuthorizationService/ListGrantedScopes
 expect_json "which departments may alice manage" .scopes '["departments/eng","departments/sales"]'
-authed -d '{"role":{"name":"department-manager"},"identity":{"id":"alice"},"scope":"departments//x"}' \
+authed -d '{"role":{"name":"department-manager"},"identity":{"id":"alice","kind":"IDENTITY_KIND_USER"},"scope":"departments//x"}' \
   "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_error "a malformed scope is InvalidArgument" InvalidArgument 'scope'
 
 authed -d '{"name":"eng-admin","permissions":[{"name":"warden:assignments:write"},{"name":"warden:assignments:read"},{"name":"docs:read"}]}' \
   "$ADDR" warden.v1.RoleService/CreateRole
-authed -d '{"role":{"name":"eng-admin"},"identity":{"id":"dana"},"scope":"departments/eng"}' "$ADDR" warden.v1.AssignmentService/AssignRole
+authed -d '{"role":{"name":"eng-admin"},"identity":{"id":"dana","kind":"IDENTITY_KIND_USER"},"scope":"departments/eng"}' "$ADDR" warden.v1.AssignmentService/AssignRole
 DANA_TOKEN="$(token_for dana)"
 as_dana() { call -H "authorization: Bearer $DANA_TOKEN" "$@"; }
 authed -d '{"name":"reader","permissions":[{"name":"docs:read"}]}' "$ADDR" warden.v1.RoleService/CreateRole
-as_dana -d '{"role":{"name":"reader"},"identity":{"id":"bob"},"scope":"departments/eng/projects/apollo"}' \
+as_dana -d '{"role":{"name":"reader"},"identity":{"id":"bob","kind":"IDENTITY_KIND_USER"},"scope":"departments/eng/projects/apollo"}' \
   "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_json "the delegated admin assigns inside her scope" .assignment.scope '"departments/eng/projects/apollo"'
-as_dana -d '{"role":{"name":"reader"},"identity":{"id":"bob"},"scope":"departments/sales"}' \
+as_dana -d '{"role":{"name":"reader"},"identity":{"id":"bob","kind":"IDENTITY_KIND_USER"},"scope":"departments/sales"}' \
   "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_error "... and not outside it" PermissionDenied 'departments/sales' PERMISSION_DENIED
-as_dana -d '{"role":{"name":"department-manager"},"identity":{"id":"bob"},"scope":"departments/eng"}' \
+as_dana -d '{"role":{"name":"department-manager"},"identity":{"id":"bob","kind":"IDENTITY_KIND_USER"},"scope":"departments/eng"}' \
   "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_error "... nor a role granting what she lacks there" PermissionDenied 'dept:manage' PERMISSION_DENIED
 
@@ -433,7 +433,7 @@ authed -d '{"name":"head-of-eng","includedRoles":[{"name":"department-manager"}]
 expect_json "a composite role includes department-manager" '.includedRoles|map(.name)' '["department-manager"]'
 authed -d '{"role":{"name":"department-manager"},"includedRoles":{"roles":[{"name":"head-of-eng"}]}}' "$ADDR" warden.v1.RoleService/UpdateRole
 expect_error "a cycle is refused" FailedPrecondition '' ROLE_CYCLE
-authed -d '{"role":{"name":"head-of-eng"},"identity":{"id":"erin"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
+authed -d '{"role":{"name":"head-of-eng"},"identity":{"id":"erin","kind":"IDENTITY_KIND_USER"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 authed -d '{"identityId":"erin","permission":"dept:manage","explain":true}' "$ADDR" warden.v1.AuthorizationService/Check
 expect_json "the composite role grants what it includes, explain shows the path" '.grants[0].inclusionPath|map(.name)' '["department-manager"]'
 

@@ -119,7 +119,8 @@ impl App {
         let tls = config
             .tls
             .enabled()
-            .then(|| Tls::load(&config.tls, !config.grpc_web_allowed_origins.is_empty()))
+            // HTTP/1.1 is offered beside HTTP/2 for HTTP/JSON (curl) and gRPC-Web.
+            .then(|| Tls::load(&config.tls, true))
             .transpose()
             .map_err(anyhow::Error::msg)?;
         // A JWKS URL's keys are needed before the first call can be verified.

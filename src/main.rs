@@ -129,6 +129,10 @@ async fn run(config_file: Option<PathBuf>, command: ServerCommand) -> anyhow::Re
             println!("{token}");
             Ok(())
         }
+        ServerCommand::Openapi => {
+            print!("{}", warden::grpc::openapi_json()?);
+            Ok(())
+        }
     }
 }
 

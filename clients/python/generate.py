@@ -6,10 +6,10 @@
 The stubs are never committed: this runs before every build (setup.py calls it) and in CI, so
 they cannot drift from the protos. The output is replaced whole on each run.
 
-Only warden/v1 is compiled. proto/google/rpc/error_details.proto is a subset kept for server
-reflection; compiling it would register a second, different `google/rpc/error_details.proto`
-in protobuf's global descriptor pool and break any process that also imports the published one
-(googleapis-common-protos, which this package depends on for the error details instead).
+Only warden/v1 is compiled. The googleapis files it imports (`google/api/annotations.proto`, the
+HTTP rules) are read from third_party/googleapis but not compiled: the stubs import them from
+googleapis-common-protos, which this package depends on (for the error details too), so no
+second copy is registered in protobuf's global descriptor pool.
 """
 import argparse
 import os
@@ -20,6 +20,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PROTO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", "proto"))
+GOOGLEAPIS = os.path.normpath(os.path.join(HERE, "..", "..", "third_party", "googleapis"))
 OUT = os.path.join(HERE, "warden_client", "_gen")
 PACKAGE = "warden_client._gen"
 
@@ -49,7 +50,7 @@ def generate(proto_root=DEFAULT_PROTO_ROOT, out=OUT):
     os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
     try:
         rc = protoc.main([
-            "grpc_tools.protoc", f"-I{proto_root}", f"-I{well_known}",
+            "grpc_tools.protoc", f"-I{proto_root}", f"-I{GOOGLEAPIS}", f"-I{well_known}",
             f"--python_out={tmp}", f"--pyi_out={tmp}", f"--grpc_python_out={tmp}", *protos,
         ])
         if rc != 0:

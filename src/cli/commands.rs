@@ -374,7 +374,7 @@ pub(crate) async fn groups(client: &Client, command: GroupsCommand) -> Result<Ou
             });
         }
         GroupsCommand::AddMembers { id, members } => api
-            .add_group_members(client.request(pb::GroupMembersRequest {
+            .add_group_members(client.request(pb::AddGroupMembersRequest {
                 group_id: id,
                 identity_ids: members,
                 ..Default::default()
@@ -382,7 +382,7 @@ pub(crate) async fn groups(client: &Client, command: GroupsCommand) -> Result<Ou
             .await?
             .into_inner(),
         GroupsCommand::RemoveMembers { id, members } => api
-            .remove_group_members(client.request(pb::GroupMembersRequest {
+            .remove_group_members(client.request(pb::RemoveGroupMembersRequest {
                 group_id: id,
                 identity_ids: members,
                 ..Default::default()
@@ -529,7 +529,9 @@ fn identity_text(identity: Option<&pb::Identity>) -> String {
         Ok(pb::IdentityKind::ServiceAccount) => format!("{} (service account)", identity.id),
         Ok(pb::IdentityKind::Pat) => format!("{} (pat)", identity.id),
         Ok(pb::IdentityKind::Group) => format!("group {}", identity.id),
-        Err(_) => format!("{} (kind {})", identity.id, identity.kind),
+        Ok(pb::IdentityKind::Unspecified) | Err(_) => {
+            format!("{} (kind {})", identity.id, identity.kind)
+        }
     }
 }
 
@@ -638,15 +640,20 @@ pub(crate) async fn decide(
     approve: bool,
 ) -> Result<Outcome, Failure> {
     let mut api = client.change_requests();
-    let request = client.request(pb::DecideChangeRequestRequest {
-        change_request_id: args.change_request,
-        comment: args.comment,
-        ..Default::default()
-    });
     let cr = if approve {
-        api.approve_change_request(request).await?
+        api.approve_change_request(client.request(pb::ApproveChangeRequestRequest {
+            change_request_id: args.change_request,
+            comment: args.comment,
+            ..Default::default()
+        }))
+        .await?
     } else {
-        api.reject_change_request(request).await?
+        api.reject_change_request(client.request(pb::RejectChangeRequestRequest {
+            change_request_id: args.change_request,
+            comment: args.comment,
+            ..Default::default()
+        }))
+        .await?
     }
     .into_inner();
     show(client, cr.to_json(), || {

@@ -246,7 +246,7 @@ impl Document {
                     Ok(pb::IdentityKind::User) => IdentityKind::User,
                     Ok(pb::IdentityKind::ServiceAccount) => IdentityKind::ServiceAccount,
                     Ok(pb::IdentityKind::Pat) => IdentityKind::Pat,
-                    Ok(pb::IdentityKind::Group) | Err(_) => {
+                    Ok(pb::IdentityKind::Group | pb::IdentityKind::Unspecified) | Err(_) => {
                         return Err(format!(
                             "assignment of {} has identity kind {}, which the file format cannot hold",
                             a.role, a.identity_kind

@@ -299,9 +299,17 @@ impl ToJson for pb::ChangeEvent {
             "revision": self.revision,
             "time": self.time.to_json(),
             "tenantId": self.tenant_id,
-            "kind": self.kind,
+            "kind": name(self.kind, pb::ChangeKind::as_str_name),
             "target": self.target,
-            "payload": self.payload.to_json(),
+            "changes": self
+                .changes
+                .iter()
+                .map(|c| {
+                    use prost::Message as _;
+                    crate::grpc::proto_json("warden.v1.IndexChange", &c.encode_to_vec())
+                        .unwrap_or(Value::Null)
+                })
+                .collect::<Vec<_>>(),
         })
     }
 }

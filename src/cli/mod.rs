@@ -113,4 +113,7 @@ pub enum ServerCommand {
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: std::time::Duration,
     },
+    /// Print the OpenAPI 3 document of the HTTP/JSON API (what the server serves at
+    /// /openapi.json; openapi.json in the repository is this output).
+    Openapi,
 }

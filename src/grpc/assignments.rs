@@ -134,21 +134,21 @@ impl pb::change_request_service_server::ChangeRequestService for ChangeRequestAp
 
     async fn approve_change_request(
         &self,
-        request: Request<pb::DecideChangeRequestRequest>,
+        request: Request<pb::ApproveChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
         write::<ApproveChangeRequest, _, _>(&self.service, request).await
     }
 
     async fn reject_change_request(
         &self,
-        request: Request<pb::DecideChangeRequestRequest>,
+        request: Request<pb::RejectChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
         write::<RejectChangeRequest, _, _>(&self.service, request).await
     }
 
     async fn cancel_change_request(
         &self,
-        request: Request<pb::DecideChangeRequestRequest>,
+        request: Request<pb::CancelChangeRequestRequest>,
     ) -> Result<Response<pb::ChangeRequest>, Status> {
         write::<CancelChangeRequest, _, _>(&self.service, request).await
     }

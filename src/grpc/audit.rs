@@ -4,8 +4,8 @@ use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 use super::caller;
-use super::convert::{Problems, from_timestamp, timestamp, to_struct};
-use crate::domain::AuditFilter;
+use super::convert::{Problems, from_timestamp, pb_kind, timestamp, to_struct};
+use crate::domain::{AuditFilter, Delta};
 use crate::proto::pb;
 use crate::service::{PageRequest, Service};
 
@@ -85,12 +85,102 @@ impl pb::audit_service_server::AuditService for AuditApi {
                 revision: change.revision.0,
                 time: Some(timestamp(change.time)),
                 tenant_id: change.tenant.to_string(),
-                kind: change.kind,
+                kind: change_kind(&change.kind) as i32,
                 target: change.target,
-                payload: Some(to_struct(serde_json::json!({ "deltas": change.deltas }))),
+                changes: change.deltas.into_iter().map(index_change).collect(),
             })
             .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// `role.created` → `CHANGE_KIND_ROLE_CREATED`; a kind this contract does not list (written by
+/// a newer replica) is UNSPECIFIED, its `changes` still exact.
+fn change_kind(kind: &str) -> pb::ChangeKind {
+    let name = format!(
+        "CHANGE_KIND_{}",
+        kind.replace('.', "_").to_ascii_uppercase()
+    );
+    pb::ChangeKind::from_str_name(&name).unwrap_or(pb::ChangeKind::Unspecified)
+}
+
+/// One index delta as the contract types it.
+fn index_change(delta: Delta) -> pb::IndexChange {
+    use pb::index_change::{self as ic, Change};
+    let change = match delta {
+        Delta::PermissionPut { id, name } => Change::PermissionPut(ic::PermissionPut {
+            id: id.to_string(),
+            name,
+        }),
+        Delta::PermissionRemoved { id } => {
+            Change::PermissionRemoved(ic::PermissionRemoved { id: id.to_string() })
+        }
+        Delta::RolePut {
+            id,
+            name,
+            permissions,
+            included,
+            ..
+        } => Change::RolePut(ic::RolePut {
+            id: id.to_string(),
+            name,
+            permission_ids: permissions.iter().map(ToString::to_string).collect(),
+            included_role_ids: included.iter().map(ToString::to_string).collect(),
+        }),
+        Delta::RoleRemoved { id } => Change::RoleRemoved(ic::RoleRemoved { id: id.to_string() }),
+        Delta::AssignmentPut {
+            id,
+            role,
+            identity,
+            kind,
+            expire_time,
+            scope,
+        } => Change::AssignmentPut(ic::AssignmentPut {
+            id: id.to_string(),
+            role_id: role.to_string(),
+            identity: Some(pb::Identity {
+                id: identity.to_string(),
+                kind: pb_kind(kind),
+            }),
+            expire_time: expire_time.map(timestamp),
+            scope: scope.to_string(),
+        }),
+        Delta::AssignmentRemoved { id } => {
+            Change::AssignmentRemoved(ic::AssignmentRemoved { id: id.to_string() })
+        }
+        Delta::GroupMembersAdded { group, members } => {
+            Change::GroupMembersAdded(ic::GroupMembers {
+                group_id: group.to_string(),
+                identity_ids: members.iter().map(ToString::to_string).collect(),
+            })
+        }
+        Delta::GroupMembersRemoved { group, members } => {
+            Change::GroupMembersRemoved(ic::GroupMembers {
+                group_id: group.to_string(),
+                identity_ids: members.iter().map(ToString::to_string).collect(),
+            })
+        }
+        Delta::GroupRemoved { group } => Change::GroupRemoved(ic::GroupRemoved {
+            group_id: group.to_string(),
+        }),
+        Delta::PendingGrantPut {
+            id,
+            role,
+            identity,
+            scope,
+        } => Change::PendingGrantPut(ic::PendingGrantPut {
+            change_request_id: id.to_string(),
+            role_id: role.to_string(),
+            identity_id: identity.to_string(),
+            scope: scope.to_string(),
+        }),
+        Delta::PendingGrantRemoved { id } => Change::PendingGrantRemoved(ic::PendingGrantRemoved {
+            change_request_id: id.to_string(),
+        }),
+        Delta::TenantState { disabled } => Change::TenantState(ic::TenantState { disabled }),
+    };
+    pb::IndexChange {
+        change: Some(change),
     }
 }

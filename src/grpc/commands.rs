@@ -78,13 +78,17 @@ write_requests!(
     pb::RevokeAssignmentRequest,
     pb::BatchAssignRolesRequest,
     pb::BatchRevokeAssignmentsRequest,
-    pb::DecideChangeRequestRequest,
+    pb::ApproveChangeRequestRequest,
+    pb::RejectChangeRequestRequest,
+    pb::CancelChangeRequestRequest,
     pb::CreateGroupRequest,
     pb::DeleteGroupRequest,
-    pb::GroupMembersRequest,
+    pb::AddGroupMembersRequest,
+    pb::RemoveGroupMembersRequest,
     pb::ProposeChangeRequest,
     pb::CreateTenantRequest,
-    pb::SetTenantStateRequest,
+    pb::DisableTenantRequest,
+    pb::EnableTenantRequest,
     pb::ApplyConfigurationRequest,
 );
 
@@ -364,7 +368,18 @@ impl TryFrom<pb::RevokeAssignmentRequest> for RevokeAssignment {
     type Error = Error;
 
     fn try_from(req: pb::RevokeAssignmentRequest) -> Result<Self, Error> {
-        revocation("", &req.assignment_id, &req.reason, req.force)
+        let of_role = req
+            .role
+            .as_ref()
+            .map(|r| role_ref("role", Some(r)))
+            .transpose();
+        let (mut revocation, of_role) = (
+            revocation("", &req.assignment_id, &req.reason, req.force),
+            of_role,
+        )
+            .all_valid()?;
+        revocation.of_role = of_role;
+        Ok(revocation)
     }
 }
 
@@ -383,6 +398,7 @@ fn revocation(
         assignment,
         reason,
         force,
+        of_role: None,
     })
 }
 
@@ -512,50 +528,39 @@ impl TryFrom<pb::ProposeChangeRequest> for ProposeChange {
     }
 }
 
-/// Approve, reject and cancel share one request: the change request and a comment.
-fn decision(req: &pb::DecideChangeRequestRequest) -> Result<(ChangeRequestId, String), Error> {
+/// Approve, reject and cancel take the same fields: the change request and a comment.
+fn decision(change_request_id: &str, comment: &str) -> Result<(ChangeRequestId, String), Error> {
     (
-        ChangeRequestId::parse("change_request_id", &req.change_request_id),
-        parse_description("comment", &req.comment),
+        ChangeRequestId::parse("change_request_id", change_request_id),
+        parse_description("comment", comment),
     )
         .all_valid()
 }
 
-impl TryFrom<pb::DecideChangeRequestRequest> for ApproveChangeRequest {
-    type Error = Error;
+macro_rules! decisions {
+    ($($request:ty => $command:ident),+ $(,)?) => {
+        $(
+            impl TryFrom<$request> for $command {
+                type Error = Error;
 
-    fn try_from(req: pb::DecideChangeRequestRequest) -> Result<Self, Error> {
-        let (change_request, comment) = decision(&req)?;
-        Ok(Self {
-            change_request,
-            comment,
-        })
-    }
+                fn try_from(req: $request) -> Result<Self, Error> {
+                    let (change_request, comment) =
+                        decision(&req.change_request_id, &req.comment)?;
+                    Ok(Self {
+                        change_request,
+                        comment,
+                    })
+                }
+            }
+        )+
+    };
 }
 
-impl TryFrom<pb::DecideChangeRequestRequest> for RejectChangeRequest {
-    type Error = Error;
-
-    fn try_from(req: pb::DecideChangeRequestRequest) -> Result<Self, Error> {
-        let (change_request, comment) = decision(&req)?;
-        Ok(Self {
-            change_request,
-            comment,
-        })
-    }
-}
-
-impl TryFrom<pb::DecideChangeRequestRequest> for CancelChangeRequest {
-    type Error = Error;
-
-    fn try_from(req: pb::DecideChangeRequestRequest) -> Result<Self, Error> {
-        let (change_request, comment) = decision(&req)?;
-        Ok(Self {
-            change_request,
-            comment,
-        })
-    }
-}
+decisions!(
+    pb::ApproveChangeRequestRequest => ApproveChangeRequest,
+    pb::RejectChangeRequestRequest => RejectChangeRequest,
+    pb::CancelChangeRequestRequest => CancelChangeRequest,
+);
 
 impl TryFrom<pb::CreateGroupRequest> for CreateGroup {
     type Error = Error;
@@ -581,31 +586,32 @@ impl TryFrom<pb::DeleteGroupRequest> for DeleteGroup {
     }
 }
 
-/// Add and remove share one request: the group and the identities.
+/// Add and remove take the same fields: the group and the identities.
 fn members(
-    req: &pb::GroupMembersRequest,
+    group_id: &str,
+    identity_ids: &[String],
 ) -> Result<(GroupId, Vec<crate::domain::IdentityId>), Error> {
     (
-        GroupId::parse("group_id", &req.group_id),
-        member_batch("identity_ids", &req.identity_ids),
+        GroupId::parse("group_id", group_id),
+        member_batch("identity_ids", identity_ids),
     )
         .all_valid()
 }
 
-impl TryFrom<pb::GroupMembersRequest> for AddGroupMembers {
+impl TryFrom<pb::AddGroupMembersRequest> for AddGroupMembers {
     type Error = Error;
 
-    fn try_from(req: pb::GroupMembersRequest) -> Result<Self, Error> {
-        let (group, members) = members(&req)?;
+    fn try_from(req: pb::AddGroupMembersRequest) -> Result<Self, Error> {
+        let (group, members) = members(&req.group_id, &req.identity_ids)?;
         Ok(Self { group, members })
     }
 }
 
-impl TryFrom<pb::GroupMembersRequest> for RemoveGroupMembers {
+impl TryFrom<pb::RemoveGroupMembersRequest> for RemoveGroupMembers {
     type Error = Error;
 
-    fn try_from(req: pb::GroupMembersRequest) -> Result<Self, Error> {
-        let (group, members) = members(&req)?;
+    fn try_from(req: pb::RemoveGroupMembersRequest) -> Result<Self, Error> {
+        let (group, members) = members(&req.group_id, &req.identity_ids)?;
         Ok(Self { group, members })
     }
 }

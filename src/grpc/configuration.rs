@@ -59,6 +59,10 @@ fn kind_of(field: &str, raw: i32) -> Result<IdentityKind, Error> {
             field,
             "a group holder is named by `group`, not by identity_id",
         )),
+        Ok(pb::IdentityKind::Unspecified) => Err(Error::invalid(
+            field,
+            "is required with identity_id: IDENTITY_KIND_USER, IDENTITY_KIND_SERVICE_ACCOUNT or IDENTITY_KIND_PAT",
+        )),
         Err(_) => Err(Error::invalid(field, "is not a known identity kind")),
     }
 }

@@ -234,6 +234,12 @@ pub(crate) fn identity(
         Ok(pb::IdentityKind::ServiceAccount) => IdentityKind::ServiceAccount,
         Ok(pb::IdentityKind::Pat) => IdentityKind::Pat,
         Ok(pb::IdentityKind::Group) => IdentityKind::Group,
+        Ok(pb::IdentityKind::Unspecified) => {
+            return Err(Error::invalid(
+                format!("{field}.kind"),
+                "is required: IDENTITY_KIND_USER, IDENTITY_KIND_SERVICE_ACCOUNT, IDENTITY_KIND_PAT or IDENTITY_KIND_GROUP",
+            ));
+        }
         Err(_) => {
             return Err(Error::invalid(
                 format!("{field}.kind"),

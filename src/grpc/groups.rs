@@ -64,14 +64,14 @@ impl pb::group_service_server::GroupService for GroupApi {
 
     async fn add_group_members(
         &self,
-        request: Request<pb::GroupMembersRequest>,
+        request: Request<pb::AddGroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         write::<AddGroupMembers, _, _>(&self.service, request).await
     }
 
     async fn remove_group_members(
         &self,
-        request: Request<pb::GroupMembersRequest>,
+        request: Request<pb::RemoveGroupMembersRequest>,
     ) -> Result<Response<pb::Group>, Status> {
         write::<RemoveGroupMembers, _, _>(&self.service, request).await
     }

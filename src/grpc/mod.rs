@@ -9,6 +9,7 @@ mod configuration;
 mod convert;
 mod edge;
 mod groups;
+mod json;
 mod jwks;
 mod permissions;
 mod roles;
@@ -32,6 +33,7 @@ use crate::service::Service;
 
 pub use auth::{Verifier, mint_hs256};
 pub use edge::{EdgeLayer, Tracing};
+pub use json::{JsonLayer, openapi_json, proto_json};
 pub use status::code_name;
 pub use tls::{ClientIdentity, Tls, TlsConnection, TlsIncoming};
 
@@ -39,12 +41,16 @@ use crate::shutdown::Shutdown;
 
 /// The one layer every RPC passes (see `edge`).
 /// Outermost first: CORS and gRPC-Web (when browser origins are configured) turn a browser's
-/// call into plain gRPC before the edge sees it, so every rule of the edge applies to it too.
+/// call into plain gRPC, and the HTTP/JSON side turns a JSON request into the gRPC call its
+/// route names, before the edge sees it, so every rule of the edge applies to them too.
 pub type Layers = Stack<
     EdgeLayer,
     Stack<
-        Either<tonic_web::GrpcWebLayer, Identity>,
-        Stack<Either<tower_http::cors::CorsLayer, Identity>, Identity>,
+        JsonLayer,
+        Stack<
+            Either<tonic_web::GrpcWebLayer, Identity>,
+            Stack<Either<tower_http::cors::CorsLayer, Identity>, Identity>,
+        >,
     >,
 >;
 
@@ -116,9 +122,14 @@ pub fn router(
     let cors = grpc_web
         .then(|| browser_cors(grpc_web_origins))
         .transpose()?;
+    // JSON bodies are larger than the protobuf they become.
+    let json = JsonLayer::new(json::Gateway::new(
+        FILE_DESCRIPTOR_SET,
+        max.saturating_mul(4),
+    )?);
     let router = Server::builder()
-        // gRPC-Web from browsers arrives over HTTP/1.1.
-        .accept_http1(grpc_web)
+        // HTTP/JSON (curl) and gRPC-Web from browsers arrive over HTTP/1.1 too.
+        .accept_http1(true)
         // Room for headers well past the largest token accepted (`auth::MAX_TOKEN_BYTES`), so an
         // oversized token is answered UNAUTHENTICATED, not HTTP 431 (UNKNOWN to a gRPC client).
         .http2_max_header_list_size(Some(MAX_HEADER_LIST_BYTES))
@@ -130,6 +141,7 @@ pub fn router(
         .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout))
         .layer(option_layer(cors))
         .layer(option_layer(grpc_web.then(tonic_web::GrpcWebLayer::new)))
+        .layer(json)
         .layer(edge)
         .add_service(health)
         .add_service(reflection_v1)

@@ -4,15 +4,89 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt as _};
 
 use crate::domain::{Error, Reason};
+use crate::proto::pb;
+
+/// The `google.rpc.ErrorInfo` every Warden error carries: its reason named by the contract's
+/// `ErrorReason` enum, domain `warden`.
+pub(crate) fn error_info(
+    reason: pb::ErrorReason,
+    metadata: std::collections::HashMap<String, String>,
+) -> ErrorDetails {
+    ErrorDetails::with_error_info(reason.as_str_name(), "warden", metadata)
+}
+
+/// The contract's name for a domain reason. Exhaustive both ways: a new domain reason does not
+/// compile until the proto lists it (`tests` check the spellings agree).
+pub(crate) fn error_reason(reason: Reason) -> pb::ErrorReason {
+    use pb::ErrorReason as E;
+    match reason {
+        Reason::InvalidArgument => E::InvalidArgument,
+        Reason::NotFound => E::NotFound,
+        Reason::AlreadyExists => E::AlreadyExists,
+        Reason::PermissionDenied => E::PermissionDenied,
+        Reason::Conflict => E::Conflict,
+        Reason::EtagMismatch => E::EtagMismatch,
+        Reason::PermissionNotInRole => E::PermissionNotInRole,
+        Reason::SystemRoleImmutable => E::SystemRoleImmutable,
+        Reason::SystemPermissionImmutable => E::SystemPermissionImmutable,
+        Reason::ReservedName => E::ReservedName,
+        Reason::PermissionInUse => E::PermissionInUse,
+        Reason::RoleInUse => E::RoleInUse,
+        Reason::RoleCycle => E::RoleCycle,
+        Reason::RoleInclusionTooDeep => E::RoleInclusionTooDeep,
+        Reason::GroupInUse => E::GroupInUse,
+        Reason::AssignmentImmutable => E::AssignmentImmutable,
+        Reason::ApprovalRequired => E::ApprovalRequired,
+        Reason::IdentityKindMismatch => E::IdentityKindMismatch,
+        Reason::IdempotencyKeyReused => E::IdempotencyKeyReused,
+        Reason::ChangeRequestNotPending => E::ChangeRequestNotPending,
+        Reason::ChangeRequestExpired => E::ChangeRequestExpired,
+        Reason::NotRequester => E::NotRequester,
+        Reason::SelfApproval => E::SelfApproval,
+        Reason::TenantDisabled => E::TenantDisabled,
+        Reason::StaleIndex => E::StaleIndex,
+        Reason::TenantRateLimited => E::TenantRateLimited,
+        Reason::ApprovalNotRequired => E::ApprovalNotRequired,
+        Reason::AlreadyApproved => E::AlreadyApproved,
+        Reason::NotAnApprover => E::NotAnApprover,
+        Reason::Unavailable => E::Unavailable,
+        Reason::RevisionOutOfRange => E::RevisionOutOfRange,
+        Reason::Overloaded => E::Overloaded,
+        Reason::RpcTimeout => E::RpcTimeout,
+        Reason::ShuttingDown => E::ShuttingDown,
+        Reason::Internal => E::Internal,
+    }
+}
+
+/// The reason of a status no handler gave one (an unknown method, a token refused before any
+/// handler ran): its code's name.
+pub(crate) fn code_reason(code: Code) -> pb::ErrorReason {
+    use pb::ErrorReason as E;
+    match code {
+        Code::Ok => E::Unspecified,
+        Code::Cancelled => E::Cancelled,
+        Code::Unknown => E::Unknown,
+        Code::InvalidArgument => E::InvalidArgument,
+        Code::DeadlineExceeded => E::DeadlineExceeded,
+        Code::NotFound => E::NotFound,
+        Code::AlreadyExists => E::AlreadyExists,
+        Code::PermissionDenied => E::PermissionDenied,
+        Code::ResourceExhausted => E::ResourceExhausted,
+        Code::FailedPrecondition => E::FailedPrecondition,
+        Code::Aborted => E::Aborted,
+        Code::OutOfRange => E::OutOfRange,
+        Code::Unimplemented => E::Unimplemented,
+        Code::Internal => E::Internal,
+        Code::Unavailable => E::Unavailable,
+        Code::DataLoss => E::DataLoss,
+        Code::Unauthenticated => E::Unauthenticated,
+    }
+}
 
 /// A status the transport layers produce for a call no handler decided: shed, timed out, cut by
 /// shutdown. Same shape as every other non-INVALID_ARGUMENT status: `ErrorInfo` with a reason.
 fn edge(code: Code, reason: Reason, message: String) -> Status {
-    let info = ErrorDetails::with_error_info(
-        reason.as_str(),
-        "warden",
-        std::collections::HashMap::<String, String>::new(),
-    );
+    let info = error_info(error_reason(reason), Default::default());
     Status::with_error_details(code, message, info)
 }
 
@@ -106,13 +180,12 @@ impl From<Error> for Status {
             tracing::error!(error = ?cause, "internal error");
             return Status::internal("internal error");
         }
-        let mut details = ErrorDetails::with_error_info(
-            err.reason().as_str(),
-            "warden",
+        let mut details = error_info(
+            error_reason(err.reason()),
             err.metadata()
                 .into_iter()
                 .map(|(k, v)| (k, bounded(v, MAX_METADATA_BYTES)))
-                .collect::<std::collections::HashMap<_, _>>(),
+                .collect(),
         );
         if code == Code::Unavailable {
             // Clients' retry policies retry UNAVAILABLE; this says when.

@@ -106,29 +106,29 @@ impl pb::tenant_service_server::TenantService for TenantApi {
 
     async fn disable_tenant(
         &self,
-        request: Request<pb::SetTenantStateRequest>,
+        request: Request<pb::DisableTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         self.set_state(request, true).await
     }
 
     async fn enable_tenant(
         &self,
-        request: Request<pb::SetTenantStateRequest>,
+        request: Request<pb::EnableTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         self.set_state(request, false).await
     }
 }
 
 impl TenantApi {
-    async fn set_state(
+    async fn set_state<R: TenantState>(
         &self,
-        request: Request<pb::SetTenantStateRequest>,
+        request: Request<R>,
         disabled: bool,
     ) -> Result<Response<pb::Tenant>, Status> {
         let caller = caller(&request)?;
         let options = write_options(&caller.rpc, &request)?;
         let command = SetTenantDisabled {
-            tenant: tenant_id(&request.get_ref().tenant_id)?,
+            tenant: tenant_id(request.get_ref().tenant_id())?,
             disabled,
         };
         let outcome = self
@@ -136,5 +136,22 @@ impl TenantApi {
             .set_tenant_disabled(&caller, options, command)
             .await?;
         Ok(Response::new(outcome.value.into()))
+    }
+}
+
+/// DisableTenant and EnableTenant take the same fields.
+trait TenantState: super::commands::WriteRequest {
+    fn tenant_id(&self) -> &str;
+}
+
+impl TenantState for pb::DisableTenantRequest {
+    fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+}
+
+impl TenantState for pb::EnableTenantRequest {
+    fn tenant_id(&self) -> &str {
+        &self.tenant_id
     }
 }

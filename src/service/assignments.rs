@@ -43,6 +43,9 @@ pub struct RevokeAssignment {
     pub assignment: AssignmentId,
     pub reason: String,
     pub force: bool,
+    /// When set, the assignment must be of this role, else it is NOT_FOUND (a route such as
+    /// `/v1/roles/{role}/assignments/{id}` names both).
+    pub of_role: Option<RoleRef>,
 }
 
 /// Removes an expired assignment that a new one of the same role replaces.
@@ -361,11 +364,28 @@ impl RevokeAssignment {
             assignment: id,
             reason,
             force,
+            of_role,
         } = self;
         let a = tx
             .find_assignment(id)
             .await?
             .ok_or_else(|| Error::not_found("assignment", id.to_string()))?;
+        if let Some(wanted) = &of_role {
+            let matches = match wanted {
+                Ref::Id(role) => *role == a.role_id,
+                Ref::Name(name) => {
+                    roles
+                        .get(service, tx, &Ref::Id(a.role_id))
+                        .await?
+                        .name
+                        .as_str()
+                        == name
+                }
+            };
+            if !matches {
+                return Err(Error::not_found("assignment", id.to_string()));
+            }
+        }
         if a.is_immutable {
             return Err(Error::precondition(
                 Reason::AssignmentImmutable,

@@ -377,6 +377,7 @@ fn plan(state: &TenantState, doc: &Configuration, prune: bool) -> Vec<(PlanStep,
                     assignment: a.id,
                     reason: "configuration applied".into(),
                     force: false,
+                    of_role: None,
                 }),
             ));
         }

@@ -138,13 +138,13 @@ backend_tests! {
         approve(&app, "a1", &cr.id).await.unwrap();
         let err = app
             .change_requests()
-            .reject_change_request(authed("outsider", DecideChangeRequestRequest { change_request_id: cr.id.clone(), ..Default::default() }))
+            .reject_change_request(authed("outsider", RejectChangeRequestRequest { change_request_id: cr.id.clone(), ..Default::default() }))
             .await
             .unwrap_err();
         assert_error(&err, Code::PermissionDenied, "NOT_AN_APPROVER");
         let rejected = app
             .change_requests()
-            .reject_change_request(authed("a3", DecideChangeRequestRequest { change_request_id: cr.id.clone(), comment: "no".into(), ..Default::default() }))
+            .reject_change_request(authed("a3", RejectChangeRequestRequest { change_request_id: cr.id.clone(), comment: "no".into(), ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
@@ -234,7 +234,7 @@ backend_tests! {
         // Adding an accomplice to the approver group: refused.
         let err = app
             .groups()
-            .add_group_members(authed("eve", GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["mallory".into()], ..Default::default() }))
+            .add_group_members(authed("eve", AddGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["mallory".into()], ..Default::default() }))
             .await
             .unwrap_err();
         assert_error(&err, Code::FailedPrecondition, "APPROVAL_REQUIRED");

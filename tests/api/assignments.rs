@@ -102,12 +102,12 @@ backend_tests! {
         let Some(assign_role_response::Result::ChangeRequest(cr)) = response.result else { panic!("expected a change request: {response:?}") };
         assert_eq!(cr.status, ChangeRequestStatus::Pending as i32);
         // Self-approval is denied.
-        let err = app.change_requests().approve_change_request(authed(ADMIN, DecideChangeRequestRequest { change_request_id: cr.id.clone(), ..Default::default() })).await.unwrap_err();
+        let err = app.change_requests().approve_change_request(authed(ADMIN, ApproveChangeRequestRequest { change_request_id: cr.id.clone(), ..Default::default() })).await.unwrap_err();
         assert_error(&err, Code::PermissionDenied, "SELF_APPROVAL");
         // A second admin applies it.
         let approved = app
             .change_requests()
-            .approve_change_request(authed(ADMIN2, DecideChangeRequestRequest { change_request_id: cr.id.clone(), comment: "ok".into(), ..Default::default() }))
+            .approve_change_request(authed(ADMIN2, ApproveChangeRequestRequest { change_request_id: cr.id.clone(), comment: "ok".into(), ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
@@ -117,7 +117,7 @@ backend_tests! {
         let a = app.assignments().get_assignment(authed(ADMIN, GetAssignmentRequest { assignment_id: approved.resulting_assignment_id })).await.unwrap().into_inner();
         assert_eq!(a.identity.unwrap().id, "carol");
         // A decided request cannot be decided again.
-        let err = app.change_requests().reject_change_request(authed(ADMIN2, DecideChangeRequestRequest { change_request_id: cr.id, ..Default::default() })).await.unwrap_err();
+        let err = app.change_requests().reject_change_request(authed(ADMIN2, RejectChangeRequestRequest { change_request_id: cr.id, ..Default::default() })).await.unwrap_err();
         assert_error(&err, Code::FailedPrecondition, "CHANGE_REQUEST_NOT_PENDING");
     }
 
@@ -133,7 +133,7 @@ backend_tests! {
         app.roles().delete_role(authed(ADMIN, DeleteRoleRequest { role: Some(role_name("payments")), ..Default::default() })).await.unwrap();
         let decided = app
             .change_requests()
-            .approve_change_request(authed(ADMIN2, DecideChangeRequestRequest { change_request_id: cr.id, ..Default::default() }))
+            .approve_change_request(authed(ADMIN2, ApproveChangeRequestRequest { change_request_id: cr.id, ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
@@ -166,7 +166,7 @@ backend_tests! {
         app.create_role("editor", &["docs:read"]).await;
         let group = app.groups().create_group(authed(ADMIN, CreateGroupRequest { name: "writers".into(), ..Default::default() })).await.unwrap().into_inner();
         app.groups()
-            .add_group_members(authed(ADMIN, GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["alice".into(), "bob".into()], ..Default::default() }))
+            .add_group_members(authed(ADMIN, AddGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["alice".into(), "bob".into()], ..Default::default() }))
             .await
             .unwrap();
         app.assignments()
@@ -176,7 +176,7 @@ backend_tests! {
         assert!(app.check("alice", "docs:read").await);
         assert!(app.check("bob", "docs:read").await);
         app.groups()
-            .remove_group_members(authed(ADMIN, GroupMembersRequest { group_id: group.id, identity_ids: vec!["bob".into()], ..Default::default() }))
+            .remove_group_members(authed(ADMIN, RemoveGroupMembersRequest { group_id: group.id, identity_ids: vec!["bob".into()], ..Default::default() }))
             .await
             .unwrap();
         assert!(!app.check("bob", "docs:read").await);

@@ -177,7 +177,7 @@ backend_tests! {
         // Act
         let decided = app
             .change_requests()
-            .approve_change_request(authed(ADMIN2, DecideChangeRequestRequest { change_request_id: cr.id, ..Default::default() }))
+            .approve_change_request(authed(ADMIN2, ApproveChangeRequestRequest { change_request_id: cr.id, ..Default::default() }))
             .await
             .unwrap()
             .into_inner();

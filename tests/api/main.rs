@@ -21,6 +21,7 @@ mod expiry;
 mod fairness;
 mod grpc_web;
 mod hardening;
+mod http_json;
 mod idempotency;
 mod layering;
 mod oidc;

@@ -146,7 +146,7 @@ backend_tests! {
     async fn a_group_holds_a_role_at_a_scope_for_its_members(app) {
         app.create_role("editor", &["docs:write"]).await;
         let group = app.groups().create_group(authed(ADMIN, CreateGroupRequest { name: "eng-team".into(), ..Default::default() })).await.unwrap().into_inner();
-        app.groups().add_group_members(authed(ADMIN, GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["bob".into()], ..Default::default() })).await.unwrap();
+        app.groups().add_group_members(authed(ADMIN, AddGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["bob".into()], ..Default::default() })).await.unwrap();
         assign_at(&app, ADMIN, "editor", Identity { id: group.id.clone(), kind: IdentityKind::Group as i32 }, ENG).await.unwrap();
         assert!(allowed_on(&app, "bob", "docs:write", APOLLO).await);
         assert!(!allowed_on(&app, "bob", "docs:write", SALES).await);
@@ -261,7 +261,7 @@ backend_tests! {
         let pending = check_on(&app, "alice", "pay:run", APOLLO).await;
         assert_eq!(pending.pending_change_request_ids, std::slice::from_ref(&cr.id));
         assert!(check_on(&app, "alice", "pay:run", ENGINEERING).await.pending_change_request_ids.is_empty());
-        let approved = app.change_requests().approve_change_request(authed(ADMIN2, DecideChangeRequestRequest { change_request_id: cr.id.clone(), ..Default::default() })).await.unwrap().into_inner();
+        let approved = app.change_requests().approve_change_request(authed(ADMIN2, ApproveChangeRequestRequest { change_request_id: cr.id.clone(), ..Default::default() })).await.unwrap().into_inner();
         assert_eq!(approved.status, ChangeRequestStatus::Applied as i32, "{approved:?}");
         let made = app.assignments().get_assignment(authed(ADMIN, GetAssignmentRequest { assignment_id: approved.resulting_assignment_id.clone() })).await.unwrap().into_inner();
         assert_eq!(made.scope, ENG);

@@ -62,7 +62,7 @@ backend_tests! {
         // Adding bob and alice to the group: bob gains both, alice only docs:write.
         let preview = app
             .groups()
-            .add_group_members(authed(ADMIN, GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["bob".into(), "alice".into()], dry_run: true, ..Default::default() }))
+            .add_group_members(authed(ADMIN, AddGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["bob".into(), "alice".into()], dry_run: true, ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
@@ -96,7 +96,7 @@ backend_tests! {
         app.create_role("other", &["docs:read"]).await;
         app.roles().create_role(authed(ADMIN, CreateRoleRequest { name: "gated".into(), permissions: vec![perm_name("docs:read")], requires_approval: true, ..Default::default() })).await.unwrap();
         let group = app.groups().create_group(authed(ADMIN, CreateGroupRequest { name: "team".into(), ..Default::default() })).await.unwrap().into_inner();
-        app.groups().add_group_members(authed(ADMIN, GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["alice".into()], ..Default::default() })).await.unwrap();
+        app.groups().add_group_members(authed(ADMIN, AddGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["alice".into()], ..Default::default() })).await.unwrap();
         let via_group = app
             .assignments()
             // docs:read is gated (by `gated`): the admin assigns with its bypass.
@@ -126,7 +126,7 @@ backend_tests! {
         // A replica that builds its index from the database explains the same; a request that
         // is no longer pending is not named.
         let withdrawn = app.request_assignment("gated", "carol").await;
-        app.change_requests().cancel_change_request(authed(ADMIN, DecideChangeRequestRequest { change_request_id: withdrawn.id, ..Default::default() })).await.unwrap();
+        app.change_requests().cancel_change_request(authed(ADMIN, CancelChangeRequestRequest { change_request_id: withdrawn.id, ..Default::default() })).await.unwrap();
         let mut fresh = spawn_on(std::sync::Arc::clone(&app.db), test_config, None).await;
         let again = fresh.authz().check(explain("alice")).await.unwrap().into_inner();
         assert_eq!(again.grants, allowed.grants);

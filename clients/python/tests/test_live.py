@@ -131,7 +131,7 @@ def test_grant_then_check_allows_and_denies(admin):
         name=role, permissions=[common_pb2.PermissionRef(name=read)]))
     alice = _unique("alice")
     assigned = admin.assignments.AssignRole(assignments_pb2.AssignRoleRequest(
-        role=common_pb2.RoleRef(name=role), identity=common_pb2.Identity(id=alice),
+        role=common_pb2.RoleRef(name=role), identity=common_pb2.Identity(id=alice, kind=common_pb2.IDENTITY_KIND_USER),
         scope="departments/eng"))
     assert assigned.WhichOneof("result") == "assignment"
 

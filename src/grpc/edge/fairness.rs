@@ -122,11 +122,10 @@ impl TenantShares {
 }
 
 fn limited(message: String, retry_after: Duration) -> Status {
-    use tonic_types::{ErrorDetails, StatusExt as _};
-    let mut details = ErrorDetails::with_error_info(
-        crate::domain::Reason::TenantRateLimited.as_str(),
-        "warden",
-        std::collections::HashMap::<String, String>::new(),
+    use tonic_types::StatusExt as _;
+    let mut details = crate::grpc::status::error_info(
+        crate::proto::pb::ErrorReason::TenantRateLimited,
+        Default::default(),
     );
     details.set_retry_info(Some(retry_after));
     Status::with_error_details(tonic::Code::ResourceExhausted, message, details)

@@ -283,11 +283,7 @@ impl Shared {
             return Err(<Status as tonic_types::StatusExt>::with_error_details(
                 tonic::Code::Unauthenticated,
                 "the token's tenant is disabled",
-                tonic_types::ErrorDetails::with_error_info(
-                    crate::domain::Reason::TenantDisabled.as_str(),
-                    "warden",
-                    std::collections::HashMap::<String, String>::new(),
-                ),
+                status::error_info(pb::ErrorReason::TenantDisabled, Default::default()),
             ));
         }
         // Each tenant's share (the server-wide one was taken in 4.), held like that one.

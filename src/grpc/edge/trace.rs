@@ -173,7 +173,7 @@ pub(super) fn add_request_info(headers: &mut HeaderMap, request_id: &str) {
     details.set_request_info(request_id, "");
     if details.error_info().is_none() {
         details.set_error_info(
-            crate::grpc::code_name(code),
+            crate::grpc::status::code_reason(code).as_str_name(),
             "warden",
             std::collections::HashMap::<String, String>::new(),
         );
