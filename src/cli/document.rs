@@ -243,6 +243,10 @@ impl Document {
             .into_iter()
             .map(|a| {
                 let identity_kind = match pb::IdentityKind::try_from(a.identity_kind) {
+                    // A group holder has no identity kind; the file leaves it out.
+                    Ok(pb::IdentityKind::Unspecified) if !a.group.is_empty() => {
+                        IdentityKind::default()
+                    }
                     Ok(pb::IdentityKind::User) => IdentityKind::User,
                     Ok(pb::IdentityKind::ServiceAccount) => IdentityKind::ServiceAccount,
                     Ok(pb::IdentityKind::Pat) => IdentityKind::Pat,

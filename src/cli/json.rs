@@ -381,7 +381,7 @@ mod tests {
             ..Default::default()
         };
         let value = cr.to_json();
-        assert_eq!(value["status"], "PENDING");
+        assert_eq!(value["status"], "CHANGE_REQUEST_STATUS_PENDING");
         assert_eq!(value["expireTime"], "2026-01-01T00:00:00Z");
         assert_eq!(value["policy"]["expireAfter"], "86400s");
         assert_eq!(value["policy"]["kinds"], json!(["APPROVAL_KIND_ASSIGN"]));

@@ -75,7 +75,7 @@ backend_tests! {
             .assign_role(authed(ADMIN, AssignRoleRequest { role: Some(role_name("payments")), identity: Some(Identity { id: group.id.clone(), kind: IdentityKind::Group as i32 }), force: true, ..Default::default() }))
             .await
             .unwrap();
-        let add = |who: &str| GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec![who.into()], ..Default::default() };
+        let add = |who: &str| AddGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec![who.into()], ..Default::default() };
         let err = app.groups().add_group_members(authed(EVE, add("frank"))).await.unwrap_err();
         assert_gated(&err);
         assert!(!app.check("frank", "pay:send").await);
@@ -83,7 +83,8 @@ backend_tests! {
         app.groups().add_group_members(authed(ADMIN, add("frank"))).await.unwrap();
         assert!(app.check("frank", "pay:send").await);
         // Removing him again takes a gated permission away: gated too.
-        let err = app.groups().remove_group_members(authed(EVE, add("frank"))).await.unwrap_err();
+        let remove = RemoveGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["frank".into()], ..Default::default() };
+        let err = app.groups().remove_group_members(authed(EVE, remove)).await.unwrap_err();
         assert_gated(&err);
     }
 
@@ -253,7 +254,7 @@ async fn random_call(app: &TestApp, rng: &mut SmallRng, groups: &[String], step:
                 .groups()
                 .add_group_members(authed(
                     EVE,
-                    GroupMembersRequest {
+                    AddGroupMembersRequest {
                         group_id: group,
                         identity_ids: vec![who.into()],
                         ..Default::default()
@@ -266,7 +267,7 @@ async fn random_call(app: &TestApp, rng: &mut SmallRng, groups: &[String], step:
                 .groups()
                 .remove_group_members(authed(
                     EVE,
-                    GroupMembersRequest {
+                    RemoveGroupMembersRequest {
                         group_id: group,
                         identity_ids: vec![who.into()],
                         ..Default::default()

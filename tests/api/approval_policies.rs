@@ -38,7 +38,7 @@ async fn arrange_quorum(app: &TestApp) -> (Group, Role) {
     app.groups()
         .add_group_members(authed(
             ADMIN,
-            GroupMembersRequest {
+            AddGroupMembersRequest {
                 group_id: group.id.clone(),
                 identity_ids: vec!["a1".into(), "a2".into(), "a3".into()],
                 ..Default::default()
@@ -71,7 +71,7 @@ async fn approve(app: &TestApp, who: &str, id: &str) -> Result<ChangeRequest, to
     app.change_requests()
         .approve_change_request(authed(
             who,
-            DecideChangeRequestRequest {
+            ApproveChangeRequestRequest {
                 change_request_id: id.into(),
                 comment: format!("ok from {who}"),
                 ..Default::default()
@@ -401,7 +401,7 @@ async fn propose(
 backend_tests! {
     async fn a_refused_group_membership_goes_through_a_change_request(app) {
         let group = arrange_proposals(&app).await;
-        let members = GroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["frank".into()], ..Default::default() };
+        let members = AddGroupMembersRequest { group_id: group.id.clone(), identity_ids: vec!["frank".into()], ..Default::default() };
         let err = app.groups().add_group_members(authed("eve", members.clone())).await.unwrap_err();
         assert_error(&err, Code::FailedPrecondition, "APPROVAL_REQUIRED");
 

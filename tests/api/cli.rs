@@ -236,7 +236,7 @@ backend_tests! {
         let denied = admin(&app, &["-o", "json", "check", "bob", "docs:read"]).await;
         assert_exit(&denied, 7);
         assert_eq!(denied.json()["allowed"], false);
-        assert_eq!(denied.json()["reason"], "NO_GRANT");
+        assert_eq!(denied.json()["reason"], "CHECK_REASON_NO_GRANT");
 
         // 2: not found, with the message and reason on stderr.
         let missing = admin(&app, &["roles", "get", "nope"]).await;
@@ -300,7 +300,7 @@ assignments:
         let applied = admin(&app, &["-o", "json", "apply", "-f", arg(&gated)]).await;
         assert_exit(&applied, 0);
         let filed = applied.json();
-        assert_eq!(filed["changeRequests"][0]["status"], "PENDING");
+        assert_eq!(filed["changeRequests"][0]["status"], "CHANGE_REQUEST_STATUS_PENDING");
         let frank = filed["changeRequests"][0]["id"].as_str().unwrap().to_owned();
         let revision = filed["revision"].as_u64().unwrap();
         // The requester cannot approve its own request; a second admin can.
@@ -317,7 +317,7 @@ assignments:
         let grace = asked.json()["changeRequest"]["id"].as_str().unwrap().to_owned();
         let rejected = run(warden(&app, ADMIN2), &["-o", "json", "reject", &grace, "--comment", "no"]).await;
         assert_exit(&rejected, 0);
-        assert_eq!(rejected.json()["status"], "REJECTED");
+        assert_eq!(rejected.json()["status"], "CHANGE_REQUEST_STATUS_REJECTED");
         assert_exit(&admin(&app, &["check", "grace", "pay:run"]).await, 7);
 
         // watch: every change after a revision, one JSON object a line, then live.
@@ -325,7 +325,7 @@ assignments:
         let ((), first) = watch_during(warden(&app, ADMIN), &["-o", "json", "watch", "--from", &from], async {}, |_| true).await;
         assert_eq!(first["revision"], revision + 1, "the approval is the first change after the apply: {first}");
         let (now, live) = watch_during(warden(&app, ADMIN), &["-o", "json", "watch", "--from", &from],
-            app.create_permission("watched:live"), |change| change["kind"] == "permission.created").await;
+            app.create_permission("watched:live"), |change| change["kind"] == "CHANGE_KIND_PERMISSION_CREATED").await;
         assert_eq!(live["revision"], now.revision, "{live}");
     }
 }

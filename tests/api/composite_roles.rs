@@ -178,7 +178,7 @@ async fn joining_a_group_that_holds_a_composite_role_cannot_escalate() {
         .groups()
         .add_group_members(authed(
             "gus",
-            GroupMembersRequest {
+            AddGroupMembersRequest {
                 group_id: group.id.clone(),
                 identity_ids: vec!["gus".into()],
                 ..Default::default()
@@ -192,7 +192,7 @@ async fn joining_a_group_that_holds_a_composite_role_cannot_escalate() {
     app.groups()
         .add_group_members(authed(
             ADMIN,
-            GroupMembersRequest {
+            AddGroupMembersRequest {
                 group_id: group.id.clone(),
                 identity_ids: vec!["hal".into()],
                 ..Default::default()
@@ -204,7 +204,7 @@ async fn joining_a_group_that_holds_a_composite_role_cannot_escalate() {
         .groups()
         .remove_group_members(authed(
             "gus",
-            GroupMembersRequest {
+            RemoveGroupMembersRequest {
                 group_id: group.id.clone(),
                 identity_ids: vec!["hal".into()],
                 ..Default::default()

@@ -28,6 +28,7 @@ fn to_user(role: &str, identity: &str, scope: &str) -> ConfiguredAssignment {
     ConfiguredAssignment {
         role: role.into(),
         identity_id: identity.into(),
+        identity_kind: IdentityKind::User as i32,
         scope: scope.into(),
         ..Default::default()
     }

@@ -477,18 +477,23 @@ async fn random_operations_agree_with_the_reference(backend: Backend, operations
                         break 'operation;
                     }
                     let (gid, set) = model.groups.get_mut(&g).unwrap();
-                    let request = GroupMembersRequest {
-                        group_id: gid.clone(),
-                        identity_ids: members.clone(),
-                        ..Default::default()
-                    };
                     if rng.random_bool(0.6) {
+                        let request = AddGroupMembersRequest {
+                            group_id: gid.clone(),
+                            identity_ids: members.clone(),
+                            ..Default::default()
+                        };
                         app.groups()
                             .add_group_members(authed(ADMIN, request))
                             .await
                             .unwrap();
                         set.extend(members);
                     } else {
+                        let request = RemoveGroupMembersRequest {
+                            group_id: gid.clone(),
+                            identity_ids: members.clone(),
+                            ..Default::default()
+                        };
                         app.groups()
                             .remove_group_members(authed(ADMIN, request))
                             .await

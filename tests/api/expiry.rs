@@ -127,7 +127,7 @@ async fn an_expired_change_request_cannot_be_approved(backend: Backend) {
         .change_requests()
         .approve_change_request(authed(
             ADMIN2,
-            DecideChangeRequestRequest {
+            ApproveChangeRequestRequest {
                 change_request_id: cr.id.clone(),
                 ..Default::default()
             },

@@ -130,7 +130,7 @@ async fn arrange(app: &TestApp) -> Fixtures {
     let group_to_delete = create_group(app, "idem-delete").await;
     let group_to_grow = create_group(app, "idem-grow").await;
     let group_to_shrink = create_group(app, "idem-shrink").await;
-    let members = GroupMembersRequest {
+    let members = AddGroupMembersRequest {
         group_id: group_to_shrink.clone(),
         identity_ids: vec!["frank".into(), "grace".into()],
         ..Default::default()
@@ -164,13 +164,33 @@ fn platform_keyed<T>(app: &TestApp, key: &str, message: T) -> Request<T> {
     request
 }
 
-fn decide(id: &str) -> DecideChangeRequestRequest {
-    DecideChangeRequestRequest {
-        change_request_id: id.into(),
-        comment: "idempotent decision".into(),
-        ..Default::default()
-    }
+/// An approve, reject or cancel request (they take the same fields).
+fn decide<R: Default + DecisionFields>(id: &str) -> R {
+    let mut request = R::default();
+    request.set(id.into(), "idempotent decision".into());
+    request
 }
+
+trait DecisionFields {
+    fn set(&mut self, change_request_id: String, comment: String);
+}
+
+macro_rules! decision_fields {
+    ($($t:ty),+) => {
+        $(impl DecisionFields for $t {
+            fn set(&mut self, change_request_id: String, comment: String) {
+                self.change_request_id = change_request_id;
+                self.comment = comment;
+            }
+        })+
+    };
+}
+
+decision_fields!(
+    ApproveChangeRequestRequest,
+    RejectChangeRequestRequest,
+    CancelChangeRequestRequest
+);
 
 /// Sends `write` once under `key`; its response as text (each RPC answers its own type).
 async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<String, Status> {
@@ -354,7 +374,11 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
         }
         // ADMIN filed the requests; a second admin decides them.
         Write::ApproveChangeRequest => {
-            let request = keyed_as(ADMIN2, key, decide(&f.approve_id));
+            let request = keyed_as(
+                ADMIN2,
+                key,
+                decide::<ApproveChangeRequestRequest>(&f.approve_id),
+            );
             text(
                 &app.change_requests()
                     .approve_change_request(request)
@@ -363,7 +387,11 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             )
         }
         Write::RejectChangeRequest => {
-            let request = keyed_as(ADMIN2, key, decide(&f.reject_id));
+            let request = keyed_as(
+                ADMIN2,
+                key,
+                decide::<RejectChangeRequestRequest>(&f.reject_id),
+            );
             text(
                 &app.change_requests()
                     .reject_change_request(request)
@@ -372,7 +400,11 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             )
         }
         Write::CancelChangeRequest => {
-            let request = keyed_as(ADMIN, key, decide(&f.cancel_id));
+            let request = keyed_as(
+                ADMIN,
+                key,
+                decide::<CancelChangeRequestRequest>(&f.cancel_id),
+            );
             text(
                 &app.change_requests()
                     .cancel_change_request(request)
@@ -414,7 +446,7 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             )
         }
         Write::DisableTenant => {
-            let request = SetTenantStateRequest {
+            let request = DisableTenantRequest {
                 tenant_id: "acme".into(),
                 ..Default::default()
             };
@@ -426,7 +458,7 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             )
         }
         Write::EnableTenant => {
-            let request = SetTenantStateRequest {
+            let request = EnableTenantRequest {
                 tenant_id: "acme".into(),
                 ..Default::default()
             };
@@ -481,7 +513,7 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             )
         }
         Write::AddGroupMembers => {
-            let request = GroupMembersRequest {
+            let request = AddGroupMembersRequest {
                 group_id: f.group_to_grow.clone(),
                 identity_ids: vec!["heidi".into()],
                 ..Default::default()
@@ -494,7 +526,7 @@ async fn send(app: &TestApp, f: &Fixtures, write: Write, key: &str) -> Result<St
             )
         }
         Write::RemoveGroupMembers => {
-            let request = GroupMembersRequest {
+            let request = RemoveGroupMembersRequest {
                 group_id: f.group_to_shrink.clone(),
                 identity_ids: vec!["frank".into()],
                 ..Default::default()

@@ -237,8 +237,8 @@ async fn existing_revisions_carry_over_to_per_tenant_sequences(backend: Backend)
         .into_inner();
     let event = next_event(&mut watch).await;
     assert_eq!(
-        (event.revision, event.kind.as_str()),
-        (40, "permission.created")
+        (event.revision, event.kind()),
+        (40, ChangeKind::PermissionCreated)
     );
     app.finish().await;
 }

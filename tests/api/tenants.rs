@@ -105,7 +105,7 @@ async fn a_created_tenant_works_at_once_on_another_replica_and_a_disabled_one_is
             &b,
             "platform",
             ROOT,
-            SetTenantStateRequest {
+            DisableTenantRequest {
                 tenant_id: "globex".into(),
                 wait_for_propagation: true,
                 ..Default::default()
@@ -148,7 +148,7 @@ async fn a_created_tenant_works_at_once_on_another_replica_and_a_disabled_one_is
             &a,
             "platform",
             ROOT,
-            SetTenantStateRequest {
+            EnableTenantRequest {
                 tenant_id: "globex".into(),
                 ..Default::default()
             },
@@ -160,7 +160,7 @@ async fn a_created_tenant_works_at_once_on_another_replica_and_a_disabled_one_is
             &a,
             "platform",
             ROOT,
-            SetTenantStateRequest {
+            DisableTenantRequest {
                 tenant_id: "globex".into(),
                 ..Default::default()
             },
@@ -265,7 +265,7 @@ async fn only_the_platform_manages_tenants(backend: Backend) {
             &app,
             "platform",
             ROOT,
-            SetTenantStateRequest {
+            DisableTenantRequest {
                 tenant_id: "platform".into(),
                 ..Default::default()
             },
@@ -278,7 +278,7 @@ async fn only_the_platform_manages_tenants(backend: Backend) {
             &app,
             "platform",
             ROOT,
-            SetTenantStateRequest {
+            DisableTenantRequest {
                 tenant_id: "nobody".into(),
                 ..Default::default()
             },

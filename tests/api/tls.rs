@@ -199,6 +199,13 @@ async fn first_words(app: &TestApp, server_ca: &Ca, client: &Issued) -> Result<u
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;
+    // The port also speaks HTTP/1.1 (HTTP/JSON, gRPC-Web), so the server waits for the
+    // client's first bytes to tell the protocol: an HTTP/2 client opens with its preface.
+    use tokio::io::AsyncWriteExt as _;
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 64];
     tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
         .await

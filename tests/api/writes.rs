@@ -181,8 +181,8 @@ backend_tests! {
             seen.push(event);
         }
         assert_eq!(seen.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![start + 1, start + 2, start + 3]);
-        assert_eq!(seen.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), vec!["permission.created", "permission.created", "role.created"]);
-        assert!(seen.iter().all(|e| e.tenant_id == "default" && e.payload.is_some()));
+        assert_eq!(seen.iter().map(|e| e.kind()).collect::<Vec<_>>(), vec![ChangeKind::PermissionCreated, ChangeKind::PermissionCreated, ChangeKind::RoleCreated]);
+        assert!(seen.iter().all(|e| e.tenant_id == "default" && !e.changes.is_empty()));
         // Resuming after the second event yields the third first.
         let mut resumed = app.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: start + 2 })).await.unwrap().into_inner();
         assert_eq!(resumed.message().await.unwrap().unwrap().revision, start + 3);

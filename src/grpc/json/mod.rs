@@ -385,8 +385,8 @@ impl Gateway {
 }
 
 /// The HTTP status a gRPC code (and, where it says more, the ErrorInfo reason) means: the
-/// mapping of google.rpc.Code, except FAILED_PRECONDITION, which is a conflict with the state
-/// of the resource (409) here, or a failed `etag` precondition (412).
+/// mapping of google.rpc.Code, except that a stale `etag` (ETAG_MISMATCH) is 412 and
+/// FAILED_PRECONDITION, a conflict with the resource's state here, is 409 like ABORTED.
 pub(crate) fn http_status(code: Code, reason: Option<&str>) -> StatusCode {
     match code {
         Code::Ok => StatusCode::OK,
@@ -394,11 +394,8 @@ pub(crate) fn http_status(code: Code, reason: Option<&str>) -> StatusCode {
         Code::Unauthenticated => StatusCode::UNAUTHORIZED,
         Code::PermissionDenied => StatusCode::FORBIDDEN,
         Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
-        Code::FailedPrecondition if reason == Some("ETAG_MISMATCH") => {
-            StatusCode::PRECONDITION_FAILED
-        }
-        Code::FailedPrecondition => StatusCode::CONFLICT,
+        _ if reason == Some("ETAG_MISMATCH") => StatusCode::PRECONDITION_FAILED,
+        Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => StatusCode::CONFLICT,
         Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
         Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
