@@ -315,6 +315,53 @@ expect_json "Check after approval: alice can send payments" .allowed 'true'
 authed -d '{"role":{"name":"payments"},"identity":{"id":"alice","kind":"IDENTITY_KIND_USER"}}' "$ADDR" warden.v1.AssignmentService/AssignRole
 expect_error "assigning the role again is AlreadyExists" AlreadyExists '' ALREADY_EXISTS
 
+# --- HTTP/JSON (issue 15): the Dfns flow with curl, on the same port ---
+echo "smoke: Dfns flow over HTTP/JSON with curl"
+# http METHOD PATH [curl args...]: the answer in $OUT, its HTTP status in $HTTP_CODE, RC 0.
+http() {
+  local method="$1" path="$2"
+  shift 2
+  RC=0
+  HTTP_CODE="$(curl -sS -o "$OUT" -w '%{http_code}' -X "$method" "http://$ADDR$path" "$@")" || { RC=$?; HTTP_CODE=000; }
+}
+expect_http() {
+  if [ "$HTTP_CODE" = "$2" ]; then pass "$1 (HTTP $2)"; else fail "$1 (HTTP $HTTP_CODE, expected $2)" "$OUT"; fi
+}
+JSON=(-H "authorization: Bearer $TOKEN" -H 'content-type: application/json')
+
+http POST /v1/permissions "${JSON[@]}" -d '{"name":"reports:read"}'
+expect_http "POST /v1/permissions creates a permission" 200
+http POST /v1/roles "${JSON[@]}" -d '{"name":"viewer","permissions":[{"name":"reports:read"}]}'
+expect_http "POST /v1/roles creates a role" 200
+VIEWER_ID="$(json_at "$OUT" .id | tr -d '"')"
+http POST "/v1/roles/$VIEWER_ID/assignments" "${JSON[@]}" -d '{"identity":{"id":"hugo","kind":"IDENTITY_KIND_USER"}}'
+expect_http "Dfns assign: POST /v1/roles/{role_id}/assignments answers the assignment" 200
+expect_json "the assignment is hugo's" .assignment.identity.id '"hugo"'
+HUGO_ASSIGNMENT="$(json_at "$OUT" .assignment.id | tr -d '"')"
+
+http POST /v1/roles/payments/assignments "${JSON[@]}" -d '{"identity":{"id":"ivy","kind":"IDENTITY_KIND_USER"},"reason":"month end"}'
+expect_http "Dfns assign of an approval-gated role answers 202" 202
+expect_json "the 202 carries the pending change request" .changeRequest.status '"CHANGE_REQUEST_STATUS_PENDING"'
+IVY_CR="$(json_at "$OUT" .changeRequest.id | tr -d '"')"
+http POST "/v1/changeRequests/$IVY_CR:approve" -H "authorization: Bearer $APPROVER_TOKEN" -d '{"comment":"ok"}'
+expect_http "the approver approves over HTTP" 200
+expect_json "the change request is APPLIED" .status '"CHANGE_REQUEST_STATUS_APPLIED"'
+http POST /v1/check "${JSON[@]}" -d '{"identityId":"ivy","permission":"payments:send"}'
+expect_json "Check over HTTP: ivy can send payments" .allowed 'true'
+
+http DELETE "/v1/roles/payments/assignments/$HUGO_ASSIGNMENT" -H "authorization: Bearer $TOKEN"
+expect_http "Dfns revoke under the wrong role is 404" 404
+http DELETE "/v1/roles/$VIEWER_ID/assignments/$HUGO_ASSIGNMENT?force=true" -H "authorization: Bearer $TOKEN"
+expect_http "Dfns revoke: DELETE /v1/roles/{role_id}/assignments/{assignment_id}?force=true" 200
+http POST /v1/check "${JSON[@]}" -d '{"identityId":"hugo","permission":"reports:read"}'
+expect_json "Check over HTTP: hugo lost the permission" .allowed 'false'
+http GET /v1/roles/payments
+expect_http "no token is 401" 401
+expect_json "the error body is a google.rpc.Status" .code '16'
+http GET /openapi.json
+expect_http "the OpenAPI document is served" 200
+expect_json "it is OpenAPI 3" .openapi '"3.0.3"'
+
 # --- approval policies (issue 11) ---
 echo "smoke: approval policies (2-of-3 quorum from a group, world changed, expiry, ProposeChange)"
 token_for() { "${server_env[@]}" "$BINARY" token --sub "$1" --ttl 10m; }
@@ -329,7 +376,7 @@ authed -d '{"name":"wire-approver","permissions":[{"name":"warden:change_request
   "$ADDR" warden.v1.RoleService/CreateRole
 expect_ok "CreateRole wire-approver"
 for who in a1 a2 a3; do
-  authed -d "{\"role\":{\"name\":\"wire-approver\"},\"identity\":{\"id\":\"$who\"}}" "$ADDR" warden.v1.AssignmentService/AssignRole
+  authed -d "{\"role\":{\"name\":\"wire-approver\"},\"identity\":{\"id\":\"$who\",\"kind\":\"IDENTITY_KIND_USER\"}}" "$ADDR" warden.v1.AssignmentService/AssignRole
   expect_json "AssignRole wire-approver to $who" .assignment.roleName '"wire-approver"'
 done
 authed -d '{"name":"treasury"}' "$ADDR" warden.v1.GroupService/CreateGroup
@@ -396,7 +443,7 @@ echo "smoke: scopes and composite roles"
 authed -d '{"name":"dept:manage"}' "$ADDR" warden.v1.PermissionService/CreatePermission
 authed -d '{"name":"department-manager","permissions":[{"name":"dept:manage"},{"name":"docs:read"}]}' "$ADDR" warden.v1.RoleService/CreateRole
 for d in eng sales; do
-  authed -d "{\"role\":{\"name\":\"department-manager\"},\"identity\":{\"id\":\"alice\"},\"scope\":\"departments/$d\"}" \
+  authed -d "{\"role\":{\"name\":\"department-manager\"},\"identity\":{\"id\":\"alice\",\"kind\":\"IDENTITY_KIND_USER\"},\"scope\":\"departments/$d\"}" \
     "$ADDR" warden.v1.AssignmentService/AssignRole
   expect_json "alice manages departments/$d" .assignment.scope "\"departments/$d\""
 done
@@ -554,7 +601,7 @@ if [ "$RC" -eq 0 ]; then
   expect_cli "warden --server https://... --cacert: the CLI over TLS" 0 '^name: +billing:read$'
   tls_call -H "authorization: Bearer $TOKEN" -d '{"name":"billing-reader","permissions":[{"name":"billing:read"}]}' \
     "$TLS_ADDR" warden.v1.RoleService/CreateRole
-  tls_call -H "authorization: Bearer $TOKEN" -d "{\"role\":{\"name\":\"billing-reader\"},\"identity\":{\"id\":\"$SPIFFE_ID\"}}" \
+  tls_call -H "authorization: Bearer $TOKEN" -d "{\"role\":{\"name\":\"billing-reader\"},\"identity\":{\"id\":\"$SPIFFE_ID\",\"kind\":\"IDENTITY_KIND_SERVICE_ACCOUNT\"}}" \
     "$TLS_ADDR" warden.v1.AssignmentService/AssignRole
   expect_json "AssignRole billing-reader to the SPIFFE ID" .assignment.roleName '"billing-reader"'
   tls_call -cert "$TLS_DIR/billing.pem" -key "$TLS_DIR/billing.key" \

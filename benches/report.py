@@ -201,6 +201,29 @@ def tls_table(groups, verdicts):
     print()
 
 
+def http_table(groups):
+    """Issue 15: Check as HTTP/JSON beside gRPC, same server, alternated (for the record)."""
+    cells = OrderedDict()
+    for (sec, mode, config, target), v in groups.items():
+        if sec == "check" and target in ("warden", "warden-http"):
+            cells.setdefault((mode, config), {})[target] = v
+    cells = OrderedDict((k, t) for k, t in cells.items() if "warden" in t and "warden-http" in t)
+    if not cells:
+        return
+    print("### Issue 15: Check as HTTP/JSON beside gRPC\n")
+    print("POST /v1/check with a JSON body on the gRPC port (h2c), transcoded to the same Check, "
+          "alternated with gRPC Check on the same server.\n")
+    print("| cpu | conns x streams | gRPC req/s | HTTP/JSON req/s (x gRPC) | µs CPU/req gRPC / HTTP | p99 ms gRPC / HTTP |")
+    print("|---|---|---|---|---|---|")
+    for (mode, config), t in cells.items():
+        grpc, http = med(t["warden"], "rps"), med(t["warden-http"], "rps")
+        cpu_g = med(t["warden"], "server_cpu") / grpc * 1e6
+        cpu_h = med(t["warden-http"], "server_cpu") / http * 1e6
+        print(f"| {mode} | {streams(config)} | {grpc:,.0f} | {http:,.0f} ({http / grpc:.2f}) | {cpu_g:.1f} / {cpu_h:.1f} | "
+              f"{med(t['warden'], 'p99_us') / 1000:.3f} / {med(t['warden-http'], 'p99_us') / 1000:.3f} |")
+    print()
+
+
 def scoped_table(groups, verdicts):
     """Issue 13: Check on a resource and through a composite role, beside tenant-wide Check."""
     cells = OrderedDict()
@@ -416,6 +439,7 @@ def main(argv):
     vs_floor_table(groups, verdicts)
     scoped_table(groups, verdicts)
     tls_table(groups, verdicts)
+    http_table(groups)
     otlp_table(out)
     batch_table(groups, verdicts)
     scale_tables(out, groups, verdicts)

@@ -20,6 +20,8 @@
 #                warden-tls, Check on a third `warden serve` on the same SQLite file with TLS on
 #                (WARDEN_TLS_CERT_FILE/KEY_FILE, a P-256 certificate made here with openssl; h2load
 #                negotiates h2 over TLS 1.3 by ALPN), at TLS_CONFIGS.
+#                warden-http, the same Check as HTTP/JSON (POST /v1/check, JSON body) on the same
+#                server, at HTTP_CONFIGS (for the record; no target).
 #                Issue 13, at SCOPED_CONFIGS, alternated right after Warden's tenant-wide Check:
 #                warden-scoped, Check {user:carol, document.read, resource "a/1/b/2/c/3/d/4"} where
 #                carol holds reader at a/1, a/1/b/2 and a/1/b/2/c/3 (3 levels of the resource) and
@@ -69,6 +71,7 @@
 #   BATCH_CONFIGS ("c1m64 c1m1"), BATCH_ITEMS (100), SCALE_CONFIGS ("c1m64"),
 #   SCALE_TENANTS (10000), SCALE_PER_TENANT (100), SMALL_TENANTS (10), COLD_REPS (3),
 #   TLS_CONFIGS ("c1m64": where Check over TLS is measured; empty skips it),
+#   HTTP_CONFIGS ("c1m64": where Check as HTTP/JSON is measured; empty skips it),
 #   SCOPED_CONFIGS ("c1m64": where warden-scoped and warden-composite are measured; empty skips them),
 #   SCOPES_TENANTS (1000), SCOPES_PER_TENANT (1000), SCOPES_PER_TENANT_SCOPES (100),
 #   SCOPES_SMALL_TENANTS (1), GRANTED_SCOPES (10000), LIST_CALLS (2000), LIST_PAGE_SIZE (1000),
@@ -101,6 +104,8 @@ GETROLE_CONFIGS=${GETROLE_CONFIGS-"c1m64"}
 OTLP_CONFIGS=${OTLP_CONFIGS-"c1m64"}
 SCOPED_CONFIGS=${SCOPED_CONFIGS-"c1m64"}
 TLS_CONFIGS=${TLS_CONFIGS-"c1m64"}
+# Check as HTTP/JSON (POST /v1/check on the same port), for the record beside gRPC
+HTTP_CONFIGS=${HTTP_CONFIGS-"c1m64"}
 OTLP_SAMPLER_ARG=0.01
 CHECK_PEERS=${CHECK_PEERS-"tonic-floor cerbos"}
 export BATCH_ITEMS=${BATCH_ITEMS:-100}
@@ -322,9 +327,10 @@ wait_quiet() {
 RESULTS="$OUT/results.tsv"
 echo -e "section\tmode\tconfig\ttarget\trep\trps\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tn_logged\tn_non200\tsucceeded\tfailed\terrored\ttimeout\tserver_cpu\th2load_cpu\tmachine_busy" > "$RESULTS"
 
-# measure SECTION MODE CONFIG TARGET REP PID PORT PATH BODY [TOKEN]
+# measure SECTION MODE CONFIG TARGET REP PID PORT PATH BODY [TOKEN [SCHEME [CONTENT_TYPE]]]
 measure() {
   local section=$1 mode=$2 config=$3 t=$4 rep=$5 pid=$6 port=$7 path=$8 body=$9 tok=${10:-} scheme=${11:-http}
+  local ctype=${12:-application/grpc}
   local c m pin=() auth=() dir="$OUT/runs" name
   [[ $config =~ ^c([0-9]+)m([0-9]+)$ ]] || die "bad config $config"
   c=${BASH_REMATCH[1]}; m=${BASH_REMATCH[2]}
@@ -336,7 +342,7 @@ measure() {
   local s0 i0 w0 s1 i1 w1 tm
   s0=$(cpu_ticks "$pid"); i0=$(idle_ticks); w0=$(date +%s.%N)
   tm=$( { TIMEFORMAT='%U %S'; time "${pin[@]}" h2load -D "$DURATION" --warm-up-time="$WARMUP" -c "$c" -m "$m" -t 1 \
-          -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}" \
+          -d "$body" -H "content-type: $ctype" -H 'te: trailers' "${auth[@]}" \
           --log-file="$name.reqlog" "$scheme://127.0.0.1:$port$path" > "$name.h2load.txt" 2>&1; } 2>&1 )
   s1=$(cpu_ticks "$pid"); i1=$(idle_ticks); w1=$(date +%s.%N)
   local wall srv h2c busy rps ok fail err tmo data n bad p50 p90 p99 p999 mx
@@ -442,6 +448,7 @@ if has check || has batch; then
   GETROLE_ON=0; has check && any_in "$GETROLE_CONFIGS" "$CONFIGS" && GETROLE_ON=1
   SCOPED_ON=0; has check && any_in "$SCOPED_CONFIGS" "$CONFIGS" && SCOPED_ON=1
   TLS_ON=0; has check && any_in "$TLS_CONFIGS" "$CONFIGS" && TLS_ON=1
+  HTTP_ON=0; has check && any_in "$HTTP_CONFIGS" "$CONFIGS" && HTTP_ON=1
   if [[ $TLS_ON == 1 ]]; then
     # A CA and a server certificate for 127.0.0.1 (P-256, as cert-manager issues by default).
     mkdir -p "$OUT/tls"
@@ -513,6 +520,13 @@ if has check || has batch; then
     fi
     [[ $OTLP_ON == 1 ]] && verify_body warden-otlp1 "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     [[ $TLS_ON == 1 ]] && verify_body warden-tls "$TPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN" https
+    if [[ $HTTP_ON == 1 ]]; then
+      # The same decision as HTTP/JSON: curl must see it allowed before h2load measures it.
+      printf '%s' '{"identityId":"user:alice","permission":"document.read"}' > "$OUT/bodies/warden_check.json"
+      curl -sS --http2-prior-knowledge -H 'content-type: application/json' -H "authorization: Bearer $CHECK_TOKEN" \
+        --data-binary "@$OUT/bodies/warden_check.json" "http://127.0.0.1:$WPORT/v1/check" | grep -q '"allowed":true' \
+        || die "curl: POST /v1/check did not answer allowed"
+    fi
     log "$mode: verification passed (grpcurl allow/deny, curl grpc-status 0 + decoded body, h2load smoke data bytes)"
     if has check; then
       for config in $CONFIGS; do
@@ -535,6 +549,9 @@ if has check || has batch; then
           fi
           if [[ $TLS_ON == 1 ]] && in_list "$TLS_CONFIGS" "$config"; then
             measure check "$mode" "$config" warden-tls "$rep" "$TPID" "$TPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN" https
+          fi
+          if [[ $HTTP_ON == 1 ]] && in_list "$HTTP_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-http "$rep" "$WPID" "$WPORT" /v1/check "$OUT/bodies/warden_check.json" "$CHECK_TOKEN" http application/json
           fi
           if peer cerbos; then : > "$OUT/cerbos-$mode.log"; fi   # Cerbos logs every request at its default level; keep the file small
         done

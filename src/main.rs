@@ -193,6 +193,14 @@ fn print_dev_banner(config: &Config, addr: std::net::SocketAddr) -> anyhow::Resu
     println!(
         "grpcurl {transport} -H 'authorization: Bearer {token}' -d '{{\"name\": \"docs:read\", \"description\": \"Read documents\"}}' {addr} warden.v1.PermissionService/CreatePermission\n"
     );
+    let (scheme, insecure) = if config.tls.enabled() {
+        ("https", "-k ")
+    } else {
+        ("http", "")
+    };
+    println!(
+        "or over HTTP/JSON (routes: {scheme}://{addr}/openapi.json):\n\ncurl {insecure}-H 'authorization: Bearer {token}' {scheme}://{addr}/v1/permissions\n"
+    );
     Ok(())
 }
 
