@@ -14,55 +14,23 @@ from typing import NamedTuple, Optional
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from ._gen.warden.v1 import errors_pb2
+
 DOMAIN = "warden"
 _DETAILS_TRAILER = "grpc-status-details-bin"
 
 
-class Reason(str, enum.Enum):
-    """The `ErrorInfo.reason` values Warden sends (src/domain/error.rs). A str enum, so
-    `err.reason == Reason.NOT_FOUND` holds; `err.reason` itself stays a plain str, because a newer
-    server may send a reason this list does not know yet."""
-
-    INVALID_ARGUMENT = "INVALID_ARGUMENT"
-    NOT_FOUND = "NOT_FOUND"
-    ALREADY_EXISTS = "ALREADY_EXISTS"
-    PERMISSION_DENIED = "PERMISSION_DENIED"
-    CONFLICT = "CONFLICT"
-    ETAG_MISMATCH = "ETAG_MISMATCH"
-    PERMISSION_NOT_IN_ROLE = "PERMISSION_NOT_IN_ROLE"
-    SYSTEM_ROLE_IMMUTABLE = "SYSTEM_ROLE_IMMUTABLE"
-    SYSTEM_PERMISSION_IMMUTABLE = "SYSTEM_PERMISSION_IMMUTABLE"
-    RESERVED_NAME = "RESERVED_NAME"
-    PERMISSION_IN_USE = "PERMISSION_IN_USE"
-    ROLE_IN_USE = "ROLE_IN_USE"
-    ROLE_CYCLE = "ROLE_CYCLE"
-    ROLE_INCLUSION_TOO_DEEP = "ROLE_INCLUSION_TOO_DEEP"
-    GROUP_IN_USE = "GROUP_IN_USE"
-    ASSIGNMENT_IMMUTABLE = "ASSIGNMENT_IMMUTABLE"
-    APPROVAL_REQUIRED = "APPROVAL_REQUIRED"
-    IDENTITY_KIND_MISMATCH = "IDENTITY_KIND_MISMATCH"
-    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-    CHANGE_REQUEST_NOT_PENDING = "CHANGE_REQUEST_NOT_PENDING"
-    CHANGE_REQUEST_EXPIRED = "CHANGE_REQUEST_EXPIRED"
-    NOT_REQUESTER = "NOT_REQUESTER"
-    SELF_APPROVAL = "SELF_APPROVAL"
-    ALREADY_APPROVED = "ALREADY_APPROVED"
-    APPROVAL_NOT_REQUIRED = "APPROVAL_NOT_REQUIRED"
-    TENANT_DISABLED = "TENANT_DISABLED"
-    TENANT_RATE_LIMITED = "TENANT_RATE_LIMITED"
-    STALE_INDEX = "STALE_INDEX"
-    NOT_AN_APPROVER = "NOT_AN_APPROVER"
-    UNAVAILABLE = "UNAVAILABLE"
-    REVISION_OUT_OF_RANGE = "REVISION_OUT_OF_RANGE"
-    OVERLOADED = "OVERLOADED"
-    RPC_TIMEOUT = "RPC_TIMEOUT"
-    SHUTTING_DOWN = "SHUTTING_DOWN"
-    INTERNAL = "INTERNAL"
-    # A status no handler decided (a bad token, say) gets its code's name as its reason.
-    UNAUTHENTICATED = "UNAUTHENTICATED"
-
-    def __str__(self) -> str:
-        return self.value
+# The reasons come from the contract (`warden.v1.ErrorReason`, which the server builds every
+# ErrorInfo from), so this list cannot fall behind the server it was generated with. A str enum,
+# so `err.reason == Reason.NOT_FOUND` holds; `err.reason` itself stays a plain str, because a
+# newer server may send a reason this list does not know yet.
+Reason = enum.Enum(
+    "Reason",
+    {name: name for name in errors_pb2.ErrorReason.keys() if name != "ERROR_REASON_UNSPECIFIED"},
+    type=str,
+    module=__name__,
+)
+Reason.__str__ = lambda self: self.value
 
 
 class FieldViolation(NamedTuple):
