@@ -25,8 +25,8 @@ pub struct Config {
     /// The tenant whose callers (holding `warden:tenants:*`) manage tenants with TenantService;
     /// none: TenantService refuses every call.
     pub platform_tenant: Option<String>,
-    /// Browser origins allowed to call over gRPC-Web (CORS); empty: gRPC-Web and HTTP/1.1 are
-    /// off. `*` allows any origin.
+    /// Browser origins allowed to call over gRPC-Web (CORS); empty: gRPC-Web and CORS are off
+    /// (HTTP/1.1 is always accepted, for HTTP/JSON). `*` allows any origin.
     #[serde(deserialize_with = "list_or_csv")]
     pub grpc_web_allowed_origins: Vec<String>,
     /// How long after the database became unreachable decisions are still answered from the
