@@ -395,18 +395,18 @@ warden.v1.PermissionService/CreatePermission|{"name":"document.read"}
 warden.v1.PermissionService/CreatePermission|{"name":"document.write"}
 warden.v1.RoleService/CreateRole|{"name":"reader","permissions":[{"name":"document.read"}]}
 warden.v1.RoleService/CreateRole|{"name":"writer","permissions":[{"name":"document.write"}]}
-warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:alice"},"force":true}
-warden.v1.AssignmentService/AssignRole|{"role":{"name":"writer"},"identity":{"id":"user:bob"},"force":true}
-warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol"},"scope":"a/1","force":true}
-warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol"},"scope":"a/1/b/2","force":true}
-warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol"},"scope":"a/1/b/2/c/3","force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:alice","kind":"IDENTITY_KIND_USER"},"force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"writer"},"identity":{"id":"user:bob","kind":"IDENTITY_KIND_USER"},"force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol","kind":"IDENTITY_KIND_USER"},"scope":"a/1","force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol","kind":"IDENTITY_KIND_USER"},"scope":"a/1/b/2","force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"reader"},"identity":{"id":"user:carol","kind":"IDENTITY_KIND_USER"},"scope":"a/1/b/2/c/3","force":true}
 warden.v1.PermissionService/CreatePermission|{"name":"report.read"}
 warden.v1.RoleService/CreateRole|{"name":"composite.l4","permissions":[{"name":"report.read"}]}
 warden.v1.RoleService/CreateRole|{"name":"composite.l3","includedRoles":[{"name":"composite.l4"}]}
 warden.v1.RoleService/CreateRole|{"name":"composite.l2","includedRoles":[{"name":"composite.l3"}]}
 warden.v1.RoleService/CreateRole|{"name":"composite.l1","includedRoles":[{"name":"composite.l2"}]}
 warden.v1.RoleService/CreateRole|{"name":"composite.l0","includedRoles":[{"name":"composite.l1"}]}
-warden.v1.AssignmentService/AssignRole|{"role":{"name":"composite.l0"},"identity":{"id":"user:dave"},"force":true}
+warden.v1.AssignmentService/AssignRole|{"role":{"name":"composite.l0"},"identity":{"id":"user:dave","kind":"IDENTITY_KIND_USER"},"force":true}
 EOF
 }
 

@@ -107,9 +107,13 @@ def load_stubs(stubs_dir, proto_root):
     protos = sorted(
         os.path.join("warden", "v1", f) for f in os.listdir(os.path.join(proto_root, "warden", "v1")) if f.endswith(".proto")
     )
-    protos.append(os.path.join("google", "rpc", "error_details.proto"))
+    # The googleapis files the contract imports (HTTP annotations) and the error details, from
+    # third_party/googleapis: this throwaway stub directory has no googleapis package to lean on.
+    googleapis = os.path.join(proto_root, "..", "third_party", "googleapis")
+    protos += [os.path.join("google", "api", "annotations.proto"), os.path.join("google", "api", "http.proto"),
+               os.path.join("google", "rpc", "error_details.proto")]
     os.makedirs(stubs_dir, exist_ok=True)
-    rc = protoc.main(["protoc", f"-I{proto_root}", f"-I{wkt}", f"--python_out={stubs_dir}",
+    rc = protoc.main(["protoc", f"-I{proto_root}", f"-I{googleapis}", f"-I{wkt}", f"--python_out={stubs_dir}",
                       f"--grpc_python_out={stubs_dir}", *protos])
     if rc != 0:
         raise SystemExit(f"protoc failed ({rc})")
@@ -172,7 +176,7 @@ def propagation(args):
     for i in range(warm + args.rounds):
         t = time.monotonic()
         ar = assign_a.AssignRole(s["assignments_pb2"].AssignRoleRequest(
-            role=common.RoleRef(name="prop.reader"), identity=common.Identity(id=identity), force=True),
+            role=common.RoleRef(name="prop.reader"), identity=common.Identity(id=identity, kind=common.IDENTITY_KIND_USER), force=True),
             metadata=md, timeout=10)
         assigned = time.monotonic()
         a_delay, a_polls, _ = wait_on_b(True, assigned, ar.revision)
@@ -252,7 +256,7 @@ def writes(args):
                 return
             k += 1
             req = s["assignments_pb2"].AssignRoleRequest(
-                role=common.RoleRef(name="writes.reader"), identity=common.Identity(id=f"w-{run}-{i}-{k}"))
+                role=common.RoleRef(name="writes.reader"), identity=common.Identity(id=f"w-{run}-{i}-{k}", kind=common.IDENTITY_KIND_USER))
             try:
                 stub.AssignRole(req, metadata=md, timeout=30)
                 ok = True
@@ -313,10 +317,10 @@ def granted_scopes(args):
         t0 = time.monotonic()
         revision = 0
         items = [s["assignments_pb2"].AssignmentItem(role=common.RoleRef(name="reader"),
-                                                     identity=common.Identity(id=LISTER), scope=x, force=True)
+                                                     identity=common.Identity(id=LISTER, kind=common.IDENTITY_KIND_USER), scope=x, force=True)
                  for x in scopes]
         items.append(s["assignments_pb2"].AssignmentItem(role=common.RoleRef(name="reader"),
-                                                         identity=common.Identity(id="user:alice"), force=True))
+                                                         identity=common.Identity(id="user:alice", kind=common.IDENTITY_KIND_USER), force=True))
         for i in range(0, len(items), 1000):
             r = assign.BatchAssignRoles(s["assignments_pb2"].BatchAssignRolesRequest(items=items[i:i + 1000]),
                                         metadata=md, timeout=120)
@@ -423,7 +427,7 @@ def batch(args):
     times = []
     for r in range(args.rounds):
         items = [s["assignments_pb2"].AssignmentItem(
-            role=common.RoleRef(name="batch.reader"), identity=common.Identity(id=f"b-{run}-{r}-{k}"))
+            role=common.RoleRef(name="batch.reader"), identity=common.Identity(id=f"b-{run}-{r}-{k}", kind=common.IDENTITY_KIND_USER))
             for k in range(args.items)]
         req = s["assignments_pb2"].BatchAssignRolesRequest(items=items)
         t0 = time.monotonic()
