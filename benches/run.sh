@@ -53,6 +53,12 @@
 #                (`pgbench -N`) on the same server, in one run: 1 client; WRITE_CLIENTS clients in
 #                one tenant; WRITE_CLIENTS clients over WRITE_CLIENTS tenants. Ratios to pgbench
 #                at the same client count. Not in the default SECTIONS (name it).
+#   local        The Rust client's local decision cache (issue 16): clients/rust/examples/
+#                local_check_bench.rs starts Warden in-process on SQLite, seeds LOCAL_ASSIGNMENTS
+#                (100,000) users with one of 20 roles (BatchAssignRoles of 1,000), loads a
+#                LocalChecker and times 1,000,000 in-process decisions one by one (p50/p99/p99.9),
+#                and counts the cache's heap per assignment (a counting global allocator: live
+#                bytes after the load minus before).
 #
 # Every `warden serve` runs with Warden's defaults: only the required settings are given (database
 # URL, auth secret/issuer/audience, bootstrap admins, listen and metrics addresses); RUST_LOG and the
@@ -91,7 +97,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 
-SECTIONS=${SECTIONS:-"check batch scale scopes-scale granted-scopes propagation"}
+SECTIONS=${SECTIONS:-"check batch scale scopes-scale granted-scopes propagation local"}
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 REPS=${REPS:-3}
@@ -126,6 +132,7 @@ WRITE_CLIENTS=${WRITE_CLIENTS:-16}
 WRITE_DURATION=${WRITE_DURATION:-10}
 BATCH_ROUNDS=${BATCH_ROUNDS:-5}
 APPLY_REPS=${APPLY_REPS:-3}
+LOCAL_ASSIGNMENTS=${LOCAL_ASSIGNMENTS:-"100000"}
 QUIET_WAIT=${QUIET_WAIT:-300}
 QUIET_BUSY=${QUIET_BUSY:-0.3}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -825,6 +832,19 @@ PY
   log "apply: last output: $(tail -n 3 "$OUT/apply-$APPLY_REPS.out" | tr '\n' ' ')"
   log "apply again: $(tail -n 2 "$OUT/apply-again.out" | tr '\n' ' ')"
   stop_all
+fi
+
+if has local; then
+  log "local: building clients/rust/examples/local_check_bench.rs"
+  (cd "$ROOT" && cargo build --release --locked -q -p warden-client --example local_check_bench) >&2
+  LOCAL_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/local_check_bench"
+  : > "$OUT/local.txt"
+  for a in $LOCAL_ASSIGNMENTS; do
+    for i in $(seq 1 "$REPS"); do
+      wait_quiet
+      "$LOCAL_BIN" "$a" 2>>"$OUT/local.stderr" | tee -a "$OUT/local.txt" >&2
+    done
+  done
 fi
 
 # ---------------------------------------------------------------------------- 9. report

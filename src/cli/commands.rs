@@ -679,6 +679,7 @@ pub(crate) async fn watch(client: &Client, args: WatchArgs) -> Result<Outcome, F
         .audit()
         .watch_changes(client.request(pb::WatchChangesRequest {
             since_revision: since,
+            ..Default::default()
         }))
         .await?
         .into_inner();

@@ -78,8 +78,12 @@ impl pb::audit_service_server::AuditService for AuditApi {
         request: Request<pb::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
         let caller = caller(&request)?;
-        let since = crate::domain::Revision(request.get_ref().since_revision);
-        let changes = self.service.watch_changes(&caller, since).await?;
+        let changes = if request.get_ref().snapshot {
+            self.service.watch_changes_from_snapshot(&caller).await?
+        } else {
+            let since = crate::domain::Revision(request.get_ref().since_revision);
+            self.service.watch_changes(&caller, since).await?
+        };
         let stream = tokio_stream::wrappers::ReceiverStream::new(changes).map(|item| {
             item.map(|change| pb::ChangeEvent {
                 revision: change.revision.0,

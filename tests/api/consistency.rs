@@ -178,6 +178,7 @@ async fn interleaved_commits_are_applied_and_watched_in_revision_order() {
             ADMIN,
             WatchChangesRequest {
                 since_revision: start,
+                ..Default::default()
             },
         ))
         .await

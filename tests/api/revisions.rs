@@ -101,7 +101,7 @@ backend_tests! {
             .audit()
             .watch_changes(with_token(
                 &app.tenant_token(ACME_ADMIN, ACME),
-                WatchChangesRequest { since_revision: first },
+                WatchChangesRequest { since_revision: first, ..Default::default() },
             ))
             .await
             .unwrap()
@@ -148,7 +148,7 @@ backend_tests! {
         let token = app.tenant_token(ACME_ADMIN, ACME);
         let mut watch = app
             .audit()
-            .watch_changes(with_token(&token, WatchChangesRequest { since_revision: base }))
+            .watch_changes(with_token(&token, WatchChangesRequest { since_revision: base, ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
@@ -167,7 +167,7 @@ backend_tests! {
         // A client resuming from the middle gets exactly the rest.
         let mut resumed = app
             .audit()
-            .watch_changes(with_token(&token, WatchChangesRequest { since_revision: base + 5 }))
+            .watch_changes(with_token(&token, WatchChangesRequest { since_revision: base + 5, ..Default::default() }))
             .await
             .unwrap()
             .into_inner();
@@ -177,6 +177,61 @@ backend_tests! {
             rest.push(event.revision);
         }
         assert_eq!(rest, ((base + 6)..=(base + 10)).collect::<Vec<_>>());
+    }
+
+    async fn a_snapshot_watch_rebuilds_the_tenant_then_follows_it(app) {
+        // Arrange: a role, two assignments, one of them revoked.
+        app.create_role("snap-reader", &["snap:read"]).await;
+        app.assign("snap-reader", "alice").await;
+        let gone = app.assign("snap-reader", "bob").await;
+        app.assignments()
+            .revoke_assignment(authed(ADMIN, RevokeAssignmentRequest {
+                assignment_id: gone.id.clone(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+        let at = revision_of(&app, ADMIN_TENANT, ADMIN).await;
+
+        // Act
+        let mut watch = app
+            .audit()
+            .watch_changes(authed(ADMIN, WatchChangesRequest { snapshot: true, since_revision: 1 }))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut parts = Vec::new();
+        loop {
+            let event = next_event(&mut watch).await;
+            let kind = event.kind();
+            parts.push(event);
+            if kind == ChangeKind::SnapshotComplete {
+                break;
+            }
+            assert_eq!(kind, ChangeKind::Snapshot);
+        }
+        let write = create_in(&app, ADMIN_TENANT, "snap:after").await;
+        let next = next_event(&mut watch).await;
+
+        // Assert: every part at the current revision, holding the live state only.
+        assert!(parts.iter().all(|p| p.revision == at), "{parts:?}");
+        let changes: Vec<_> = parts.iter().flat_map(|p| p.changes.iter()).collect();
+        let assigned: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match &c.change {
+                Some(index_change::Change::AssignmentPut(a)) => {
+                    a.identity.as_ref().map(|i| i.id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(assigned.contains(&"alice"), "{assigned:?}");
+        assert!(!assigned.contains(&"bob"), "a revoked assignment is not in the snapshot");
+        assert!(changes.iter().any(|c| matches!(&c.change,
+            Some(index_change::Change::RolePut(r)) if r.name == "snap-reader")));
+        // Then the changes after it, none skipped.
+        assert_eq!((next.revision, next.kind()), (write, ChangeKind::PermissionCreated));
+        assert_eq!(write, at + 1);
     }
 }
 
@@ -230,7 +285,10 @@ async fn existing_revisions_carry_over_to_per_tenant_sequences(backend: Backend)
         .audit()
         .watch_changes(with_token(
             &app.tenant_token(ACME_ADMIN, ACME),
-            WatchChangesRequest { since_revision: 39 },
+            WatchChangesRequest {
+                since_revision: 39,
+                ..Default::default()
+            },
         ))
         .await
         .unwrap()

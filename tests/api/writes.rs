@@ -170,7 +170,7 @@ backend_tests! {
         // Arrange
         let start = app.authz().check(authed(ADMIN, CheckRequest { identity_id: "x".into(), permission: "x".into(), ..Default::default() })).await.unwrap().into_inner().revision;
         app.create_permission("a:1").await;
-        let mut stream = app.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: start })).await.unwrap().into_inner();
+        let mut stream = app.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: start, ..Default::default() })).await.unwrap().into_inner();
         // Act: changes before and after subscribing.
         app.create_permission("a:2").await;
         app.create_role("r", &["a:1"]).await;
@@ -184,11 +184,11 @@ backend_tests! {
         assert_eq!(seen.iter().map(|e| e.kind()).collect::<Vec<_>>(), vec![ChangeKind::PermissionCreated, ChangeKind::PermissionCreated, ChangeKind::RoleCreated]);
         assert!(seen.iter().all(|e| e.tenant_id == "default" && !e.changes.is_empty()));
         // Resuming after the second event yields the third first.
-        let mut resumed = app.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: start + 2 })).await.unwrap().into_inner();
+        let mut resumed = app.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: start + 2, ..Default::default() })).await.unwrap().into_inner();
         assert_eq!(resumed.message().await.unwrap().unwrap().revision, start + 3);
         // Another tenant sees none of it.
         let acme = app.tenant_token(ACME_ADMIN, "acme");
-        let mut theirs = app.audit().watch_changes(with_token(&acme, WatchChangesRequest { since_revision: start })).await.unwrap().into_inner();
+        let mut theirs = app.audit().watch_changes(with_token(&acme, WatchChangesRequest { since_revision: start, ..Default::default() })).await.unwrap().into_inner();
         let nothing = tokio::time::timeout(std::time::Duration::from_millis(300), theirs.message()).await;
         assert!(nothing.is_err(), "acme must not see the default tenant's changes: {nothing:?}");
     }
@@ -199,7 +199,7 @@ backend_tests! {
         }
         // Retention of zero prunes all but the newest change.
         app.service.sweep(warden::service::Retention { changes: std::time::Duration::ZERO }).await.unwrap();
-        let err = app.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: 1 })).await.unwrap_err();
+        let err = app.audit().watch_changes(authed(ADMIN, WatchChangesRequest { since_revision: 1, ..Default::default() })).await.unwrap_err();
         assert_error(&err, Code::OutOfRange, "REVISION_OUT_OF_RANGE");
     }
 }

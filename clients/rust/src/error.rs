@@ -70,6 +70,38 @@ impl Error {
         }
     }
 
+    /// INVALID_ARGUMENT for input refused before it is sent, shaped as the server's would be.
+    pub(crate) fn invalid(field_violations: Vec<(String, String)>) -> Self {
+        let message = field_violations
+            .iter()
+            .map(|(field, description)| format!("{field}: {description}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Error::Api {
+            code: Code::InvalidArgument,
+            reason: Some(ErrorReason::InvalidArgument),
+            reason_text: Some(ErrorReason::InvalidArgument.as_str_name().to_owned()),
+            message,
+            metadata: HashMap::new(),
+            field_violations,
+            retry_after: None,
+            request_id: None,
+        }
+    }
+
+    /// The same error with each field violation's path under `prefix` (`items[3].`).
+    pub(crate) fn with_field_prefix(mut self, prefix: &str) -> Self {
+        if let Error::Api {
+            field_violations, ..
+        } = &mut self
+        {
+            for (field, _) in field_violations.iter_mut() {
+                field.insert_str(0, prefix);
+            }
+        }
+        self
+    }
+
     /// The gRPC code, for an API error.
     pub fn code(&self) -> Option<Code> {
         match self {

@@ -17,7 +17,17 @@
 #![allow(clippy::result_large_err)]
 
 mod error;
+mod local;
 mod token;
+
+// The server's domain types and authorization index, compiled from its own source so that the
+// local cache decides exactly as the server does. Private: the index is not this crate's API.
+#[path = "../../../src/domain/mod.rs"]
+#[allow(dead_code, unused_imports, clippy::all)]
+mod domain;
+#[path = "../../../src/engine/index.rs"]
+#[allow(dead_code, unused_imports, clippy::all)]
+mod index;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +40,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 pub use error::{Error, Result};
+pub use local::{LocalChecker, LocalDecision, LocalOptions};
 pub use token::{FileToken, TokenSource};
 
 /// The contract's generated types and client stubs.
@@ -40,11 +51,38 @@ pub mod pb {
 
 /// What the client sends its HTTP/2 requests through: a tonic `Channel`, or any service in
 /// front of one (a test's fault injector, a tracing layer).
-pub type Transport = tower::util::BoxCloneSyncService<
-    http::Request<Body>,
-    http::Response<Body>,
-    Box<dyn std::error::Error + Send + Sync>,
->;
+pub type Transport =
+    tower::util::BoxCloneSyncService<http::Request<Body>, http::Response<Body>, TransportError>;
+
+/// A transport's failure. A named type rather than a boxed error in the service's signature:
+/// with `Box<dyn Error>` there, the futures of calls cannot be proven `Send` (a rustc
+/// higher-ranked lifetime limitation), and a client could not be used from `tokio::spawn`.
+#[derive(Debug)]
+pub struct TransportError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<tonic::transport::Error> for TransportError {
+    fn from(e: tonic::transport::Error) -> Self {
+        Self(Box::new(e))
+    }
+}
+
+impl From<Box<dyn std::error::Error + Send + Sync>> for TransportError {
+    fn from(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        Self(e)
+    }
+}
 
 /// A service client that adds the bearer token to each call.
 pub type Authed = InterceptedService<Transport, Auth>;
@@ -130,9 +168,7 @@ impl ClientBuilder {
         Ok(
             self.with_transport(Transport::new(tower::ServiceExt::map_err(
                 channel,
-                |e: tonic::transport::Error| {
-                    Box::new(e) as Box<dyn std::error::Error + Send + Sync>
-                },
+                |e: tonic::transport::Error| TransportError::from(e),
             ))),
         )
     }
@@ -143,9 +179,7 @@ impl ClientBuilder {
         Ok(
             self.with_transport(Transport::new(tower::ServiceExt::map_err(
                 channel,
-                |e: tonic::transport::Error| {
-                    Box::new(e) as Box<dyn std::error::Error + Send + Sync>
-                },
+                |e: tonic::transport::Error| TransportError::from(e),
             ))),
         )
     }
