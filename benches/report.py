@@ -424,6 +424,42 @@ def propagation_table(out, verdicts):
                      r["p99"] < PROPAGATION_P99_MS and p["timeouts"] == 0))
 
 
+def local_table(out, verdicts):
+    """The client's local decision cache: one row per run of local_check_bench."""
+    path = out / "local.txt"
+    if not path.exists():
+        return
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.startswith("local check latency ns:"):
+            f = line.split(":", 1)[1].split()
+            lat = dict(zip(f[0::2], f[1::2]))
+            rows.append({"p50": int(lat["p50"]), "p99": int(lat["p99"]), "p99.9": int(lat["p99.9"])})
+        elif line.startswith("local check:") and rows is not None:
+            assignments = int(line.split("assignments", 1)[1].split(",")[0])
+            rows.append({"assignments": assignments})
+        elif line.startswith("local cache:"):
+            per = float(line.rsplit(",", 1)[1].split()[0])
+            rows[-1]["per"] = per
+            rows[-1]["load"] = line.split("load", 1)[1].split(",")[0].strip()
+    runs = []
+    for row in rows:
+        if "assignments" in row:
+            runs.append(dict(row))
+        elif runs:
+            runs[-1].update(row)
+    if not runs:
+        return
+    print("### Local decision cache (Rust client)\n")
+    print("| assignments | p50 ns | p99 ns | p99.9 ns | load | heap bytes per assignment |")
+    print("|---|---|---|---|---|---|")
+    for r in runs:
+        print(f"| {r['assignments']:,} | {r.get('p50')} | {r.get('p99')} | {r.get('p99.9')} | {r.get('load')} | {r.get('per')} |")
+    print()
+    p99 = statistics.median(r["p99"] for r in runs if "p99" in r)
+    verdicts.append(("local Check p99 (median of runs)", "< 2,000 ns", f"{p99:.0f} ns", p99 < 2000))
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -487,40 +523,4 @@ def writes_table(out, verdicts):
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
-
-
-def local_table(out, verdicts):
-    """The client's local decision cache: one row per run of local_check_bench."""
-    path = out / "local.txt"
-    if not path.exists():
-        return
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("local check latency ns:"):
-            f = line.split(":", 1)[1].split()
-            lat = dict(zip(f[0::2], f[1::2]))
-            rows.append({"p50": int(lat["p50"]), "p99": int(lat["p99"]), "p99.9": int(lat["p99.9"])})
-        elif line.startswith("local check:") and rows is not None:
-            assignments = int(line.split("assignments", 1)[1].split(",")[0])
-            rows.append({"assignments": assignments})
-        elif line.startswith("local cache:"):
-            per = float(line.rsplit(",", 1)[1].split()[0])
-            rows[-1]["per"] = per
-            rows[-1]["load"] = line.split("load", 1)[1].split(",")[0].strip()
-    runs = []
-    for row in rows:
-        if "assignments" in row:
-            runs.append(dict(row))
-        elif runs:
-            runs[-1].update(row)
-    if not runs:
-        return
-    print("### Local decision cache (Rust client)\n")
-    print("| assignments | p50 ns | p99 ns | p99.9 ns | load | heap bytes per assignment |")
-    print("|---|---|---|---|---|---|")
-    for r in runs:
-        print(f"| {r['assignments']:,} | {r.get('p50')} | {r.get('p99')} | {r.get('p99.9')} | {r.get('load')} | {r.get('per')} |")
-    print()
-    p99 = statistics.median(r["p99"] for r in runs if "p99" in r)
-    verdicts.append(("local Check p99 (median of runs)", "< 2,000 ns", f"{p99:.0f} ns", p99 < 2000))
 
