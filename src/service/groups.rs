@@ -218,10 +218,13 @@ impl Command for AddGroupMembers {
             .collect();
         tx.insert_members(id, &new).await?;
         tx.touch_group(id).await?;
-        let after = tx
-            .find_group(id)
-            .await?
-            .ok_or_else(|| Error::not_found("group", id.to_string()))?;
+        // What `touch_group` wrote, without reading the group back.
+        let after = Group {
+            member_count: before.member_count + new.len() as u64,
+            update_time: tx.now,
+            revision: tx.revision,
+            ..before.clone()
+        };
         if !new.is_empty() {
             tx.record(Delta::GroupMembersAdded {
                 group: id,
@@ -265,10 +268,12 @@ impl Command for RemoveGroupMembers {
         }
         tx.delete_members(id, &present).await?;
         tx.touch_group(id).await?;
-        let after = tx
-            .find_group(id)
-            .await?
-            .ok_or_else(|| Error::not_found("group", id.to_string()))?;
+        let after = Group {
+            member_count: before.member_count.saturating_sub(present.len() as u64),
+            update_time: tx.now,
+            revision: tx.revision,
+            ..before.clone()
+        };
         if !present.is_empty() {
             tx.record(Delta::GroupMembersRemoved {
                 group: id,

@@ -244,6 +244,8 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
                     if let Some(key) = &opts.idempotency {
                         service.remember(tx, tx.rpc(), key, &value).await?;
                     }
+                    // Its staged rows written now, a collision fails this write, not the batch.
+                    tx.flush_staged().await?;
                     Ok::<_, Error>((value, kind, target))
                 }
                 .await;

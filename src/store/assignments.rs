@@ -1,7 +1,7 @@
 //! Assignments: who holds which role.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use super::entity::{assignment, role};
@@ -22,6 +22,28 @@ pub fn assignment_key(role: &str, identity: &IdentityId, scope: &Scope) -> Strin
 }
 
 pub(super) const ACTIVE: &str = "ACTIVE";
+
+const ASSIGNMENT_COLUMNS: &str = "assignments (id, tenant_id, role_id, identity_id, \
+     identity_kind, scope, is_immutable, expire_time, reason, status, create_time, update_time, \
+     revision)";
+
+fn assignment_row(a: &Assignment) -> Vec<sea_orm::Value> {
+    vec![
+        a.id.to_string().into(),
+        a.tenant.as_str().into(),
+        a.role_id.to_string().into(),
+        a.identity.id.as_str().into(),
+        a.identity.kind.as_str().into(),
+        a.scope.as_str().into(),
+        a.is_immutable.into(),
+        a.expire_time.map(micros).into(),
+        a.reason.as_str().into(),
+        ACTIVE.into(),
+        micros(a.create_time).into(),
+        micros(a.update_time).into(),
+        rev_i64(a.revision).into(),
+    ]
+}
 
 pub(super) fn to_assignment(m: assignment::Model, role_name: String) -> Result<Assignment, Error> {
     Ok(Assignment {
@@ -58,40 +80,66 @@ async fn role_name(conn: &impl ConnectionTrait, role_id: &str) -> Result<String,
 }
 
 impl WriteTx {
-    /// Inserts an assignment; ALREADY_EXISTS (with the existing id) when the identity already
-    /// holds the role.
+    /// Inserts an assignment: staged, and written with the others this write stages before its
+    /// next statement or at its end (`flush_staged`), where a collision is ALREADY_EXISTS with
+    /// the existing id.
     pub async fn insert_assignment(&self, a: &Assignment) -> Result<(), Error> {
-        let result = assignment::ActiveModel {
-            id: Set(a.id.to_string()),
-            tenant_id: Set(a.tenant.to_string()),
-            role_id: Set(a.role_id.to_string()),
-            identity_id: Set(a.identity.id.to_string()),
-            identity_kind: Set(a.identity.kind.as_str().to_owned()),
-            scope: Set(a.scope.as_str().to_owned()),
-            is_immutable: Set(a.is_immutable),
-            expire_time: Set(a.expire_time.map(micros)),
-            reason: Set(a.reason.clone()),
-            status: Set(ACTIVE.to_owned()),
-            create_time: Set(micros(a.create_time)),
-            update_time: Set(micros(a.update_time)),
-            revision: Set(rev_i64(a.revision)),
+        let full = {
+            let mut staged = self.staged.lock();
+            staged.push(a.clone());
+            staged.len() >= super::batch::ROWS_PER_INSERT
+        };
+        if full {
+            self.flush_staged().await?;
         }
-        .insert(&self.txn)
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => {
-                let existing = self
-                    .find_assignment_of(a.role_id, &a.identity.id, &a.scope)
-                    .await?;
-                Err(Error::AlreadyExists {
-                    kind: "assignment",
-                    key: assignment_key(&a.role_name, &a.identity.id, &a.scope),
-                    existing_id: existing.map(|e| e.id.to_string()),
-                })
+        Ok(())
+    }
+
+    /// The open transaction, with every staged assignment written: what each statement of a
+    /// write runs on, so that none of them misses an assignment the write made.
+    pub(super) async fn conn(&self) -> Result<&DatabaseTransaction, Error> {
+        self.flush_staged().await?;
+        Ok(&self.txn)
+    }
+
+    /// Writes the staged assignments, in multi-row INSERTs.
+    pub async fn flush_staged(&self) -> Result<(), Error> {
+        let staged = std::mem::take(&mut *self.staged.lock());
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let backend = self.txn.get_database_backend();
+        for chunk in staged.chunks(super::batch::ROWS_PER_INSERT) {
+            let rows = chunk.iter().map(assignment_row).collect();
+            let mut sql = super::batch::Sql::new(backend);
+            let text = sql.insert(ASSIGNMENT_COLUMNS, rows);
+            match sql.run_raw(&self.txn, text).await {
+                Ok(()) => {}
+                Err(e) if is_unique_violation(&e) => return Err(self.collision(chunk).await),
+                Err(e) => return Err(db_error(e)),
             }
-            Err(e) => Err(db_error(e)),
         }
+        Ok(())
+    }
+
+    /// ALREADY_EXISTS for the first of `chunk` that another write committed meanwhile.
+    async fn collision(&self, chunk: &[Assignment]) -> Error {
+        for a in chunk {
+            // A failed statement aborts a PostgreSQL transaction: the write is lost anyway, so
+            // the lookup may fail too, and then the answer is a plain conflict.
+            match self.find_assignment_of(a.role_id, &a.identity.id, &a.scope).await {
+                Ok(Some(existing)) if existing.id != a.id => {
+                    return Error::AlreadyExists {
+                        kind: "assignment",
+                        key: assignment_key(&a.role_name, &a.identity.id, &a.scope),
+                        existing_id: Some(existing.id.to_string()),
+                    };
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Error::conflict()
     }
 
     /// The kind `identity` holds its assignments as, if it holds any.
@@ -102,7 +150,7 @@ impl WriteTx {
         let row = assignment::Entity::find()
             .filter(assignment::Column::TenantId.eq(self.tenant().as_str()))
             .filter(assignment::Column::IdentityId.eq(identity.as_str()))
-            .one(&self.txn)
+            .one(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(row.and_then(|m| IdentityKind::parse(&m.identity_kind)))
@@ -120,12 +168,12 @@ impl WriteTx {
             .filter(assignment::Column::RoleId.eq(role.to_string()))
             .filter(assignment::Column::IdentityId.eq(identity.as_str()))
             .filter(assignment::Column::Scope.eq(scope.as_str()))
-            .one(&self.txn)
+            .one(self.conn().await?)
             .await
             .map_err(db_error)?;
         match row {
             Some(m) => {
-                let name = role_name(&self.txn, &m.role_id).await?;
+                let name = role_name(self.conn().await?, &m.role_id).await?;
                 to_assignment(m, name).map(Some)
             }
             None => Ok(None),
@@ -134,11 +182,11 @@ impl WriteTx {
 
     /// Every assignment of `role`, oldest first.
     pub async fn assignments_of_role(&self, role: RoleId) -> Result<Vec<Assignment>, Error> {
-        let name = role_name(&self.txn, &role.to_string()).await?;
+        let name = role_name(self.conn().await?, &role.to_string()).await?;
         let rows = assignment::Entity::find()
             .filter(assignment::Column::RoleId.eq(role.to_string()))
             .order_by_asc(assignment::Column::Id)
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
         rows.into_iter()
@@ -148,7 +196,7 @@ impl WriteTx {
 
     pub async fn delete_assignment(&self, id: AssignmentId) -> Result<(), Error> {
         assignment::Entity::delete_by_id(id.to_string())
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -256,7 +304,7 @@ impl super::Store {
 
 impl WriteTx {
     pub async fn find_assignment(&self, id: AssignmentId) -> Result<Option<Assignment>, Error> {
-        find_assignment(&self.txn, self.tenant(), id).await
+        find_assignment(self.conn().await?, self.tenant(), id).await
     }
 }
 
@@ -303,7 +351,7 @@ impl WriteTx {
             )
             .filter(assignment::Column::Id.eq(id.to_string()))
             .filter(assignment::Column::Status.eq(ACTIVE))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(result.rows_affected == 1)

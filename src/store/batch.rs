@@ -15,7 +15,7 @@ use crate::domain::{AuditEventId, AuditRecord, Caller, Change, Delta, Error, Rev
 pub const MAX_BATCH: usize = 64;
 
 /// Rows per multi-row INSERT, well under both engines' bound-parameter limits (13 columns).
-const ROWS_PER_INSERT: usize = 2_000;
+pub(super) const ROWS_PER_INSERT: usize = 2_000;
 
 /// Locks the tenant's counter row (creating it at 0) and reads its revision, without taking one:
 /// the batch learns how many of its writes succeed before it moves the counter.
@@ -102,6 +102,7 @@ impl WriteBatch {
         };
         Ok(WriteTx {
             txn,
+            staged: Default::default(),
             revision: Revision(self.revision.0 + 1),
             roles_as_of: (!self.roles_changed).then_some(self.base),
             assignments_as_of: Some(self.base),
@@ -118,6 +119,8 @@ impl WriteBatch {
     /// Keeps a write that succeeded: it commits with the batch under the revision it was given,
     /// logged as `kind` on `target`.
     pub async fn keep(&mut self, tx: WriteTx, kind: &str, target: &str) -> Result<Revision, Error> {
+        // The writer flushed already (so a collision fails the write, not the batch).
+        tx.flush_staged().await?;
         let (txn, _, kept) = tx.into_kept(kind, target);
         let deltas = &kept.change.deltas;
         self.roles_changed |= deltas.iter().any(Delta::changes_roles);
@@ -273,13 +276,13 @@ fn chunked(rows: impl Iterator<Item = Vec<Value>>) -> Vec<Vec<Vec<Value>>> {
 }
 
 /// A statement with positional parameters in the engine's spelling (`$n` or `?`).
-struct Sql {
+pub(super) struct Sql {
     backend: DbBackend,
     values: Vec<Value>,
 }
 
 impl Sql {
-    fn new(backend: DbBackend) -> Self {
+    pub(super) fn new(backend: DbBackend) -> Self {
         Self {
             backend,
             values: Vec::new(),
@@ -295,7 +298,7 @@ impl Sql {
     }
 
     /// `INSERT INTO {table} VALUES (..), (..)` for `rows`.
-    fn insert(&mut self, table: &str, rows: Vec<Vec<Value>>) -> String {
+    pub(super) fn insert(&mut self, table: &str, rows: Vec<Vec<Value>>) -> String {
         let tuples: Vec<String> = rows
             .into_iter()
             .map(|row| {
@@ -307,13 +310,21 @@ impl Sql {
     }
 
     async fn run(self, txn: &DatabaseTransaction, text: String) -> Result<(), Error> {
+        self.run_raw(txn, text).await.map_err(db_error)
+    }
+
+    /// `run`, with the driver's error for the caller to tell collisions apart.
+    pub(super) async fn run_raw(
+        self,
+        txn: &DatabaseTransaction,
+        text: String,
+    ) -> Result<(), sea_orm::DbErr> {
         txn.execute_raw(Statement::from_sql_and_values(
             self.backend,
             text,
             self.values,
         ))
         .await
-        .map_err(db_error)?;
-        Ok(())
+        .map(drop)
     }
 }

@@ -287,18 +287,18 @@ impl Store {
 
 impl WriteTx {
     pub async fn find_permission(&self, r: &PermissionRef) -> Result<Option<Permission>, Error> {
-        find_permission(&self.txn, self.tenant(), r).await
+        find_permission(self.conn().await?, self.tenant(), r).await
     }
 
     pub async fn resolve_permissions(
         &self,
         refs: &[PermissionRef],
     ) -> Result<Vec<Permission>, Error> {
-        resolve_permissions(&self.txn, self.tenant(), refs).await
+        resolve_permissions(self.conn().await?, self.tenant(), refs).await
     }
 
     pub async fn find_role(&self, r: &RoleRef) -> Result<Option<Role>, Error> {
-        find_role(&self.txn, self.tenant(), r).await
+        find_role(self.conn().await?, self.tenant(), r).await
     }
 
     pub async fn insert_permission(&self, p: &Permission) -> Result<(), Error> {
@@ -312,7 +312,7 @@ impl WriteTx {
             update_time: Set(micros(p.update_time)),
             revision: Set(rev_i64(p.revision)),
         }
-        .insert(&self.txn)
+        .insert(self.conn().await?)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -343,7 +343,7 @@ impl WriteTx {
                 Expr::value(rev_i64(p.revision)),
             )
             .filter(permission::Column::Id.eq(p.id.to_string()))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -352,11 +352,11 @@ impl WriteTx {
     pub async fn delete_permission(&self, id: PermissionId) -> Result<(), Error> {
         role_permission::Entity::delete_many()
             .filter(role_permission::Column::PermissionId.eq(id.to_string()))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         permission::Entity::delete_by_id(id.to_string())
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -369,16 +369,16 @@ impl WriteTx {
             .column(role_permission::Column::RoleId)
             .filter(role_permission::Column::PermissionId.eq(permission.to_string()))
             .into_tuple()
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
         let rows = role::Entity::find()
             .filter(role::Column::Id.is_in(role_ids))
             .order_by_asc(role::Column::Name)
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
-        with_permissions(&self.txn, rows).await
+        with_permissions(self.conn().await?, rows).await
     }
 
     pub async fn insert_role(&self, r: &Role, permissions: &[PermissionId]) -> Result<(), Error> {
@@ -396,7 +396,7 @@ impl WriteTx {
             update_time: Set(micros(r.update_time)),
             revision: Set(rev_i64(r.revision)),
         }
-        .insert(&self.txn)
+        .insert(self.conn().await?)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -435,7 +435,7 @@ impl WriteTx {
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_without_returning(&self.txn)
+            .exec_without_returning(self.conn().await?)
             .await
             .map_err(db_error)?;
         }
@@ -451,7 +451,7 @@ impl WriteTx {
         role_permission::Entity::delete_many()
             .filter(role_permission::Column::RoleId.eq(role.to_string()))
             .filter(role_permission::Column::PermissionId.is_in(ids))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -464,7 +464,7 @@ impl WriteTx {
             .column(role_permission::Column::PermissionId)
             .filter(role_permission::Column::RoleId.eq(role.to_string()))
             .into_tuple()
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
         ids.iter()
@@ -492,7 +492,7 @@ impl WriteTx {
             .col_expr(role::Column::UpdateTime, Expr::value(micros(r.update_time)))
             .col_expr(role::Column::Revision, Expr::value(rev_i64(r.revision)))
             .filter(role::Column::Id.eq(r.id.to_string()))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -508,7 +508,7 @@ impl WriteTx {
             .column(role::Column::IncludedRoles)
             .filter(role::Column::TenantId.eq(self.tenant().as_str()))
             .into_tuple()
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
         rows.into_iter()
@@ -525,11 +525,11 @@ impl WriteTx {
     pub async fn delete_role(&self, id: RoleId) -> Result<(), Error> {
         role_permission::Entity::delete_many()
             .filter(role_permission::Column::RoleId.eq(id.to_string()))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         role::Entity::delete_by_id(id.to_string())
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -538,7 +538,7 @@ impl WriteTx {
     pub async fn count_assignments_of_role(&self, id: RoleId) -> Result<u64, Error> {
         assignment::Entity::find()
             .filter(assignment::Column::RoleId.eq(id.to_string()))
-            .count(&self.txn)
+            .count(self.conn().await?)
             .await
             .map_err(db_error)
     }

@@ -167,7 +167,7 @@ impl WriteTx {
         &self,
         id: ChangeRequestId,
     ) -> Result<Option<ChangeRequest>, Error> {
-        find(&self.txn, self.tenant(), id).await
+        find(self.conn().await?, self.tenant(), id).await
     }
 
     pub async fn insert_change_request(&self, c: &ChangeRequest) -> Result<(), Error> {
@@ -205,7 +205,7 @@ impl WriteTx {
             approvals: Set(super::to_json_column(Some(&c.approvals))),
             proposed_change: Set(super::to_json_column(c.proposed_change.as_ref())),
         }
-        .insert(&self.txn)
+        .insert(self.conn().await?)
         .await
         .map_err(db_error)?;
         Ok(())
@@ -249,7 +249,7 @@ impl WriteTx {
             )
             .filter(change_request::Column::Id.eq(c.id.to_string()))
             .filter(change_request::Column::Status.eq("PENDING"))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(result.rows_affected == 1)
@@ -270,7 +270,7 @@ impl WriteTx {
             .filter(change_request::Column::Kind.eq(kind_str(kind)))
             .filter(change_request::Column::RoleId.eq(role.to_string()))
             .filter(change_request::Column::IdentityId.eq(identity.as_str()))
-            .one(&self.txn)
+            .one(self.conn().await?)
             .await
             .map_err(db_error)?
             .map(to_change_request)

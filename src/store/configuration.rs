@@ -130,6 +130,6 @@ impl Store {
 impl WriteTx {
     /// The tenant as this transaction sees it.
     pub async fn tenant_state(&self) -> Result<TenantState, Error> {
-        tenant_state(&self.txn, self.tenant()).await
+        tenant_state(self.conn().await?, self.tenant()).await
     }
 }

@@ -102,7 +102,7 @@ impl Store {
 
 impl WriteTx {
     pub async fn find_group(&self, id: GroupId) -> Result<Option<Group>, Error> {
-        find_group(&self.txn, self.tenant(), id).await
+        find_group(self.conn().await?, self.tenant(), id).await
     }
 
     pub async fn insert_group(&self, g: &Group) -> Result<(), Error> {
@@ -115,7 +115,7 @@ impl WriteTx {
             update_time: Set(micros(g.update_time)),
             revision: Set(rev_i64(g.revision)),
         }
-        .insert(&self.txn)
+        .insert(self.conn().await?)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -136,7 +136,7 @@ impl WriteTx {
             .col_expr(group::Column::UpdateTime, Expr::value(micros(self.now)))
             .col_expr(group::Column::Revision, Expr::value(rev_i64(self.revision)))
             .filter(group::Column::Id.eq(id.to_string()))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -155,7 +155,7 @@ impl WriteTx {
             .filter(group_member::Column::GroupId.eq(group.to_string()))
             .filter(group_member::Column::IdentityId.is_in(ids))
             .into_tuple()
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
         rows.iter()
@@ -175,7 +175,7 @@ impl WriteTx {
                 identity_id: Set(m.to_string()),
                 tenant_id: Set(self.tenant().to_string()),
             }))
-            .exec_without_returning(&self.txn)
+            .exec_without_returning(self.conn().await?)
             .await
             .map_err(db_error)?;
         }
@@ -191,7 +191,7 @@ impl WriteTx {
         group_member::Entity::delete_many()
             .filter(group_member::Column::GroupId.eq(group.to_string()))
             .filter(group_member::Column::IdentityId.is_in(ids))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -203,7 +203,7 @@ impl WriteTx {
             .column(group_member::Column::IdentityId)
             .filter(group_member::Column::GroupId.eq(group.to_string()))
             .into_tuple()
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
         rows.iter()
@@ -219,7 +219,7 @@ impl WriteTx {
         let rows = assignment::Entity::find()
             .filter(assignment::Column::TenantId.eq(self.tenant().as_str()))
             .filter(assignment::Column::IdentityId.eq(identity.as_str()))
-            .all(&self.txn)
+            .all(self.conn().await?)
             .await
             .map_err(db_error)?;
         rows.into_iter()
@@ -230,11 +230,11 @@ impl WriteTx {
     pub async fn delete_group(&self, id: GroupId) -> Result<(), Error> {
         group_member::Entity::delete_many()
             .filter(group_member::Column::GroupId.eq(id.to_string()))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         group::Entity::delete_by_id(id.to_string())
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())

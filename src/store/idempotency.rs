@@ -64,7 +64,7 @@ impl WriteTx {
             .filter(idempotency_key::Column::Caller.eq(self.caller.subject.as_str()))
             .filter(idempotency_key::Column::Key.eq(key))
             .filter(idempotency_key::Column::CreateTime.lt(micros(stale_before)))
-            .exec(&self.txn)
+            .exec(self.conn().await?)
             .await
             .map_err(db_error)?;
         idempotency_key::ActiveModel {
@@ -76,7 +76,7 @@ impl WriteTx {
             response: Set(response),
             create_time: Set(micros(self.now)),
         }
-        .insert(&self.txn)
+        .insert(self.conn().await?)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {

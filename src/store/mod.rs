@@ -28,7 +28,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::{AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
+use crate::domain::{Assignment, AuditRecord, Caller, Change, Delta, Error, Revision, TenantId};
 
 pub use assignments::assignment_key;
 pub use batch::{MAX_BATCH, WriteBatch};
@@ -186,6 +186,7 @@ impl Store {
         let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
         let revision = Revision(u64::try_from(revision).context("negative revision")?);
         Ok(WriteTx {
+            staged: Default::default(),
             txn,
             revision,
             roles_as_of: Some(Revision(revision.0.saturating_sub(1))),
@@ -253,7 +254,11 @@ pub struct Trial {
 /// One open write. Dropping it without `commit` rolls everything back (dry runs do exactly that).
 #[derive(Debug)]
 pub struct WriteTx {
+    /// Reach it through `conn()`, which first writes the staged assignments.
     txn: DatabaseTransaction,
+    /// Assignments inserted but not written yet: a write that makes many (a configuration,
+    /// a batch) sends them as multi-row INSERTs, before its next statement or at its end.
+    staged: parking_lot::Mutex<Vec<Assignment>>,
     /// The revision this write will commit as.
     pub revision: Revision,
     /// The tenant revision whose roles this write sees (none when an earlier write of its batch
@@ -288,7 +293,8 @@ impl WriteTx {
     /// Starts playing changes that `end_trial` will undo (a savepoint, and the deltas and audit
     /// records collected so far).
     pub async fn begin_trial(&mut self) -> Result<Trial, Error> {
-        self.txn
+        self.conn()
+            .await?
             .execute_unprepared("SAVEPOINT warden_trial")
             .await
             .map_err(db_error)?;
@@ -300,6 +306,8 @@ impl WriteTx {
 
     /// Undoes everything since `begin_trial`.
     pub async fn end_trial(&mut self, trial: Trial) -> Result<(), Error> {
+        // What the trial staged is undone with it.
+        self.staged.lock().clear();
         self.txn
             .execute_unprepared("ROLLBACK TO SAVEPOINT warden_trial")
             .await
@@ -395,6 +403,7 @@ impl WriteTx {
     /// Writes the change-log row and the audit events, commits, and has the other replicas
     /// told. Returns the committed change.
     pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
+        self.flush_staged().await?;
         let (txn, notifier, kept) = self.into_kept(kind, target);
         let revision = kept.change.revision;
         let kept = [kept];

@@ -67,16 +67,16 @@ impl Store {
 impl WriteTx {
     /// The registry entry of this write's tenant.
     pub async fn find_own_tenant(&self) -> Result<Option<Tenant>, Error> {
-        find_tenant(&self.txn, self.tenant()).await
+        find_tenant(self.conn().await?, self.tenant()).await
     }
 
     pub async fn insert_tenant(&self, t: &Tenant) -> Result<(), Error> {
-        row(t).insert(&self.txn).await.map_err(db_error)?;
+        row(t).insert(self.conn().await?).await.map_err(db_error)?;
         Ok(())
     }
 
     pub async fn update_tenant(&self, t: &Tenant) -> Result<(), Error> {
-        row(t).update(&self.txn).await.map_err(db_error)?;
+        row(t).update(self.conn().await?).await.map_err(db_error)?;
         Ok(())
     }
 }
