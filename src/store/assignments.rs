@@ -127,7 +127,14 @@ impl WriteTx {
         for a in chunk {
             // A failed statement aborts a PostgreSQL transaction: the write is lost anyway, so
             // the lookup may fail too, and then the answer is a plain conflict.
-            match self.find_assignment_of(a.role_id, &a.identity.id, &a.scope).await {
+            let found = assignment_of(
+                &self.txn,
+                self.tenant(),
+                a.role_id,
+                &a.identity.id,
+                &a.scope,
+            );
+            match found.await {
                 Ok(Some(existing)) if existing.id != a.id => {
                     return Error::AlreadyExists {
                         kind: "assignment",
@@ -163,21 +170,7 @@ impl WriteTx {
         identity: &IdentityId,
         scope: &Scope,
     ) -> Result<Option<Assignment>, Error> {
-        let row = assignment::Entity::find()
-            .filter(assignment::Column::TenantId.eq(self.tenant().as_str()))
-            .filter(assignment::Column::RoleId.eq(role.to_string()))
-            .filter(assignment::Column::IdentityId.eq(identity.as_str()))
-            .filter(assignment::Column::Scope.eq(scope.as_str()))
-            .one(self.conn().await?)
-            .await
-            .map_err(db_error)?;
-        match row {
-            Some(m) => {
-                let name = role_name(self.conn().await?, &m.role_id).await?;
-                to_assignment(m, name).map(Some)
-            }
-            None => Ok(None),
-        }
+        assignment_of(self.conn().await?, self.tenant(), role, identity, scope).await
     }
 
     /// Every assignment of `role`, oldest first.
@@ -200,6 +193,30 @@ impl WriteTx {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+}
+
+async fn assignment_of(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    role: RoleId,
+    identity: &IdentityId,
+    scope: &Scope,
+) -> Result<Option<Assignment>, Error> {
+    let row = assignment::Entity::find()
+        .filter(assignment::Column::TenantId.eq(tenant.as_str()))
+        .filter(assignment::Column::RoleId.eq(role.to_string()))
+        .filter(assignment::Column::IdentityId.eq(identity.as_str()))
+        .filter(assignment::Column::Scope.eq(scope.as_str()))
+        .one(conn)
+        .await
+        .map_err(db_error)?;
+    match row {
+        Some(m) => {
+            let name = role_name(conn, &m.role_id).await?;
+            to_assignment(m, name).map(Some)
+        }
+        None => Ok(None),
     }
 }
 
