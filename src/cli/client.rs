@@ -1,18 +1,17 @@
-//! The connection to the server, and the token every call carries.
+//! The connection to the server, and the token every call carries: the Rust client crate's
+//! `Client` (TLS with `--cacert` or the public roots, the bearer token on every call), so the
+//! CLI speaks to Warden exactly as a service using `warden-client` does.
 
 use std::time::Duration;
 
 use tonic::Request;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use warden_client::{Authed, TokenSource, pb};
 
 use super::exit::Failure;
 use super::{ClientArgs, Output};
-use crate::proto::pb;
 
 pub(crate) struct Client {
-    channel: Channel,
-    authorization: Option<MetadataValue<Ascii>>,
+    inner: warden_client::Client,
     pub(crate) output: Option<Output>,
 }
 
@@ -21,117 +20,92 @@ impl Client {
     /// rather than as whatever the first RPC makes of it.
     pub(crate) async fn connect(args: &ClientArgs) -> Result<Self, Failure> {
         let url = args.server.trim_end_matches('/');
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| Failure::Usage(format!("--server {url}: {e}")))?
-            .connect_timeout(Duration::from_secs(10));
-        let endpoint = if url.starts_with("https://") {
-            let tls = match &args.cacert {
-                Some(path) => {
-                    let pem = std::fs::read(path)
-                        .map_err(|e| Failure::Usage(format!("--cacert {}: {e}", path.display())))?;
-                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
-                }
-                None => ClientTlsConfig::new().with_webpki_roots(),
-            };
-            endpoint
-                .tls_config(tls)
-                .map_err(|e| Failure::Usage(format!("--cacert: {}", chain(&e))))?
-        } else if url.starts_with("http://") {
-            if args.cacert.is_some() {
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            return Err(Failure::Usage(format!(
+                "--server {url}: must start with http:// (plaintext) or https:// (TLS)"
+            )));
+        }
+        let mut builder = warden_client::Client::builder(url)
+            .connect_timeout(Duration::from_secs(10))
+            // One attempt: the CLI reports what happened; a script decides whether to retry.
+            .max_attempts(1);
+        match &args.cacert {
+            Some(path) if url.starts_with("https://") => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| Failure::Usage(format!("--cacert {}: {e}", path.display())))?;
+                builder = builder.ca_certificate(pem);
+            }
+            Some(_) => {
                 return Err(Failure::Usage(format!(
                     "--cacert is for an https:// server; {url} is plaintext"
                 )));
             }
-            endpoint
-        } else {
-            return Err(Failure::Usage(format!(
-                "--server {url}: must start with http:// (plaintext) or https:// (TLS)"
-            )));
-        };
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| Failure::Unreachable(format!("cannot reach {url}: {}", chain(&e))))?;
-        let authorization = match args.token.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(token) => Some(
-                MetadataValue::try_from(format!("Bearer {token}"))
-                    .map_err(|_| Failure::Usage("--token: not a valid token".into()))?,
-            ),
-        };
+            None => {}
+        }
+        match args.token.as_deref().map(str::trim) {
+            None | Some("") => {}
+            Some(token) => {
+                if tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).is_err() {
+                    return Err(Failure::Usage("--token: not a valid token".into()));
+                }
+                builder = builder.token(TokenSource::Static(token.to_owned()));
+            }
+        }
+        let inner = builder.connect().await.map_err(|e| match e {
+            warden_client::Error::Config(message) => Failure::Usage(message),
+            warden_client::Error::Api { message, .. } => Failure::Unreachable(message),
+            other => Failure::Unreachable(other.to_string()),
+        })?;
         Ok(Self {
-            channel,
-            authorization,
+            inner,
             output: args.output,
         })
     }
 
-    /// A request carrying the token.
+    /// A request; the client adds the token.
     pub(crate) fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        if let Some(value) = &self.authorization {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        request
+        Request::new(message)
     }
 
-    pub(crate) fn roles(&self) -> pb::role_service_client::RoleServiceClient<Channel> {
-        pb::role_service_client::RoleServiceClient::new(self.channel.clone())
+    pub(crate) fn roles(&self) -> pb::role_service_client::RoleServiceClient<Authed> {
+        self.inner.roles()
     }
 
     pub(crate) fn permissions(
         &self,
-    ) -> pb::permission_service_client::PermissionServiceClient<Channel> {
-        pb::permission_service_client::PermissionServiceClient::new(self.channel.clone())
+    ) -> pb::permission_service_client::PermissionServiceClient<Authed> {
+        self.inner.permissions()
     }
 
-    pub(crate) fn groups(&self) -> pb::group_service_client::GroupServiceClient<Channel> {
-        pb::group_service_client::GroupServiceClient::new(self.channel.clone())
+    pub(crate) fn groups(&self) -> pb::group_service_client::GroupServiceClient<Authed> {
+        self.inner.groups()
     }
 
     pub(crate) fn assignments(
         &self,
-    ) -> pb::assignment_service_client::AssignmentServiceClient<Channel> {
-        pb::assignment_service_client::AssignmentServiceClient::new(self.channel.clone())
+    ) -> pb::assignment_service_client::AssignmentServiceClient<Authed> {
+        self.inner.assignments()
     }
 
     pub(crate) fn change_requests(
         &self,
-    ) -> pb::change_request_service_client::ChangeRequestServiceClient<Channel> {
-        pb::change_request_service_client::ChangeRequestServiceClient::new(self.channel.clone())
+    ) -> pb::change_request_service_client::ChangeRequestServiceClient<Authed> {
+        self.inner.change_requests()
     }
 
     pub(crate) fn authorization(
         &self,
-    ) -> pb::authorization_service_client::AuthorizationServiceClient<Channel> {
-        pb::authorization_service_client::AuthorizationServiceClient::new(self.channel.clone())
+    ) -> pb::authorization_service_client::AuthorizationServiceClient<Authed> {
+        self.inner.authorization()
     }
 
-    pub(crate) fn audit(&self) -> pb::audit_service_client::AuditServiceClient<Channel> {
-        pb::audit_service_client::AuditServiceClient::new(self.channel.clone())
+    pub(crate) fn audit(&self) -> pb::audit_service_client::AuditServiceClient<Authed> {
+        self.inner.audit()
     }
 
     pub(crate) fn configuration(
         &self,
-    ) -> pb::configuration_service_client::ConfigurationServiceClient<Channel> {
-        pb::configuration_service_client::ConfigurationServiceClient::new(self.channel.clone())
+    ) -> pb::configuration_service_client::ConfigurationServiceClient<Authed> {
+        self.inner.configuration()
     }
-}
-
-/// An error and its causes on one line (tonic's transport error alone says only "transport
-/// error").
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        source = cause.source();
-    }
-    text
 }

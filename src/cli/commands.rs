@@ -11,7 +11,7 @@ use super::client::Client;
 use super::exit::{Failure, Outcome};
 use super::json::{ToJson, rfc3339};
 use super::output::{Output, cell, fields, line, out, structured, table};
-use crate::proto::pb;
+use warden_client::pb;
 
 /// Lists ask for the server's largest page.
 const PAGE: i32 = 1000;

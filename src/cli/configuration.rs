@@ -9,7 +9,7 @@ use super::document::{Document, Format};
 use super::exit::{Failure, Outcome};
 use super::json::ToJson as _;
 use super::output::{Output, line, out, structured};
-use crate::proto::pb;
+use warden_client::pb;
 
 pub(crate) async fn apply(client: &Client, args: ApplyArgs) -> Result<Outcome, Failure> {
     let (text, format) = read(&args.file)?;

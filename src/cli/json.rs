@@ -7,7 +7,7 @@
 use prost_types::value::Kind;
 use serde_json::{Map, Value, json};
 
-use crate::proto::pb;
+use warden_client::pb;
 
 /// A message printed with `-o json`.
 pub(crate) trait ToJson {

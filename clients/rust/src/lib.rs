@@ -96,6 +96,7 @@ pub struct ClientBuilder {
     max_attempts: u32,
     backoff: Duration,
     timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
 }
 
 impl ClientBuilder {
@@ -130,11 +131,20 @@ impl ClientBuilder {
         self
     }
 
+    /// How long connecting may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
     fn endpoint(&self) -> Result<Endpoint> {
         let mut endpoint = Endpoint::from_shared(self.url.clone())
             .map_err(|e| Error::Config(format!("{}: {e}", self.url)))?;
         if let Some(timeout) = self.timeout {
             endpoint = endpoint.timeout(timeout);
+        }
+        if let Some(timeout) = self.connect_timeout {
+            endpoint = endpoint.connect_timeout(timeout);
         }
         if self.url.starts_with("https://") {
             let tls = match &self.ca_pem {
@@ -159,7 +169,7 @@ impl ClientBuilder {
             code: tonic::Code::Unavailable,
             reason: None,
             reason_text: None,
-            message: format!("cannot connect to {}: {e}", self.url),
+            message: format!("cannot reach {}: {}", self.url, causes(&e)),
             metadata: Default::default(),
             field_violations: Vec::new(),
             retry_after: None,
@@ -222,6 +232,22 @@ impl tonic::service::Interceptor for Auth {
     }
 }
 
+/// An error and its causes on one line (tonic's transport error alone says only "transport
+/// error").
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A connection to Warden (cheap to clone; clones share the connection and the kept revision).
 #[derive(Clone)]
 pub struct Client {
@@ -261,6 +287,7 @@ impl Client {
             max_attempts: 4,
             backoff: Duration::from_millis(100),
             timeout: None,
+            connect_timeout: None,
         }
     }
 
