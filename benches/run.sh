@@ -13,6 +13,9 @@
 #                Warden runs on SQLite seeded through the API with grpcurl; every request carries
 #                `authorization: Bearer <token>`. Also measured, alternated with the others:
 #                warden-getrole, GetRole {role: {name: "reader"}} (an admin read), at GETROLE_CONFIGS;
+#                warden-getrole-pg, the same GetRole on a second `warden serve` on PostgreSQL
+#                (PG_URL, database warden_bench_getrole, seeded through the API the same way), at
+#                GETROLE_PG_CONFIGS;
 #                warden-otlp1, Check on a second `warden serve` on the same SQLite file that exports
 #                its spans over OTLP/gRPC, sampler parentbased_traceidratio at 0.01, to a local
 #                receiver (benches/otlp_sink.py, which counts what it gets), at OTLP_CONFIGS. The
@@ -70,7 +73,8 @@
 #   DURATION (s per h2load run, 5), WARMUP (s, 1), REPS (3), MODES ("unpinned pinned"),
 #   CONFIGS ("c1m64 c4m16 c1m1" = connections x streams per connection),
 #   FLOOR_BEARER_CONFIGS ("c1m64": the floor measured again with Warden's bearer header),
-#   GETROLE_CONFIGS ("c1m64": where GetRole is measured), OTLP_CONFIGS ("c1m64": where Check with
+#   GETROLE_CONFIGS ("c1m64": where GetRole is measured), GETROLE_PG_CONFIGS ("c1m64": where GetRole on
+#   PostgreSQL is measured), OTLP_CONFIGS ("c1m64": where Check with
 #   OTLP export at a 1 % sampler is measured); empty skips them,
 #   CHECK_PEERS ("tonic-floor cerbos": what runs beside Warden in the check section; without
 #     tonic-floor there is no floor build and no ratio, without cerbos no npm download),
@@ -107,6 +111,7 @@ BATCH_CONFIGS=${BATCH_CONFIGS:-"c1m64 c1m1"}
 # Where the floor is also measured with Warden's bearer header (HPACK carries it on every request).
 FLOOR_BEARER_CONFIGS=${FLOOR_BEARER_CONFIGS-"c1m64"}
 GETROLE_CONFIGS=${GETROLE_CONFIGS-"c1m64"}
+GETROLE_PG_CONFIGS=${GETROLE_PG_CONFIGS-"c1m64"}
 OTLP_CONFIGS=${OTLP_CONFIGS-"c1m64"}
 SCOPED_CONFIGS=${SCOPED_CONFIGS-"c1m64"}
 TLS_CONFIGS=${TLS_CONFIGS-"c1m64"}
@@ -163,7 +168,8 @@ for t in h2load curl python3 cargo taskset; do
   command -v "$t" >/dev/null || die "$t not found (h2load: apt-get install -y nghttp2-client)"
 done
 if peer cerbos; then command -v npm >/dev/null || die "npm not found (Cerbos comes from the npm registry)"; fi
-if has scale || has scopes-scale || has propagation || has writes || has apply; then
+if has scale || has scopes-scale || has propagation || has writes || has apply \
+   || { has check && any_in "$GETROLE_PG_CONFIGS" "$CONFIGS"; }; then
   command -v psql >/dev/null || die "psql not found (PostgreSQL client)"
   psql "$PG_URL/postgres" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
 fi
@@ -453,6 +459,13 @@ if has check || has batch; then
   seeded=0
   OTLP_ON=0; has check && any_in "$OTLP_CONFIGS" "$CONFIGS" && OTLP_ON=1
   GETROLE_ON=0; has check && any_in "$GETROLE_CONFIGS" "$CONFIGS" && GETROLE_ON=1
+  GETROLE_PG_ON=0; has check && any_in "$GETROLE_PG_CONFIGS" "$CONFIGS" && GETROLE_PG_ON=1
+  if [[ $GETROLE_PG_ON == 1 ]]; then
+    DB_GR=warden_bench_getrole
+    psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $DB_GR WITH (FORCE)" >/dev/null
+    psql "$PG_URL/postgres" -qc "CREATE DATABASE $DB_GR" >/dev/null
+    pg_seeded=0
+  fi
   SCOPED_ON=0; has check && any_in "$SCOPED_CONFIGS" "$CONFIGS" && SCOPED_ON=1
   TLS_ON=0; has check && any_in "$TLS_CONFIGS" "$CONFIGS" && TLS_ON=1
   HTTP_ON=0; has check && any_in "$HTTP_CONFIGS" "$CONFIGS" && HTTP_ON=1
@@ -488,6 +501,11 @@ if has check || has batch; then
       [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:alice) == true ]] || die "grpcurl: warden-otlp1 did not allow user:alice"
       [[ $(grpcurl_check "$OPORT" "$CHECK_TOKEN" user:bob) == false ]] || die "grpcurl: warden-otlp1 did not deny user:bob"
     fi
+    if [[ $GETROLE_PG_ON == 1 ]]; then
+      start_warden "check-getrole-pg-$mode" "$PG_URL/$DB_GR" "$pinflag"; GPID=$W_PID; GPORT=$W_PORT
+      if [[ $pg_seeded == 0 ]]; then seed_api "$GPORT" "$CHECK_TOKEN"; pg_seeded=1; fi
+      log "$mode: warden-getrole-pg pid $GPID :$GPORT (PostgreSQL)"
+    fi
     if [[ $TLS_ON == 1 ]]; then
       start_warden "check-tls-$mode" "$CHECK_DB" "$pinflag" "WARDEN_TLS_CERT_FILE=$OUT/tls/server.pem" "WARDEN_TLS_KEY_FILE=$OUT/tls/server.key"
       TPID=$W_PID; TPORT=$W_PORT
@@ -521,6 +539,7 @@ if has check || has batch; then
     verify_body warden "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" check-check "$CHECK_TOKEN"
     has batch && verify_body warden-batch "$WPORT" "$BATCH_PATH" "$OUT/bodies/warden_batch.bin" check-batch "$CHECK_TOKEN"
     [[ $GETROLE_ON == 1 ]] && verify_body warden-getrole "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" check-getrole "$CHECK_TOKEN"
+    [[ $GETROLE_PG_ON == 1 ]] && verify_body warden-getrole-pg "$GPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" check-getrole "$CHECK_TOKEN"
     if [[ $SCOPED_ON == 1 ]]; then
       verify_body warden-scoped "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check_scoped.bin" check-check "$CHECK_TOKEN"
       verify_body warden-composite "$WPORT" "$CHECK_PATH" "$OUT/bodies/warden_check_composite.bin" check-check "$CHECK_TOKEN"
@@ -550,6 +569,9 @@ if has check || has batch; then
           fi
           if in_list "$GETROLE_CONFIGS" "$config"; then
             measure check "$mode" "$config" warden-getrole "$rep" "$WPID" "$WPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" "$CHECK_TOKEN"
+          fi
+          if [[ $GETROLE_PG_ON == 1 ]] && in_list "$GETROLE_PG_CONFIGS" "$config"; then
+            measure check "$mode" "$config" warden-getrole-pg "$rep" "$GPID" "$GPORT" "$GETROLE_PATH" "$OUT/bodies/warden_getrole.bin" "$CHECK_TOKEN"
           fi
           if [[ $OTLP_ON == 1 ]] && in_list "$OTLP_CONFIGS" "$config"; then
             measure check "$mode" "$config" warden-otlp1 "$rep" "$OPID" "$OPORT" "$CHECK_PATH" "$OUT/bodies/warden_check.bin" "$CHECK_TOKEN"

@@ -253,3 +253,204 @@ async fn a_check_through_another_replica_reads_the_write_postgres() {
         assert!(answer.revision >= writer.revision());
     }
 }
+
+/// The typed reason of a call that must have been refused.
+fn reason<T>(
+    result: std::result::Result<tonic::Response<T>, tonic::Status>,
+) -> Option<ErrorReason> {
+    let status = result.map(drop).expect_err("refused");
+    warden_client::Error::from_status(&status).reason()
+}
+
+/// The reasons a caller's own requests can run into, each provoked on the live server and
+/// arriving as the contract's enum (the others: overload, shutdown, staleness, rate limits,
+/// are the server's state, not the request's; their names are checked above).
+async fn request_reasons_arrive_typed(url: String) {
+    let server = serve(&url).await;
+    let admin = client(&server, ADMIN).await;
+    reader_role(&admin).await;
+    let permission = |name: &str| pb::PermissionRef {
+        r#ref: Some(pb::permission_ref::Ref::Name(name.into())),
+    };
+    // A role that holds docs:read, assigned to alice.
+    admin
+        .assign_role(pb::AssignRoleRequest {
+            role: Some(by_name("reader")),
+            identity: Some(user("alice")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut cases: Vec<(ErrorReason, Option<ErrorReason>)> = Vec::new();
+    // RESERVED_NAME: the warden: prefix is the server's.
+    let got = reason(
+        admin
+            .permissions()
+            .create_permission(pb::CreatePermissionRequest {
+                name: "warden:mine".into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::ReservedName, got));
+    // PERMISSION_NOT_IN_ROLE
+    admin
+        .create_permission(pb::CreatePermissionRequest {
+            name: "docs:write".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got = reason(
+        admin
+            .roles()
+            .remove_permission_from_role(pb::RemovePermissionFromRoleRequest {
+                role: Some(by_name("reader")),
+                permission: Some(permission("docs:write")),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::PermissionNotInRole, got));
+    // ROLE_IN_USE: assigned, deleted without force.
+    let got = reason(
+        admin
+            .roles()
+            .delete_role(pb::DeleteRoleRequest {
+                role: Some(by_name("reader")),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::RoleInUse, got));
+    // PERMISSION_IN_USE: in a role, deleted without force.
+    let got = reason(
+        admin
+            .permissions()
+            .delete_permission(pb::DeletePermissionRequest {
+                permission: Some(permission("docs:read")),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::PermissionInUse, got));
+    // ETAG_MISMATCH
+    let got = reason(
+        admin
+            .roles()
+            .update_role(pb::UpdateRoleRequest {
+                role: Some(by_name("reader")),
+                description: Some("changed".into()),
+                etag: Some("not-the-etag".into()),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::EtagMismatch, got));
+    // ROLE_CYCLE: editor includes reader; reader may not include editor.
+    admin
+        .create_role(pb::CreateRoleRequest {
+            name: "editor".into(),
+            included_roles: vec![by_name("reader")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let got = reason(
+        admin
+            .roles()
+            .update_role(pb::UpdateRoleRequest {
+                role: Some(by_name("reader")),
+                included_roles: Some(pb::RoleRefList {
+                    roles: vec![by_name("editor")],
+                }),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::RoleCycle, got));
+    // IDENTITY_KIND_MISMATCH: alice holds a role as a USER.
+    let got = reason(
+        admin
+            .assignments()
+            .assign_role(pb::AssignRoleRequest {
+                role: Some(by_name("editor")),
+                identity: Some(pb::Identity {
+                    id: "alice".into(),
+                    kind: pb::IdentityKind::ServiceAccount as i32,
+                }),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::IdentityKindMismatch, got));
+    // IDEMPOTENCY_KEY_REUSED: one key, two different requests.
+    let keyed = |name: &str| {
+        let mut request = tonic::Request::new(pb::CreatePermissionRequest {
+            name: name.into(),
+            ..Default::default()
+        });
+        request
+            .metadata_mut()
+            .insert("idempotency-key", "key-reused-once".parse().unwrap());
+        request
+    };
+    admin
+        .permissions()
+        .create_permission(keyed("docs:first"))
+        .await
+        .unwrap();
+    let got = reason(
+        admin
+            .permissions()
+            .create_permission(keyed("docs:second"))
+            .await,
+    );
+    cases.push((ErrorReason::IdempotencyKeyReused, got));
+    // APPROVAL_NOT_REQUIRED: proposing what needs no approval.
+    let got = reason(
+        admin
+            .change_requests()
+            .propose_change(pb::ProposeChangeRequest {
+                change: Some(pb::propose_change_request::Change::DeleteRole(
+                    pb::DeleteRoleRequest {
+                        role: Some(by_name("editor")),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::ApprovalNotRequired, got));
+    // UNAVAILABLE: a revision this replica cannot reach in time.
+    let got = reason(
+        admin
+            .authorization()
+            .check(pb::CheckRequest {
+                identity_id: "alice".into(),
+                permission: "docs:read".into(),
+                at_least_revision: 1_000_000,
+                ..Default::default()
+            })
+            .await,
+    );
+    cases.push((ErrorReason::Unavailable, got));
+    let wrong: Vec<_> = cases
+        .iter()
+        .filter(|(want, got)| Some(*want) != *got)
+        .collect();
+    assert!(wrong.is_empty(), "expected, got: {wrong:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reasons_arrive_typed_sqlite() {
+    let db = Database::sqlite();
+    request_reasons_arrive_typed(db.url.clone()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reasons_arrive_typed_postgres() {
+    let db = Database::postgres();
+    request_reasons_arrive_typed(db.url.clone()).await;
+}
