@@ -123,9 +123,8 @@ impl RoleCache {
 
     /// What `role` grants, its included roles' permissions with it.
     async fn granted(&mut self, tx: &WriteTx, role: &Role) -> Result<&[String], Error> {
-        if !self.granted.contains_key(&role.id) {
-            let granted = permissions_granted_by(tx, role).await?;
-            self.granted.insert(role.id, granted);
+        if let std::collections::hash_map::Entry::Vacant(entry) = self.granted.entry(role.id) {
+            entry.insert(permissions_granted_by(tx, role).await?);
         }
         Ok(self
             .granted

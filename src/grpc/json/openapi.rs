@@ -226,10 +226,10 @@ fn message_schema(message: &MessageDescriptor, refs: &mut BTreeSet<String>) -> J
     let mut properties = serde_json::Map::new();
     for field in message.fields() {
         let mut schema = field_schema(&field, refs);
-        if let (Some(text), Json::Object(map)) = (field_comment(&field), &mut schema) {
-            if !map.contains_key("$ref") {
-                map.insert("description".into(), Json::String(text.trim().to_owned()));
-            }
+        if let (Some(text), Json::Object(map)) = (field_comment(&field), &mut schema)
+            && !map.contains_key("$ref")
+        {
+            map.insert("description".into(), Json::String(text.trim().to_owned()));
         }
         properties.insert(field.json_name().to_owned(), schema);
     }
