@@ -244,8 +244,9 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
                     if let Some(key) = &opts.idempotency {
                         service.remember(tx, tx.rpc(), key, &value).await?;
                     }
-                    // Its staged rows written now, a collision fails this write, not the batch.
-                    tx.flush_staged().await?;
+                    // Sharing a group commit, its staged rows are written now, so that a
+                    // collision fails this write, not the batch.
+                    tx.flush_staged_if_shared().await?;
                     Ok::<_, Error>((value, kind, target))
                 }
                 .await;

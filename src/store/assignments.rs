@@ -23,11 +23,11 @@ pub fn assignment_key(role: &str, identity: &IdentityId, scope: &Scope) -> Strin
 
 pub(super) const ACTIVE: &str = "ACTIVE";
 
-const ASSIGNMENT_COLUMNS: &str = "assignments (id, tenant_id, role_id, identity_id, \
+pub(super) const ASSIGNMENT_COLUMNS: &str = "assignments (id, tenant_id, role_id, identity_id, \
      identity_kind, scope, is_immutable, expire_time, reason, status, create_time, update_time, \
      revision)";
 
-fn assignment_row(a: &Assignment) -> Vec<sea_orm::Value> {
+pub(super) fn assignment_row(a: &Assignment) -> Vec<sea_orm::Value> {
     vec![
         a.id.to_string().into(),
         a.tenant.as_str().into(),
@@ -100,6 +100,16 @@ impl WriteTx {
     pub(super) async fn conn(&self) -> Result<&DatabaseTransaction, Error> {
         self.flush_staged().await?;
         Ok(&self.txn)
+    }
+
+    /// Writes the staged assignments now, unless this write is alone in its transaction (then
+    /// its commit's tail statement writes them): what a write sharing a group commit calls
+    /// before it is kept, so that a collision fails it alone.
+    pub async fn flush_staged_if_shared(&self) -> Result<(), Error> {
+        if self.alone {
+            return Ok(());
+        }
+        self.flush_staged().await
     }
 
     /// Writes the staged assignments, in multi-row INSERTs.

@@ -29,6 +29,8 @@ pub(super) struct Kept {
     pub change: Change,
     pub caller: Caller,
     pub audits: Vec<AuditRecord>,
+    /// Assignments the write staged and did not write yet (a write alone in its transaction).
+    pub assignments: Vec<crate::domain::Assignment>,
 }
 
 /// An open group commit for one tenant. Writes run one after the other; when the batch holds
@@ -103,6 +105,7 @@ impl WriteBatch {
         Ok(WriteTx {
             txn,
             staged: Default::default(),
+            alone: !self.shared,
             revision: Revision(self.revision.0 + 1),
             roles_as_of: (!self.roles_changed).then_some(self.base),
             assignments_as_of: Some(self.base),
@@ -119,8 +122,11 @@ impl WriteBatch {
     /// Keeps a write that succeeded: it commits with the batch under the revision it was given,
     /// logged as `kind` on `target`.
     pub async fn keep(&mut self, tx: WriteTx, kind: &str, target: &str) -> Result<Revision, Error> {
-        // The writer flushed already (so a collision fails the write, not the batch).
-        tx.flush_staged().await?;
+        // Sharing the transaction, the write's rows are written already (the writer flushed, so
+        // that a collision failed it alone); alone, the tail statement writes them.
+        if self.shared {
+            tx.flush_staged().await?;
+        }
         let (txn, _, kept) = tx.into_kept(kind, target);
         let deltas = &kept.change.deltas;
         self.roles_changed |= deltas.iter().any(Delta::changes_roles);
@@ -181,11 +187,21 @@ pub(super) async fn write_tail(
         .iter()
         .map(|k| change_row(&k.change))
         .collect::<Result<_, Error>>()?;
+    let mut assignments = chunked(
+        kept.iter()
+            .flat_map(|k| k.assignments.iter().map(super::assignments::assignment_row)),
+    )
+    .into_iter();
 
     if backend == DbBackend::Postgres {
         // One statement: the counter and the first rows as data-modifying CTEs.
         let mut sql = Sql::new(backend);
         let mut parts = Vec::new();
+        // A write's staged assignments (fewer than ROWS_PER_INSERT: more were written as they
+        // came), so the statement's parameters stay under PostgreSQL's 65,535.
+        if let Some(first) = assignments.next() {
+            parts.push(sql.insert(super::assignments::ASSIGNMENT_COLUMNS, first));
+        }
         if let Some(revision) = counter {
             let (rev, t) = (sql.param(rev_i64(revision)), sql.param(tenant.as_str()));
             parts.push(format!(
@@ -219,6 +235,11 @@ pub(super) async fn write_tail(
         }
         let mut sql = Sql::new(backend);
         let text = sql.insert(CHANGES, changes);
+        sql.run(txn, text).await?;
+    }
+    for chunk in assignments {
+        let mut sql = Sql::new(backend);
+        let text = sql.insert(super::assignments::ASSIGNMENT_COLUMNS, chunk);
         sql.run(txn, text).await?;
     }
     for chunk in audits {

@@ -187,6 +187,7 @@ impl Store {
         let revision = Revision(u64::try_from(revision).context("negative revision")?);
         Ok(WriteTx {
             staged: Default::default(),
+            alone: true,
             txn,
             revision,
             roles_as_of: Some(Revision(revision.0.saturating_sub(1))),
@@ -259,6 +260,10 @@ pub struct WriteTx {
     /// Assignments inserted but not written yet: a write that makes many (a configuration,
     /// a batch) sends them as multi-row INSERTs, before its next statement or at its end.
     staged: parking_lot::Mutex<Vec<Assignment>>,
+    /// True when this write is its transaction's only one: what it stages when it ends is
+    /// written by the commit's tail statement, one round trip fewer. A write sharing a group
+    /// commit writes its rows before it is kept, so that a collision fails it alone.
+    alone: bool,
     /// The revision this write will commit as.
     pub revision: Revision,
     /// The tenant revision whose roles this write sees (none when an earlier write of its batch
@@ -379,6 +384,7 @@ impl WriteTx {
             deltas,
             audits,
             notifier,
+            staged,
             ..
         } = self;
         let change = Change {
@@ -396,6 +402,7 @@ impl WriteTx {
                 change,
                 caller,
                 audits,
+                assignments: staged.into_inner(),
             },
         )
     }
@@ -403,7 +410,7 @@ impl WriteTx {
     /// Writes the change-log row and the audit events, commits, and has the other replicas
     /// told. Returns the committed change.
     pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
-        self.flush_staged().await?;
+        // What is still staged is written by the tail statement.
         let (txn, notifier, kept) = self.into_kept(kind, target);
         let revision = kept.change.revision;
         let kept = [kept];
