@@ -221,6 +221,14 @@ async fn assignment_of(
         .one(conn)
         .await
         .map_err(db_error)?;
+    with_role_name(conn, row).await
+}
+
+/// A stored assignment with its role's name, if there is one.
+async fn with_role_name(
+    conn: &impl ConnectionTrait,
+    row: Option<assignment::Model>,
+) -> Result<Option<Assignment>, Error> {
     match row {
         Some(m) => {
             let name = role_name(conn, &m.role_id).await?;
@@ -257,13 +265,7 @@ async fn find_assignment(
         .one(conn)
         .await
         .map_err(db_error)?;
-    match row {
-        Some(m) => {
-            let name = role_name(conn, &m.role_id).await?;
-            to_assignment(m, name).map(Some)
-        }
-        None => Ok(None),
-    }
+    with_role_name(conn, row).await
 }
 
 impl super::Store {

@@ -122,11 +122,7 @@ impl WriteBatch {
     /// Keeps a write that succeeded: it commits with the batch under the revision it was given,
     /// logged as `kind` on `target`.
     pub async fn keep(&mut self, tx: WriteTx, kind: &str, target: &str) -> Result<Revision, Error> {
-        // Sharing the transaction, the write's rows are written already (the writer flushed, so
-        // that a collision failed it alone); alone, the tail statement writes them.
-        if self.shared {
-            tx.flush_staged().await?;
-        }
+        // Rows the write still stages are written by the tail statement.
         let (txn, _, kept) = tx.into_kept(kind, target);
         let deltas = &kept.change.deltas;
         self.roles_changed |= deltas.iter().any(Delta::changes_roles);

@@ -171,18 +171,22 @@ impl LocalChecker {
         resource: &str,
         now: DateTime<Utc>,
     ) -> Option<LocalDecision> {
+        self.with_index(|index, revision| {
+            let decision = index.check(identity, permission, resource, now, false);
+            LocalDecision::new(decision.allowed, decision.unknown_permission, revision)
+        })
+    }
+
+    /// `read` of the index and the revision it is exact at, together; `None` when the cache is
+    /// not exact.
+    fn with_index<T>(&self, read: impl FnOnce(&TenantIndex, u64) -> T) -> Option<T> {
         if !self.shared.exact.load(Ordering::Acquire) {
             return None;
         }
         let index = self.shared.index.read();
         // Read under the lock: the writer moves the revision while it holds it.
         let revision = *self.shared.applied.borrow();
-        let decision = index.check(identity, permission, resource, now, false);
-        Some(LocalDecision {
-            allowed: decision.allowed,
-            reason: reason_of(decision.allowed, decision.unknown_permission),
-            revision,
-        })
+        Some(read(&index, revision))
     }
 
     /// Check as the server answers it: in-process when the cache has applied
@@ -198,12 +202,7 @@ impl LocalChecker {
                 Utc::now(),
             );
             if let Some(local) = local {
-                return Ok(pb::CheckResponse {
-                    allowed: local.allowed,
-                    revision: local.revision,
-                    reason: local.reason as i32,
-                    ..Default::default()
-                });
+                return Ok(local.into());
             }
         }
         self.client.check_request(request).await
@@ -223,31 +222,27 @@ impl LocalChecker {
         let local = !items.is_empty()
             && items.len() <= 1000
             && !items.iter().any(|i| i.explain)
-            && self.reached(wanted).await
-            && self.shared.exact.load(Ordering::Acquire);
+            && self.reached(wanted).await;
         if local {
             let now = Utc::now();
-            let index = self.shared.index.read();
-            let revision = *self.shared.applied.borrow();
-            let results = items
-                .iter()
-                .map(|item| {
-                    let d = index.check(
-                        &item.identity_id,
-                        &item.permission,
-                        &item.resource,
-                        now,
-                        false,
-                    );
-                    pb::CheckResponse {
-                        allowed: d.allowed,
-                        revision,
-                        reason: reason_of(d.allowed, d.unknown_permission) as i32,
-                        ..Default::default()
-                    }
-                })
-                .collect();
-            return Ok(pb::BatchCheckResponse { results });
+            let results = self.with_index(|index, revision| {
+                items
+                    .iter()
+                    .map(|item| {
+                        let d = index.check(
+                            &item.identity_id,
+                            &item.permission,
+                            &item.resource,
+                            now,
+                            false,
+                        );
+                        LocalDecision::new(d.allowed, d.unknown_permission, revision).into()
+                    })
+                    .collect()
+            });
+            if let Some(results) = results {
+                return Ok(pb::BatchCheckResponse { results });
+            }
         }
         self.client.batch_check(items).await
     }
@@ -275,13 +270,31 @@ impl LocalChecker {
     }
 }
 
-fn reason_of(allowed: bool, unknown_permission: bool) -> pb::CheckReason {
-    if allowed {
-        pb::CheckReason::Granted
-    } else if unknown_permission {
-        pb::CheckReason::UnknownPermission
-    } else {
-        pb::CheckReason::NoGrant
+impl LocalDecision {
+    fn new(allowed: bool, unknown_permission: bool, revision: u64) -> Self {
+        let reason = if allowed {
+            pb::CheckReason::Granted
+        } else if unknown_permission {
+            pb::CheckReason::UnknownPermission
+        } else {
+            pb::CheckReason::NoGrant
+        };
+        Self {
+            allowed,
+            reason,
+            revision,
+        }
+    }
+}
+
+impl From<LocalDecision> for pb::CheckResponse {
+    fn from(d: LocalDecision) -> Self {
+        pb::CheckResponse {
+            allowed: d.allowed,
+            revision: d.revision,
+            reason: d.reason as i32,
+            ..Default::default()
+        }
     }
 }
 
