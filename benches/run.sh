@@ -51,8 +51,10 @@
 #                `under` one department (100 scopes), and a plain Check from the same client (what
 #                the client and the RPC cost by themselves). Prints p50/p90/p99/max.
 #   propagation  Two `warden serve` on one PostgreSQL: revoke on A, time until Check on B denies.
-#   writes       AssignRole throughput on PostgreSQL (distinct identities, grpcio client threads,
-#                benches/warden_client.py writes) beside pgbench's simple-update transaction
+#   writes       AssignRole throughput on PostgreSQL (distinct identities; WRITE_CLIENT=rust, the
+#                default, is clients/rust/examples/write_load.rs, one thread, a connection per
+#                client; WRITE_CLIENT=python is grpcio threads, benches/warden_client.py writes,
+#                as before 2026-12-04) beside pgbench's simple-update transaction
 #                (`pgbench -N`) on the same server, in one run: 1 client; WRITE_CLIENTS clients in
 #                one tenant; WRITE_CLIENTS clients over WRITE_CLIENTS tenants. Ratios to pgbench
 #                at the same client count. Not in the default SECTIONS (name it).
@@ -85,7 +87,7 @@
 #   SCOPED_CONFIGS ("c1m64": where warden-scoped and warden-composite are measured; empty skips them),
 #   SCOPES_TENANTS (1000), SCOPES_PER_TENANT (1000), SCOPES_PER_TENANT_SCOPES (100),
 #   SCOPES_SMALL_TENANTS (1), GRANTED_SCOPES (10000), LIST_CALLS (2000), LIST_PAGE_SIZE (1000),
-#   PROP_ROUNDS (1000), WRITE_CLIENTS (16), WRITE_DURATION (10 s per measurement), PG_URL (postgres://postgres@127.0.0.1:5432),
+#   PROP_ROUNDS (1000), WRITE_CLIENTS (16), WRITE_CLIENT (rust|python), WRITE_DURATION (10 s per measurement), PG_URL (postgres://postgres@127.0.0.1:5432),
 #   REUSE_DB (0; 1 keeps already-seeded scale databases),
 #   QUIET_WAIT (300) and QUIET_BUSY (0.3): before each h2load run, wait up to QUIET_WAIT s until
 #     fewer than QUIET_BUSY cores are busy with something else (the machine may be shared),
@@ -767,9 +769,16 @@ if has writes; then
   one_tenant=${tokens[0]}; all_tenants=$(IFS=,; echo "${tokens[*]}")
   pgb() { pgbench -N -n -c "$1" -j "$(( $1 < 2 ? 1 : 2 ))" -T "$WRITE_DURATION" "$PG_URL/$DB_PGB" 2>/dev/null \
             | awk '/^tps/ {print $3; exit}'; }
-  wr() { python3 "$HERE/warden_client.py" writes --addr "127.0.0.1:$WPORT_W" --tokens "$2" --clients "$1" \
-           --duration "$WRITE_DURATION" --stubs "$OUT/stubs" --proto "$ROOT/proto" \
-         | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["per_s"], d["errors"])'; }
+  if [ "${WRITE_CLIENT:-rust}" = rust ]; then
+    log "writes: building clients/rust/examples/write_load.rs"
+    (cd "$ROOT" && cargo build --release --locked -q -p warden-client --example write_load) >&2
+    WRITE_LOAD="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/write_load"
+    wr_raw() { "$WRITE_LOAD" --addr "127.0.0.1:$WPORT_W" --tokens "$2" --clients "$1" --duration "$WRITE_DURATION"; }
+  else
+    wr_raw() { python3 "$HERE/warden_client.py" writes --addr "127.0.0.1:$WPORT_W" --tokens "$2" --clients "$1" \
+                 --duration "$WRITE_DURATION" --stubs "$OUT/stubs" --proto "$ROOT/proto"; }
+  fi
+  wr() { wr_raw "$@" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["per_s"], d["errors"])'; }
   {
     printf 'case\twarden_assign_per_s\terrors\tpgbench_tps\tratio\n'
     for spec in "1 client:1:$one_tenant" "$WRITE_CLIENTS clients, one tenant:$WRITE_CLIENTS:$one_tenant" \

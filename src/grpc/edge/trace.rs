@@ -143,9 +143,13 @@ pub(super) fn new_request_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// The request id as a header value (both ids above are valid header values).
+/// The request id as a header value (both ids above are valid header values), marked never to
+/// be indexed by HPACK: each id is sent once, so entering it in the connection's header table
+/// would only evict the entries that do repeat (`content-type`, `grpc-status`), at both ends.
 pub(super) fn header_value(request_id: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(request_id).ok()
+    let mut value = HeaderValue::from_str(request_id).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Completes the error status in `headers` (or trailers), keeping its code, message and other
