@@ -1,4 +1,4 @@
-//! The unary fast path on the wire: the one length-prefixed message of a unary request, read
+//! Check's fast path on the wire: the one length-prefixed message of a unary request, read
 //! without tonic's streaming codec (and its 8 KiB buffers each way), with the same refusals as
 //! tonic's decoder, and the message of the answer framed for the response body.
 
@@ -40,7 +40,7 @@ pub(super) async fn read_message(mut body: Body, limit: usize) -> Result<Bytes, 
             ))
         })?;
         let Ok(data) = frame.into_data() else {
-            continue; // request trailers carry nothing a handler reads
+            continue; // request trailers carry nothing for Check
         };
         let held = first.as_ref().map_or(0, Bytes::len) + more.len();
         if held + data.len() > FRAME_HEADER + limit {

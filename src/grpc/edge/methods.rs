@@ -10,7 +10,6 @@ use metrics::{Counter, Histogram};
 use prost::Message as _;
 use tonic::Code;
 
-use super::unary::{self, Route};
 use crate::grpc::code_name;
 use crate::metric_names::{RPC_HANDLING_SECONDS, RPCS_HANDLED, RPCS_STARTED};
 
@@ -79,10 +78,8 @@ pub(super) struct Method {
     pub(super) open: bool,
     /// Neither shed nor timed out.
     pub(super) unlimited: bool,
-    /// Check: answered by the edge's own decision path.
+    /// Check: answered by the edge's fast path.
     pub(super) check: bool,
-    /// A unary Warden RPC: its handler, called by the edge's fast path (`unary.rs`).
-    pub(super) unary: Option<Route>,
     /// Changes something (counts against a tenant's writes per second).
     pub(super) mutating: bool,
     /// Writes no log line on success (the decision RPCs): a span is made for it only when an
@@ -118,7 +115,6 @@ impl Method {
             open: OPEN_PREFIXES.iter().any(|p| path.starts_with(p)),
             unlimited: path.starts_with(HEALTH_PREFIX),
             check: path == CHECK_PATH,
-            unary: None,
             mutating: path.starts_with(WARDEN_PREFIX)
                 && !READ_PREFIXES.iter().any(|read| method.starts_with(read)),
             quiet: path == CHECK_PATH || path == BATCH_CHECK_PATH,
@@ -168,11 +164,7 @@ impl Methods {
     /// the metrics recorder must be installed first.
     pub(super) fn from_descriptors(sets: &[&[u8]]) -> Self {
         let mut by_path = HashMap::new();
-        let routes: HashMap<&str, Route> = unary::routes().into_iter().collect();
-        let mut add = |mut method: Method| {
-            if method.kind == Kind::Unary {
-                method.unary = routes.get(&*method.path).copied();
-            }
+        let mut add = |method: Method| {
             by_path.insert(method.path.clone(), Arc::new(method));
         };
         for bytes in sets {
@@ -211,32 +203,4 @@ fn split(path: &str) -> (&str, &str) {
     path.trim_start_matches('/')
         .split_once('/')
         .unwrap_or(("unknown", "unknown"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every unary Warden RPC takes the fast path, and every fast route names a real method: a
-    /// new RPC missing from `unary.rs` would still be answered (by tonic's route), only slower.
-    #[test]
-    fn every_unary_warden_method_has_a_fast_route() {
-        let methods = Methods::from_descriptors(&[crate::proto::FILE_DESCRIPTOR_SET]);
-        let unary: Vec<&Arc<Method>> = methods
-            .by_path
-            .values()
-            .filter(|m| m.path.starts_with(WARDEN_PREFIX) && m.kind == Kind::Unary)
-            .collect();
-        assert!(unary.len() > 40, "only {} unary methods read", unary.len());
-        for method in &unary {
-            assert!(method.unary.is_some(), "{} has no fast route", method.path);
-        }
-        for (path, _) in unary::routes() {
-            let method = methods.get(path);
-            assert_eq!(&*method.path, path, "the route {path} names no method");
-            assert_eq!(method.kind, Kind::Unary, "{path} is not unary");
-        }
-        let watch = methods.get("/warden.v1.AuditService/WatchChanges");
-        assert!(watch.unary.is_none(), "a stream has no unary route");
-    }
 }

@@ -15,20 +15,17 @@
 //!    exempt from both, so an overloaded replica still answers its probes.
 //! 5. **Auth**: the bearer token (or, without one, a verified client certificate) becomes the
 //!    `Caller`; health and reflection need none.
-//! 6. **Route**: every unary Warden RPC is answered here, straight off the HTTP/2 body (no
-//!    router, no streaming codec), by the handler tonic's route would call (`unary.rs`); Check
-//!    goes further and skips the extensions map too, calling the same decision code as its
-//!    handler. Streams, health, reflection and compressed calls go down tonic's routes, with the
-//!    `Caller` in the extensions.
+//! 6. **Route**: Check is answered here, straight off the HTTP/2 body (no streaming codec, no
+//!    extensions map), by the same handler code tonic's route would run; everything else, and
+//!    a compressed Check, goes down tonic's routes with the `Caller` in the extensions.
 //!
-//! Because the fast paths are branches at step 6, they pass every rule above by construction.
+//! Because Check is a branch at step 6, it passes every rule above by construction.
 
 mod body;
 mod fairness;
 mod frame;
 mod methods;
 mod trace;
-mod unary;
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
@@ -42,8 +39,8 @@ use http::Method as HttpMethod;
 use http::request::Parts;
 use prost::Message as _;
 use tokio::sync::Semaphore;
+use tonic::Status;
 use tonic::body::Body;
-use tonic::{Request, Response, Status};
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
@@ -82,7 +79,6 @@ impl EdgeLayer {
         Self {
             shared: Arc::new(Shared {
                 methods: Methods::from_descriptors(&config.descriptors),
-                handlers: unary::Handlers::new(&config.service),
                 permits: Semaphore::new(config.max_concurrent_rpcs),
                 tenants: TenantShares::new(
                     config.per_tenant_concurrent_rpcs,
@@ -114,8 +110,6 @@ impl<S> Layer<S> for EdgeLayer {
 struct Shared {
     config: EdgeConfig,
     methods: Methods,
-    /// What the unary fast path calls.
-    handlers: unary::Handlers,
     /// The server-wide concurrency permits.
     permits: Semaphore,
     /// Each tenant's share of them, and its write rate.
@@ -171,10 +165,8 @@ where
 
 /// What a handler produced.
 enum Reply {
-    /// Check's message, framed.
+    /// The message of a call the edge answered itself, framed.
     Message(bytes::Bytes),
-    /// A unary handler's response: its message framed, and its metadata.
-    Unary(Response<bytes::Bytes>),
     /// tonic's response.
     Response(http::Response<Body>),
 }
@@ -303,20 +295,8 @@ impl Shared {
         };
         // 6. Route.
         if let Some(caller) = caller {
-            if let Some(route) = call.method.unary
-                && is_uncompressed_post(&parts)
-            {
-                if call.method.check {
-                    return self.check(&caller, body).await.map(Reply::Message);
-                }
-                let message = frame::read_message(body, self.config.max_request_bytes).await?;
-                parts.extensions.insert(caller);
-                let request = Request::from_parts(
-                    tonic::metadata::MetadataMap::from_headers(parts.headers),
-                    parts.extensions,
-                    message,
-                );
-                return route(&self.handlers, request).await.map(Reply::Unary);
+            if call.method.check && is_uncompressed_post(&parts) {
+                return self.check(&caller, body).await.map(Reply::Message);
             }
             parts.extensions.insert(caller);
         }
@@ -357,22 +337,6 @@ impl Shared {
                 );
                 response
             }
-            Ok(Reply::Unary(reply)) => {
-                let (metadata, message, extensions) = reply.into_parts();
-                let mut headers = metadata.into_headers();
-                // As tonic does: a handler's metadata cannot pose as the call's status.
-                for reserved in RESERVED_HEADERS {
-                    headers.remove(reserved);
-                }
-                headers.insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/grpc"),
-                );
-                let mut response = http::Response::new(Body::new(EdgeBody::message(message, call)));
-                *response.headers_mut() = headers;
-                *response.extensions_mut() = extensions;
-                response
-            }
             Ok(Reply::Response(mut response)) => {
                 if response.headers().contains_key("grpc-status") {
                     // Trailers-only: the whole outcome is in the headers.
@@ -400,16 +364,6 @@ impl Shared {
         response
     }
 }
-
-/// Headers only the transport writes (tonic's list).
-const RESERVED_HEADERS: [&str; 6] = [
-    "te",
-    "user-agent",
-    "content-type",
-    "grpc-message",
-    "grpc-message-type",
-    "grpc-status",
-];
 
 /// A POST whose message is not compressed (no `grpc-encoding`, or `identity`): what the fast
 /// path decodes; anything else goes down tonic's route, which answers it as it answers every RPC.
