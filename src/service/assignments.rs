@@ -92,6 +92,10 @@ impl Command for AssignRole {
         self.check_item(service)
     }
 
+    fn copy(&self) -> Option<Self> {
+        Some(self.clone())
+    }
+
     async fn apply(
         self,
         service: &Service,
@@ -557,6 +561,10 @@ impl Command for BatchAssignRoles {
             item.check_item(service).map_err(|e| e.in_item(index))?;
         }
         Ok(())
+    }
+
+    fn copy(&self) -> Option<Self> {
+        Some(self.clone())
     }
 
     async fn apply(

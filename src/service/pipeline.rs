@@ -55,6 +55,17 @@ pub trait Command: Send + 'static {
         Ok(())
     }
 
+    /// A copy to run optimistically (`writer.rs`): a lone write that reads nothing but the
+    /// index is then committed by one statement, and run again, locked, if the tenant's
+    /// revision moved meanwhile or it failed. `None` (the default): always run locked. Worth
+    /// it for small, frequent writes that usually read only the index (assignments).
+    fn copy(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
     /// The change: reads, writes, index deltas and audit records, all inside `tx`. It cannot
     /// commit; `write` does that (or rolls back on a dry run or an error).
     fn apply(

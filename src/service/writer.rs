@@ -6,6 +6,13 @@
 //! meanwhile form the next batch. A lone write costs what it did before; a crowd shares the lock
 //! and the WAL flush.
 //!
+//! A lone write whose command offers a copy (`Command::copy`) is first run optimistically on
+//! PostgreSQL: against the index at the tenant revision it holds, with no transaction, the lock
+//! or a round trip until it needs one, and committed by one statement that only holds if the
+//! tenant is still at that revision. Anything else (the revision moved, the write failed, it
+//! needed the database) runs it again the usual way, locked, so its answer is the one a
+//! locked run gives.
+//!
 //! The task is spawned, not run by the first caller, so a client that disconnects cannot abandon
 //! the other callers' writes half-way.
 
@@ -50,6 +57,7 @@ impl Service {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Job {
             command,
+            attempt: None,
             caller: caller.clone(),
             opts: opts.clone(),
             reply,
@@ -103,7 +111,16 @@ impl Service {
         running.done = true;
     }
 
-    async fn commit_batch(&self, tenant: &TenantId, writes: Vec<Box<dyn QueuedWrite>>) {
+    async fn commit_batch(&self, tenant: &TenantId, mut writes: Vec<Box<dyn QueuedWrite>>) {
+        if self.store.is_postgres()
+            && let [write] = writes.as_mut_slice()
+            && write.prepare_attempt()
+        {
+            match self.commit_optimistic(tenant, writes.remove(0)).await {
+                None => return,
+                Some(write) => writes.push(write),
+            }
+        }
         let mut settled: Vec<(Box<dyn Settle>, bool)> = Vec::with_capacity(writes.len());
         let mut waiting = writes.into_iter();
         let committed = async {
@@ -154,6 +171,48 @@ impl Service {
     }
 }
 
+impl Service {
+    /// Runs `write`'s copy against the index and commits it in one statement if the tenant is
+    /// still at the index's revision. Gives the write back, unanswered, when it must run again
+    /// locked.
+    async fn commit_optimistic(
+        &self,
+        tenant: &TenantId,
+        write: Box<dyn QueuedWrite>,
+    ) -> Option<Box<dyn QueuedWrite>> {
+        let base = self.engine.applied_revision(tenant);
+        let mut batch = self.store.begin_deferred(tenant, base);
+        let caller = write.caller().clone();
+        let mut tx = match batch.begin_write(&caller, self.now()).await {
+            Ok(tx) => tx,
+            Err(_) => return Some(write),
+        };
+        let (applied, settle) = write.run(self, &mut tx).await;
+        let committed = match applied {
+            Some((kind, target)) if !tx.is_stale() => match batch.keep(tx, kind, &target).await {
+                Ok(_) => batch.commit().await.ok(),
+                Err(_) => None,
+            },
+            // A failure may come from an index behind the database: only a locked run says.
+            _ => {
+                let _ = batch.discard(tx).await;
+                None
+            }
+        };
+        let Some(changes) = committed else {
+            return settle.retry();
+        };
+        for change in &changes {
+            if let Err(e) = self.sync.apply_own(change).await {
+                tracing::warn!(error = %e, tenant = %tenant, "applying own commit failed");
+            }
+        }
+        let revision = changes.last().map(|c| c.revision).unwrap_or_default();
+        settle.settle(Ok(revision));
+        None
+    }
+}
+
 /// A batch's failure, told to each of its writes.
 fn retell(e: &Error) -> Error {
     match e {
@@ -193,6 +252,10 @@ trait QueuedWrite: Send {
 
     /// Answers without running: the batch failed before reaching this write.
     fn refuse(self: Box<Self>, error: Error);
+
+    /// Readies an optimistic run (`run` will apply a copy and keep the write for a second,
+    /// locked run); false when the command offers no copy.
+    fn prepare_attempt(&mut self) -> bool;
 }
 
 /// What running one write gave: its change-log entry (`kind`, `target`) when it succeeded, and
@@ -202,10 +265,15 @@ type Ran = (Option<(&'static str, String)>, Box<dyn Settle>);
 /// Answers one write once its batch committed (with its revision) or failed.
 trait Settle: Send {
     fn settle(self: Box<Self>, committed: Result<Revision, Error>);
+
+    /// The write back, unanswered, after an optimistic run that must be run again locked.
+    fn retry(self: Box<Self>) -> Option<Box<dyn QueuedWrite>>;
 }
 
 struct Job<C: Command> {
     command: C,
+    /// The copy an optimistic run applies, `command` kept for a locked run after it.
+    attempt: Option<C>,
     caller: Caller,
     opts: WriteOptions,
     reply: oneshot::Sender<Reply<C::Output>>,
@@ -213,9 +281,16 @@ struct Job<C: Command> {
     span: tracing::Span,
 }
 
-struct Answer<T> {
-    result: Result<T, Error>,
-    reply: oneshot::Sender<Reply<T>>,
+struct Answer<C: Command> {
+    result: Result<C::Output, Error>,
+    reply: ReplyTo<C>,
+}
+
+/// Whom an answer goes to: the caller, or, after an optimistic run, the write itself, which
+/// answers its caller or runs again.
+enum ReplyTo<C: Command> {
+    Caller(oneshot::Sender<Reply<C::Output>>),
+    Job(Box<Job<C>>),
 }
 
 impl<C: Command + 'static> QueuedWrite for Job<C> {
@@ -227,13 +302,25 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
         let span = self.span.clone();
         Box::pin(
             async move {
-                let Job {
-                    command,
-                    caller,
-                    opts,
-                    reply,
-                    ..
-                } = *self;
+                let mut job = self;
+                let (command, caller, opts, reply) = match job.attempt.take() {
+                    Some(copy) => (
+                        copy,
+                        job.caller.clone(),
+                        job.opts.clone(),
+                        ReplyTo::Job(job),
+                    ),
+                    None => {
+                        let Job {
+                            command,
+                            caller,
+                            opts,
+                            reply,
+                            ..
+                        } = *job;
+                        (command, caller, opts, ReplyTo::Caller(reply))
+                    }
+                };
                 let applied = async {
                     let Applied {
                         value,
@@ -260,7 +347,7 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
                     ),
                     Err(e) => (
                         None,
-                        Box::new(Answer::<C::Output> {
+                        Box::new(Answer::<C> {
                             result: Err(e),
                             reply,
                         }) as Box<dyn Settle>,
@@ -274,15 +361,35 @@ impl<C: Command + 'static> QueuedWrite for Job<C> {
     fn refuse(self: Box<Self>, error: Error) {
         let _ = self.reply.send(Err(error));
     }
+
+    fn prepare_attempt(&mut self) -> bool {
+        self.attempt = self.command.copy();
+        self.attempt.is_some()
+    }
 }
 
-impl<T: Send> Settle for Answer<T> {
+impl<C: Command + 'static> Settle for Answer<C> {
     fn settle(self: Box<Self>, committed: Result<Revision, Error>) {
         let answer = match (self.result, committed) {
             (Ok(value), Ok(revision)) => Ok((value, revision)),
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         };
+        let reply = match self.reply {
+            ReplyTo::Caller(reply) => reply,
+            ReplyTo::Job(job) => job.reply,
+        };
         // The caller may have gone away; its write stands.
-        let _ = self.reply.send(answer);
+        let _ = reply.send(answer);
+    }
+
+    fn retry(self: Box<Self>) -> Option<Box<dyn QueuedWrite>> {
+        match self.reply {
+            ReplyTo::Job(job) => Some(job),
+            // Not an optimistic run (never asked to retry): a conflict the client may retry.
+            ReplyTo::Caller(reply) => {
+                let _ = reply.send(Err(Error::conflict()));
+                None
+            }
+        }
     }
 }

@@ -99,7 +99,7 @@ impl WriteTx {
     /// write runs on, so that none of them misses an assignment the write made.
     pub(super) async fn conn(&self) -> Result<&DatabaseTransaction, Error> {
         self.flush_staged().await?;
-        Ok(&self.txn)
+        self.begun().await
     }
 
     /// Writes the staged assignments now, unless this write is alone in its transaction (then
@@ -118,14 +118,15 @@ impl WriteTx {
         if staged.is_empty() {
             return Ok(());
         }
-        let backend = self.txn.get_database_backend();
+        let txn = self.begun().await?;
+        let backend = txn.get_database_backend();
         for chunk in staged.chunks(super::batch::ROWS_PER_INSERT) {
             let rows = chunk.iter().map(assignment_row).collect();
             let mut sql = super::batch::Sql::new(backend);
             let text = sql.insert(ASSIGNMENT_COLUMNS, rows);
-            match sql.run_raw(&self.txn, text).await {
+            match sql.run_raw(txn, text).await {
                 Ok(()) => {}
-                Err(e) if is_unique_violation(&e) => return Err(self.collision(chunk).await),
+                Err(e) if is_unique_violation(&e) => return Err(self.collision(txn, chunk).await),
                 Err(e) => return Err(db_error(e)),
             }
         }
@@ -133,17 +134,11 @@ impl WriteTx {
     }
 
     /// ALREADY_EXISTS for the first of `chunk` that another write committed meanwhile.
-    async fn collision(&self, chunk: &[Assignment]) -> Error {
+    async fn collision(&self, txn: &DatabaseTransaction, chunk: &[Assignment]) -> Error {
         for a in chunk {
             // A failed statement aborts a PostgreSQL transaction: the write is lost anyway, so
             // the lookup may fail too, and then the answer is a plain conflict.
-            let found = assignment_of(
-                &self.txn,
-                self.tenant(),
-                a.role_id,
-                &a.identity.id,
-                &a.scope,
-            );
+            let found = assignment_of(txn, self.tenant(), a.role_id, &a.identity.id, &a.scope);
             match found.await {
                 Ok(Some(existing)) if existing.id != a.id => {
                     return Error::AlreadyExists {

@@ -5,7 +5,8 @@
 
 use anyhow::Context as _;
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait, Value,
 };
 
 use super::{Store, WriteTx, db_error, micros, one_parameter, rev_i64};
@@ -22,6 +23,37 @@ pub(super) const ROWS_PER_INSERT: usize = 2_000;
 const LOCK_REVISION_SQL: &str = "INSERT INTO tenant_revisions (tenant_id, revision) VALUES (?, 0) \
      ON CONFLICT (tenant_id) DO UPDATE SET revision = tenant_revisions.revision \
      RETURNING revision";
+
+/// Locks `tenant`'s counter row until the transaction ends and reads its revision.
+pub(super) async fn lock_revision(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+) -> Result<Revision, Error> {
+    let backend = txn.get_database_backend();
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            one_parameter(backend, LOCK_REVISION_SQL),
+            [tenant.as_str().into()],
+        ))
+        .await
+        .map_err(db_error)?
+        .context("no revision returned")?;
+    let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
+    Ok(Revision(
+        u64::try_from(revision).context("negative revision")?,
+    ))
+}
+
+/// A write run optimistically: no transaction yet, and the tenant revision of the index it
+/// reads. Its first statement begins the transaction (and checks that revision under the lock);
+/// a write that needs none is committed by one statement that holds only if the tenant is still
+/// at that revision.
+#[derive(Debug)]
+pub(super) struct Deferred {
+    pub db: DatabaseConnection,
+    pub base: Revision,
+}
 
 /// One write that succeeded inside a batch, waiting for the batch's commit.
 #[derive(Debug)]
@@ -54,6 +86,9 @@ pub struct WriteBatch {
     shared: bool,
     kept: Vec<Kept>,
     notifier: super::changes::Notifier,
+    /// The batch's one write runs optimistically (`Store::begin_deferred`): here until that
+    /// write begins a transaction.
+    deferred: Option<DatabaseConnection>,
 }
 
 impl Store {
@@ -62,18 +97,7 @@ impl Store {
     /// order while other tenants' writes proceed.
     pub async fn begin_batch(&self, tenant: &TenantId, writes: usize) -> Result<WriteBatch, Error> {
         let txn = self.db.begin().await.map_err(db_error)?;
-        let backend = txn.get_database_backend();
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                one_parameter(backend, LOCK_REVISION_SQL),
-                [tenant.as_str().into()],
-            ))
-            .await
-            .map_err(db_error)?
-            .context("no revision returned")?;
-        let revision: i64 = row.try_get("", "revision").map_err(db_error)?;
-        let revision = Revision(u64::try_from(revision).context("negative revision")?);
+        let revision = lock_revision(&txn, tenant).await?;
         Ok(WriteBatch {
             txn: Some(txn),
             tenant: tenant.clone(),
@@ -84,7 +108,27 @@ impl Store {
             notifier: self.notifier.clone(),
             shared: writes > 1,
             kept: Vec::new(),
+            deferred: None,
         })
+    }
+
+    /// Opens a batch of one write of `tenant` run optimistically against the index at `base`,
+    /// the tenant revision it holds: nothing is sent to the database until the write needs it
+    /// (`Deferred`). PostgreSQL only; the write must be run again through `begin_batch` when
+    /// it turns out stale or its commit fails.
+    pub fn begin_deferred(&self, tenant: &TenantId, base: Revision) -> WriteBatch {
+        WriteBatch {
+            txn: None,
+            tenant: tenant.clone(),
+            revision: base,
+            base,
+            roles_changed: false,
+            earlier: std::sync::Arc::default(),
+            notifier: self.notifier.clone(),
+            shared: false,
+            kept: Vec::new(),
+            deferred: Some(self.db.clone()),
+        }
     }
 }
 
@@ -96,14 +140,24 @@ impl WriteBatch {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<WriteTx, Error> {
         debug_assert_eq!(caller.tenant, self.tenant);
-        let outer = self.txn.as_ref().context("batch already finished")?;
-        let txn = if self.shared {
-            outer.begin().await.map_err(db_error)?
+        let (txn, deferred) = if let Some(db) = &self.deferred {
+            let deferred = Deferred {
+                db: db.clone(),
+                base: self.base,
+            };
+            (tokio::sync::OnceCell::new(), Some(deferred))
+        } else if self.shared {
+            let outer = self.txn.as_ref().context("batch already finished")?;
+            let savepoint = outer.begin().await.map_err(db_error)?;
+            (tokio::sync::OnceCell::new_with(Some(savepoint)), None)
         } else {
-            self.txn.take().context("batch already finished")?
+            let txn = self.txn.take().context("batch already finished")?;
+            (tokio::sync::OnceCell::new_with(Some(txn)), None)
         };
         Ok(WriteTx {
             txn,
+            deferred,
+            stale: Default::default(),
             staged: Default::default(),
             alone: !self.shared,
             revision: Revision(self.revision.0 + 1),
@@ -129,9 +183,14 @@ impl WriteBatch {
         // The write's own handle on `earlier` is gone with it, so this extends in place.
         std::sync::Arc::make_mut(&mut self.earlier).extend(deltas.iter().cloned());
         if self.shared {
+            let txn = txn.context("a savepoint was not begun")?;
             txn.commit().await.map_err(db_error)?; // RELEASE SAVEPOINT
         } else {
-            self.txn = Some(txn);
+            if txn.is_some() {
+                // The deferred write began its transaction: it commits as any lone write.
+                self.deferred = None;
+            }
+            self.txn = txn;
         }
         let revision = kept.change.revision;
         self.revision = revision;
@@ -142,13 +201,22 @@ impl WriteBatch {
     /// Undoes a write that failed; the batch's other writes are unaffected.
     pub async fn discard(&mut self, tx: WriteTx) -> Result<(), Error> {
         // Shared: ROLLBACK TO SAVEPOINT. Alone: the whole transaction, which kept nothing.
-        tx.txn.rollback().await.map_err(db_error)
+        // Deferred and never begun: nothing was sent.
+        match tx.txn.into_inner() {
+            Some(txn) => txn.rollback().await.map_err(db_error),
+            None => Ok(()),
+        }
     }
 
     /// Writes the kept writes' change-log rows and audit events, moves the tenant's counter to
     /// the last of them, wakes the other replicas and commits. Returns the committed changes in
     /// revision order (none when every write failed, and then nothing is committed).
-    pub async fn commit(self) -> Result<Vec<Change>, Error> {
+    pub async fn commit(mut self) -> Result<Vec<Change>, Error> {
+        if let Some(db) = self.deferred.take()
+            && !self.kept.is_empty()
+        {
+            return self.commit_deferred(&db).await;
+        }
         let Some(txn) = self.txn else {
             return Ok(Vec::new());
         };
@@ -158,6 +226,80 @@ impl WriteBatch {
         }
         write_tail(&txn, &self.tenant, &self.kept, Some(self.revision)).await?;
         txn.commit().await.map_err(db_error)?;
+        self.notifier.committed(&self.tenant, self.revision);
+        Ok(self.kept.into_iter().map(|k| k.change).collect())
+    }
+}
+
+impl WriteBatch {
+    /// Commits the deferred write that never needed a transaction: its rows, its change, its
+    /// audit events and the counter in one statement, which fails (and changes nothing) unless
+    /// the tenant is still at the revision the write read the index at.
+    async fn commit_deferred(self, db: &DatabaseConnection) -> Result<Vec<Change>, Error> {
+        let backend = db.get_database_backend();
+        let audits: usize = self.kept.iter().map(|k| k.audits.len()).sum();
+        let assignments: usize = self.kept.iter().map(|k| k.assignments.len()).sum();
+        // Only PostgreSQL has data-modifying CTEs; more rows than one INSERT takes would need
+        // a transaction. Either way the write runs again, locked.
+        if backend != DbBackend::Postgres
+            || audits > ROWS_PER_INSERT
+            || assignments > ROWS_PER_INSERT
+        {
+            return Err(Error::conflict());
+        }
+        let mut sql = Sql::new(backend);
+        let (revision, base, tenant) = (
+            sql.param(rev_i64(self.revision)),
+            sql.param(rev_i64(self.base)),
+            sql.param(self.tenant.as_str()),
+        );
+        let mut ctes = vec![format!(
+            "bump AS (UPDATE tenant_revisions SET revision = {revision} \
+             WHERE tenant_id = {tenant} AND revision = {base} RETURNING 1)"
+        )];
+        let rows: Vec<Vec<Value>> = self
+            .kept
+            .iter()
+            .flat_map(|k| k.assignments.iter().map(super::assignments::assignment_row))
+            .collect();
+        if !rows.is_empty() {
+            ctes.push(sql.insert(super::assignments::ASSIGNMENT_COLUMNS, rows));
+        }
+        let changes = self
+            .kept
+            .iter()
+            .map(|k| change_row(&k.change))
+            .collect::<Result<Vec<_>, Error>>()?;
+        ctes.push(sql.insert(CHANGES, changes));
+        let audits: Vec<Vec<Value>> = self
+            .kept
+            .iter()
+            .flat_map(|k| {
+                k.audits
+                    .iter()
+                    .map(|record| audit_row(&k.caller, &k.change, record))
+            })
+            .collect();
+        if !audits.is_empty() {
+            ctes.push(sql.insert(AUDITS, audits));
+        }
+        let ctes: Vec<String> = ctes
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| match i {
+                0 => part,
+                _ => format!("w{i} AS ({part})"),
+            })
+            .collect();
+        // Every CTE runs whatever the final SELECT reads; the division makes the statement fail
+        // whole (SQLSTATE 22012) when the counter was not at `base`, so nothing is kept.
+        let text = format!(
+            "WITH {} SELECT 1 / (SELECT count(*)::int FROM bump) AS kept",
+            ctes.join(", ")
+        );
+        db.query_one_raw(Statement::from_sql_and_values(backend, text, sql.values))
+            .await
+            .map_err(db_error)?;
         self.notifier.committed(&self.tenant, self.revision);
         Ok(self.kept.into_iter().map(|k| k.change).collect())
     }

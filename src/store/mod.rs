@@ -17,6 +17,7 @@ mod replicas;
 mod snapshot;
 mod tenants;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -188,7 +189,9 @@ impl Store {
         Ok(WriteTx {
             staged: Default::default(),
             alone: true,
-            txn,
+            txn: tokio::sync::OnceCell::new_with(Some(txn)),
+            deferred: None,
+            stale: AtomicBool::new(false),
             revision,
             roles_as_of: Some(Revision(revision.0.saturating_sub(1))),
             assignments_as_of: Some(Revision(revision.0.saturating_sub(1))),
@@ -255,8 +258,14 @@ pub struct Trial {
 /// One open write. Dropping it without `commit` rolls everything back (dry runs do exactly that).
 #[derive(Debug)]
 pub struct WriteTx {
-    /// Reach it through `conn()`, which first writes the staged assignments.
-    txn: DatabaseTransaction,
+    /// Reach it through `conn()`, which first writes the staged assignments. Empty until the
+    /// first statement of a write run optimistically (`deferred`).
+    txn: tokio::sync::OnceCell<DatabaseTransaction>,
+    /// Set for a write run optimistically: how its transaction begins if it needs one.
+    deferred: Option<batch::Deferred>,
+    /// The optimistic write found, on beginning its transaction, that the tenant's revision
+    /// had moved past the index it read: it must run again, locked (`is_stale`).
+    stale: AtomicBool,
     /// Assignments inserted but not written yet: a write that makes many (a configuration,
     /// a batch) sends them as multi-row INSERTs, before its next statement or at its end.
     staged: parking_lot::Mutex<Vec<Assignment>>,
@@ -313,12 +322,11 @@ impl WriteTx {
     pub async fn end_trial(&mut self, trial: Trial) -> Result<(), Error> {
         // What the trial staged is undone with it.
         self.staged.lock().clear();
-        self.txn
-            .execute_unprepared("ROLLBACK TO SAVEPOINT warden_trial")
+        let txn = self.begun().await?;
+        txn.execute_unprepared("ROLLBACK TO SAVEPOINT warden_trial")
             .await
             .map_err(db_error)?;
-        self.txn
-            .execute_unprepared("RELEASE SAVEPOINT warden_trial")
+        txn.execute_unprepared("RELEASE SAVEPOINT warden_trial")
             .await
             .map_err(db_error)?;
         self.deltas.truncate(trial.deltas);
@@ -369,13 +377,40 @@ impl WriteTx {
         &self.deltas
     }
 
-    /// The open transaction, the notifier, and the write as its commit logs it (`kind` on
-    /// `target`).
+    /// True when this write, run optimistically, read an index the database had moved past:
+    /// its outcome stands for nothing, and it must run again, locked.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    /// The write's transaction, begun now if the write was deferred: then the tenant's counter
+    /// is locked and must still be at the revision the write read the index at.
+    async fn begun(&self) -> Result<&DatabaseTransaction, Error> {
+        self.txn
+            .get_or_try_init(|| async {
+                let deferred = self
+                    .deferred
+                    .as_ref()
+                    .context("the write has no transaction")?;
+                let txn = deferred.db.begin().await.map_err(db_error)?;
+                let locked = batch::lock_revision(&txn, self.tenant()).await?;
+                if locked != deferred.base {
+                    self.stale.store(true, Ordering::Relaxed);
+                    // Dropping the transaction rolls it back.
+                    return Err(Error::conflict());
+                }
+                Ok(txn)
+            })
+            .await
+    }
+
+    /// The transaction if one was begun, the notifier, and the write as its commit logs it
+    /// (`kind` on `target`).
     fn into_kept(
         self,
         kind: &str,
         target: &str,
-    ) -> (DatabaseTransaction, changes::Notifier, batch::Kept) {
+    ) -> (Option<DatabaseTransaction>, changes::Notifier, batch::Kept) {
         let WriteTx {
             txn,
             revision,
@@ -396,7 +431,7 @@ impl WriteTx {
             deltas,
         };
         (
-            txn,
+            txn.into_inner(),
             notifier,
             batch::Kept {
                 change,
@@ -412,6 +447,7 @@ impl WriteTx {
     pub async fn commit(self, kind: &str, target: &str) -> Result<Change, Error> {
         // What is still staged is written by the tail statement.
         let (txn, notifier, kept) = self.into_kept(kind, target);
+        let txn = txn.context("the write has no transaction")?;
         let revision = kept.change.revision;
         let kept = [kept];
         // The revision was taken by `begin_write`: the counter is already where it belongs.
