@@ -164,6 +164,8 @@ die() { log "ERROR: $*"; exit 1; }
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 peer() { has check && [[ " $CHECK_PEERS " == *" $1 "* ]]; }  # peer tonic-floor|cerbos: measured beside Warden
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+in_list() { [[ " $1 " == *" $2 "* ]]; }  # in_list "A B C" B
+any_in() { local x; for x in $1; do in_list "$2" "$x" && return 0; done; return 1; }  # any of list 1 in list 2
 
 # ---------------------------------------------------------------------------- 0. prerequisites
 for t in h2load curl python3 cargo taskset; do
@@ -382,8 +384,6 @@ BATCH_PATH=/warden.v1.AuthorizationService/BatchCheck
 FLOOR_PATH=/authz.v1.Authz/Check
 CERBOS_PATH=/cerbos.svc.v1.CerbosService/CheckResources
 GETROLE_PATH=/warden.v1.RoleService/GetRole
-in_list() { [[ " $1 " == *" $2 "* ]]; }  # in_list "A B C" B
-any_in() { local x; for x in $1; do in_list "$2" "$x" && return 0; done; return 1; }  # any of list 1 in list 2
 # RPCs a server finished, from its /metrics (grpc_server_handled_total; warden_rpcs_total before the
 # edge's rename, so older binaries can be measured too).
 rpcs_total() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^(warden_rpcs_total|grpc_server_handled_total)[{ ]/ {s += $NF} END {printf "%d\n", s}'; }
