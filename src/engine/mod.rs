@@ -5,12 +5,13 @@ mod disk;
 mod freshness;
 mod index;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hashbrown::HashMap;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 

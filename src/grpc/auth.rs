@@ -620,10 +620,12 @@ pub(super) async fn authenticate(
     })
 }
 
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// The trace id of a W3C `traceparent` header, if one was sent.
 fn trace_id(headers: &http::HeaderMap) -> String {
     headers
-        .get("traceparent")
+        .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split('-').nth(1))
         .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))

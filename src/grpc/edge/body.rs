@@ -74,7 +74,7 @@ impl Call {
     /// names the request id in it if it is an error.
     pub(super) fn finish_with(&mut self, headers: &mut HeaderMap) {
         let code = headers
-            .get("grpc-status")
+            .get(&super::GRPC_STATUS)
             .map_or(Code::Unknown, |v| Code::from_bytes(v.as_bytes()));
         self.finish(code);
         if code != Code::Ok {
@@ -169,7 +169,7 @@ impl EdgeBody {
         if status.add_header(&mut trailers).is_err() {
             // Only a message that is not a valid header value fails; the code alone still ends
             // the call.
-            trailers.insert("grpc-status", (status.code() as i32).into());
+            trailers.insert(super::GRPC_STATUS, (status.code() as i32).into());
         }
         self.call.finish_with(&mut trailers);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
@@ -194,7 +194,7 @@ impl http_body::Body for EdgeBody {
                 Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
                 None => {
                     let mut trailers = HeaderMap::with_capacity(1);
-                    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                    trailers.insert(super::GRPC_STATUS, HeaderValue::from_static("0"));
                     Poll::Ready(Some(Ok(Frame::trailers(trailers))))
                 }
             },

@@ -2,10 +2,10 @@
 //! know of each (its labels, whether it streams, which rules it is exempt from) and its
 //! registered metric handles, so a call does one map lookup instead of building label sets.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use hashbrown::HashMap;
 use metrics::{Counter, Histogram};
 use prost::Message as _;
 use tonic::Code;

@@ -12,7 +12,7 @@
 //! Check costs nothing. The SDK's own sampler is `ParentBased(AlwaysOn)` (telemetry.rs) and
 //! follows the decision through the parent the span is given here.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
@@ -25,7 +25,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use super::methods::Method;
 use crate::telemetry::Sampler;
 
-pub(crate) const REQUEST_ID: &str = "x-request-id";
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the edge knows about tracing: whether spans are exported, and how they are sampled.
 #[derive(Debug, Clone, Default)]
@@ -133,14 +133,16 @@ pub(super) fn finish(span: &tracing::Span, code: Code) {
 /// The client's `x-request-id`, if it sent a sane one (1-128 visible ASCII characters).
 pub(super) fn client_request_id(headers: &HeaderMap) -> Option<&str> {
     headers
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
 }
 
 /// A request id made up by the server: a UUIDv7, so ids sort by time.
 pub(super) fn new_request_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    // Encoded straight into one exact allocation (`to_string` goes through the formatter).
+    let mut text = uuid::Uuid::encode_buffer();
+    String::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
 }
 
 /// The request id as a header value (both ids above are valid header values), marked never to
