@@ -14,8 +14,9 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
-# Targets of issue 4's Performance section.
-FLOOR_RATIO = 0.85
+# Targets of issue 4's Performance section; issue 12 raised Check at 1 x 64 from 0.85 x the floor
+# to 0.9 x, pinned and unpinned.
+FLOOR_RATIO = 0.9
 P99_MS = 1.5
 # Issue 12: Check's p99 within this factor of the floor's p99 in the same run.
 P99_FLOOR_FACTOR = 1.25
