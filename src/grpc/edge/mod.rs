@@ -183,10 +183,10 @@ impl Shared {
         // 1. Request id and span.
         let request_id = trace::client_request_id(&parts.headers)
             .map_or_else(trace::new_request_id, str::to_owned);
-        let span = self.config.tracing.span(&method, &mut parts.headers);
-        if let Some(span) = &span {
-            span.record("request_id", request_id.as_str());
-        }
+        let span = self
+            .config
+            .tracing
+            .span(&method, &request_id, &mut parts.headers);
 
         // 2. Metrics: counted from here, whatever happens to the call.
         let call = Call::start(method, span, request_id);

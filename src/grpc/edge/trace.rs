@@ -48,10 +48,15 @@ impl Tracing {
     /// The span of one call to `method`, if anything will use it. Its parent carries the
     /// sampling decision to the SDK, and its own context is written into `headers` so that
     /// `Caller::trace_id` names this trace even when the client sent none.
-    pub(super) fn span(&self, method: &Method, headers: &mut HeaderMap) -> Option<tracing::Span> {
+    pub(super) fn span(
+        &self,
+        method: &Method,
+        request_id: &str,
+        headers: &mut HeaderMap,
+    ) -> Option<tracing::Span> {
         if !self.exporting {
             // Only log lines can use a span: the quiet RPCs write none when they succeed.
-            return (!method.quiet).then(|| rpc_span(method));
+            return (!method.quiet).then(|| log_span(method, request_id));
         }
         let parent = self.propagator.extract(&HeaderExtractor(headers));
         let remote = parent.span().span_context().clone();
@@ -60,7 +65,7 @@ impl Tracing {
         if !keep && method.quiet {
             return None;
         }
-        let span = rpc_span(method);
+        let span = rpc_span(method, request_id);
         if span.is_disabled() {
             return Some(span);
         }
@@ -106,8 +111,9 @@ impl Tracing {
     }
 }
 
-/// The span of one RPC; `request_id` is recorded once settled.
-fn rpc_span(method: &Method) -> tracing::Span {
+/// The span of one exported RPC, with the OpenTelemetry semantic conventions' fields; the status
+/// is recorded by `finish`.
+fn rpc_span(method: &Method, request_id: &str) -> tracing::Span {
     let (service, name) = method.names();
     tracing::info_span!(
         "rpc",
@@ -118,11 +124,17 @@ fn rpc_span(method: &Method) -> tracing::Span {
         rpc.service = service,
         rpc.method = name,
         rpc.grpc.status_code = tracing::field::Empty,
-        request_id = tracing::field::Empty,
+        request_id,
     )
 }
 
-/// Records the outcome on the span.
+/// The span of one RPC when nothing is exported: what a log line needs (which RPC, which request)
+/// and nothing more, because the log layer formats every field of a span when it is made.
+fn log_span(method: &Method, request_id: &str) -> tracing::Span {
+    tracing::info_span!("rpc", rpc = &*method.path, request_id)
+}
+
+/// Records the outcome on an exported span (a log span has no such fields: nothing is recorded).
 pub(super) fn finish(span: &tracing::Span, code: Code) {
     span.record("rpc.grpc.status_code", code as i32);
     if code != Code::Ok {
