@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Instructions per Check, counted by callgrind: Warden beside the bare tonic floor of
-# ../shared/bench, sent its own body, and the floor sent Warden's bearer header too. Unlike req/s,
+# Instructions per Check (and per GetRole), counted by callgrind: Warden beside the bare tonic floor
+# of ../shared/bench, sent its own body, and the floor sent Warden's bearer header too. Unlike req/s,
 # the count does not move with whatever else the machine is doing, so it tells whether a change
 # to the hot path made it cheaper.
 #
@@ -114,8 +114,9 @@ count() {
   count tonic-floor+bearer /authz.v1.Authz/Check "$OUT/bodies/tonic_check.bin" "$TOKEN" "$FLOOR_BIN" "127.0.0.1:$PORT"
   SERVER_ENV=("${WARDEN_ENV[@]}")
   count warden /warden.v1.AuthorizationService/Check "$OUT/bodies/warden_check.bin" "$TOKEN" "$WARDEN_BIN" serve
+  count warden-getrole /warden.v1.RoleService/GetRole "$OUT/bodies/warden_getrole.bin" "$TOKEN" "$WARDEN_BIN" serve
 } | tee "$OUT/instructions.txt"
-awk '/^tonic-floor / {f = $2} /^tonic-floor\+bearer / {b = $2} /^warden / {w = $2}
-  END {printf "floor / warden = %.3f, floor+bearer / warden = %.3f\n", f / w, b / w}' "$OUT/instructions.txt" \
-  | tee -a "$OUT/instructions.txt"
+awk '/^tonic-floor / {f = $2} /^tonic-floor\+bearer / {b = $2} /^warden / {w = $2} /^warden-getrole / {g = $2}
+  END {printf "Check: floor / warden = %.3f, floor+bearer / warden = %.3f; GetRole: floor / warden = %.3f\n", f / w, b / w, f / g}' \
+  "$OUT/instructions.txt" | tee -a "$OUT/instructions.txt"
 log "callgrind dumps in $OUT"
