@@ -24,17 +24,8 @@ N=${N:-20000}
 WARMUP_N=2000
 SECRET=bench-only-hs256-secret-0123456789abcdef
 
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-  local i
-  for i in $(seq 1 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "port $1 did not open"
-}
+# shellcheck source=benches/common.sh
+source "$HERE/common.sh"  # log, die, free_port, wait_port
 
 for tool in valgrind callgrind_control callgrind_annotate h2load python3 cargo; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y valgrind nghttp2-client)"
@@ -90,7 +81,7 @@ count() {
     --callgrind-out-file="$OUT/$name.callgrind" "$@" > "$OUT/$name.log" 2>&1 &
   pid=$!
   trap 'kill -9 "$pid" 2>/dev/null || true' EXIT
-  wait_port "$PORT"
+  wait_port "$PORT" 600  # a server under valgrind starts slowly
   local load=(h2load -c 1 -m 64 -d "$body" -H 'content-type: application/grpc' -H 'te: trailers' "${auth[@]}"
     "http://127.0.0.1:$PORT$path")
   "${load[@]}" -n "$WARMUP_N" > "$OUT/$name.warmup.txt"

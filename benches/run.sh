@@ -159,11 +159,10 @@ HZ=$(getconf CLK_TCK)
 SECRET=bench-only-hs256-secret-0123456789abcdef
 TOKEN_TTL=24h
 
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# shellcheck source=benches/common.sh
+source "$HERE/common.sh"  # log, die, free_port, wait_port
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 peer() { has check && [[ " $CHECK_PEERS " == *" $1 "* ]]; }  # peer tonic-floor|cerbos: measured beside Warden
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 in_list() { [[ " $1 " == *" $2 "* ]]; }  # in_list "A B C" B
 any_in() { local x; for x in $1; do in_list "$2" "$x" && return 0; done; return 1; }  # any of list 1 in list 2
 
@@ -257,15 +256,6 @@ stop_all() {
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
-
-wait_port() {
-  local i
-  for i in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  die "port $1 did not open"
-}
 
 # wenv DBURL PORT METRICS_PORT [NAME=VALUE...]: sets WENV, the environment `warden serve` and
 # `warden token` get: the required settings only (Warden's defaults for everything else), plus

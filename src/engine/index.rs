@@ -6,7 +6,7 @@
 //! identity's assignments form an intrusive list through a slab, so an assignment costs a slab
 //! entry, an id-map entry and (when its identity is new) a few bytes of name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap as StdHashMap, HashSet as StdHashSet};
 use std::hash::BuildHasher;
 
 use chrono::{DateTime, Utc};
@@ -704,10 +704,7 @@ impl TenantIndex {
 
     /// Every permission some role grants whose approval policy covers `kind`, with one such
     /// role (the one whose approval a change of it needs).
-    pub fn gated_permissions(
-        &self,
-        kind: ApprovalKind,
-    ) -> std::collections::HashMap<PermissionId, RoleId> {
+    pub fn gated_permissions(&self, kind: ApprovalKind) -> StdHashMap<PermissionId, RoleId> {
         (0u32..)
             .zip(&self.roles)
             .filter(|(_, r)| !r.removed && gate_covers(r, kind))
@@ -741,8 +738,8 @@ impl TenantIndex {
     /// The ids of the permissions named in `names` that the index holds, with each name's value.
     pub fn permission_ids_named<V: Copy>(
         &self,
-        names: &std::collections::HashMap<&str, V>,
-    ) -> std::collections::HashMap<PermissionId, V> {
+        names: &StdHashMap<&str, V>,
+    ) -> StdHashMap<PermissionId, V> {
         self.slot_by_id
             .iter()
             .filter_map(|(id, slot)| {
@@ -1261,9 +1258,9 @@ impl TenantIndex {
     }
 
     /// Every identity whose access `deltas` may change (dry-run impact).
-    pub fn identities_reached_by(&self, deltas: &[Delta]) -> std::collections::HashSet<IdentityId> {
-        let mut out = std::collections::HashSet::new();
-        let add_assignees = |who: u32, out: &mut std::collections::HashSet<IdentityId>| {
+    pub fn identities_reached_by(&self, deltas: &[Delta]) -> StdHashSet<IdentityId> {
+        let mut out = StdHashSet::new();
+        let add_assignees = |who: u32, out: &mut StdHashSet<IdentityId>| {
             for member in self.members.get(&who).into_iter().flatten() {
                 out.insert(IdentityId::from_validated(self.name_of(*member)));
             }
